@@ -1,0 +1,1 @@
+"""HTTP API: one blueprint per resource; views parse, call one function, return JSON."""

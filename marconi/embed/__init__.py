@@ -1,0 +1,1 @@
+"""Embedding stages: read ingest tables, train or encode, write vector tables."""

@@ -1,0 +1,185 @@
+"""song2vec: playlists read from Postgres → gensim Word2Vec → song vectors swapped into song_vectors.
+
+Playlists are sentences and tracks are words. Two scorings are supported:
+
+* ``ip`` (default): a radio query is the sum of the seeds' unit *input* vectors, and candidates are scored by the
+  inner product with their *output* vectors, which is what word2vec's negative sampling fits to co-occurrence. The
+  stored item side gets one extra coordinate sqrt(M^2 - |v|^2) so the cube's Euclidean nearest neighbour of a query
+  (0 in that coordinate) is its maximum inner product.
+* ``cosine``: the original marconi: unit input vectors on both sides, Euclidean on unit vectors = cosine.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import sqlalchemy as sa
+from tqdm import tqdm
+
+from marconi.db import vectors as vdb
+from marconi.db.cube import CUBE_MAX_DIM, to_cube, to_vector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SongParams:
+    """Training parameters; each one is a `marconi train songs` option."""
+
+    vector_size: int = 64
+    window: int = 5
+    sg: int = 1
+    negative: int = 10
+    ns_exponent: float = 0.5
+    sample: float = 1e-4
+    epochs: int = 20
+    min_count: int = 2
+    alpha: float = 0.025
+    max_playlist_length: int = 200
+    min_playlist_length: int = 2
+    max_artist_share: float = 0.5
+    scoring: str = "ip"
+    seed: int = 1
+    workers: int = 2
+
+    def validate(self) -> None:
+        """Raise ValueError for parameters that cannot work (e.g. too many dimensions for cube)."""
+        limit = CUBE_MAX_DIM - 1 if self.scoring == "ip" else CUBE_MAX_DIM
+        if not 2 <= self.vector_size <= limit:
+            raise ValueError(f"vector_size must be 2..{limit} for scoring={self.scoring} (cube holds {CUBE_MAX_DIM})")
+        if self.scoring not in ("ip", "cosine"):
+            raise ValueError("scoring must be 'ip' or 'cosine'")
+        if not 0 < self.max_artist_share <= 1:
+            raise ValueError("max_artist_share must be in (0, 1]")
+
+
+def read_playlists(conn: sa.Connection) -> Iterator[tuple[list[int], list[str]]]:
+    """Yield (track ids, artists) of every playlist, in order."""
+    result = conn.execution_options(stream_results=True, max_row_buffer=5000).execute(sa.text(
+        """
+        SELECT array_agg(pt.track_id ORDER BY pt.position), array_agg(lower(t.artist) ORDER BY pt.position)
+        FROM playlist_tracks pt JOIN tracks t ON t.id = pt.track_id
+        GROUP BY pt.playlist_id ORDER BY pt.playlist_id
+        """
+    ))
+    for ids, artists in result:
+        yield list(ids), list(artists)
+
+
+def filter_playlist(ids: list[int], artists: list[str], p: SongParams) -> bool:
+    """True when a playlist is kept for training: length within limits and no artist over max_artist_share."""
+    if not p.min_playlist_length <= len(ids) <= p.max_playlist_length:
+        return False
+    named = [a for a in artists if a]
+    if len(named) >= 2:
+        top = Counter(named).most_common(1)[0][1]
+        if top / len(ids) > p.max_artist_share:
+            return False
+    return True
+
+
+def sentences(conn: sa.Connection, p: SongParams) -> tuple[list[list[str]], dict[str, int]]:
+    """Return the kept playlists as lists of track-id strings and counts of kept/dropped playlists."""
+    kept: list[list[str]] = []
+    stats = Counter()
+    for ids, artists in read_playlists(conn):
+        if filter_playlist(ids, artists, p):
+            kept.append([str(i) for i in ids])
+            stats["kept"] += 1
+        else:
+            stats["dropped"] += 1
+    return kept, dict(stats)
+
+
+class _EpochBar:
+    """gensim callback that advances a tqdm bar per epoch."""
+
+    def __init__(self, epochs: int, enabled: bool):
+        self.bar = tqdm(total=epochs, unit="epoch", desc="training song2vec", disable=not enabled)
+
+    def on_epoch_begin(self, model):  # noqa: D401 - gensim callback protocol
+        pass
+
+    def on_epoch_end(self, model):
+        self.bar.update(1)
+
+    def on_train_begin(self, model):
+        pass
+
+    def on_train_end(self, model):
+        self.bar.close()
+
+
+def fit(sents: list[list[str]], p: SongParams, progress: bool = True):
+    """Train gensim Word2Vec on ``sents``; return the model."""
+    from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class Bar(_EpochBar, CallbackAny2Vec):
+        pass
+
+    return Word2Vec(
+        sentences=sents, vector_size=p.vector_size, window=p.window, sg=p.sg, negative=p.negative,
+        ns_exponent=p.ns_exponent, sample=p.sample, epochs=p.epochs, min_count=p.min_count, alpha=p.alpha,
+        seed=p.seed, workers=p.workers, hs=0, callbacks=[Bar(p.epochs, progress)],
+    )
+
+
+def item_vectors(model, scoring: str) -> tuple[list[int], np.ndarray, np.ndarray, float]:
+    """Return (track ids, query-side unit vectors, item-side vectors, item norm M) from a trained model."""
+    ids = [int(k) for k in model.wv.index_to_key]
+    inp = model.wv.vectors.astype(np.float64)
+    q = inp / np.maximum(np.linalg.norm(inp, axis=1, keepdims=True), 1e-12)
+    if scoring == "cosine":
+        return ids, q, q.copy(), 1.0
+    out = model.syn1neg.astype(np.float64)
+    norms = np.linalg.norm(out, axis=1)
+    m = float(norms.max())
+    extra = np.sqrt(np.maximum(m * m - norms * norms, 0.0))
+    return ids, q, np.hstack([out, extra[:, None]]), m
+
+
+def write_vectors(engine: sa.Engine, run_id: int, ids: list[int], qv: np.ndarray, iv: np.ndarray,
+                  metrics: dict) -> None:
+    """Build song_vectors_staging, index it and swap it in, all in one transaction."""
+    with engine.begin() as conn:
+        hnsw = vdb.has_pgvector(conn, "song_vectors")
+        staging = vdb.create_staging(conn, "song_vectors", hvec_dims=iv.shape[1] if hnsw else None)
+        cols = ["track_id", "run_id", "vec", "qvec"] + (["hvec"] if hnsw else [])
+        rows = ([tid, run_id, to_cube(iv[i]), to_cube(qv[i])] + ([to_vector(iv[i])] if hnsw else [])
+                for i, tid in enumerate(ids))
+        n = vdb.load_staging(conn, staging, cols, rows)
+        vdb.index_staging(conn, "song_vectors", hnsw=hnsw)
+        vdb.swap_in(conn, "songs", run_id, n, metrics)
+
+
+def train_songs(engine: sa.Engine, progress: bool = True, **options) -> dict:
+    """Train song2vec on the playlists in the database and swap the vectors in; return a summary of the run."""
+    p = SongParams(**options)
+    p.validate()
+    t0 = time.time()
+    with engine.connect() as conn:
+        sents, stats = sentences(conn, p)
+    if not sents:
+        raise RuntimeError("no playlists to train on: import some first (`marconi import playlists --help`)")
+    log.info("training on %d playlists (%d dropped by the filters)", stats.get("kept", 0), stats.get("dropped", 0))
+    dims = p.vector_size + (1 if p.scoring == "ip" else 0)
+    with engine.begin() as conn:
+        run_id = vdb.create_run(conn, "songs", "song2vec", asdict(p), dims)
+    try:
+        model = fit(sents, p, progress=progress)
+        ids, qv, iv, m = item_vectors(model, p.scoring)
+        metrics = {"playlists_kept": stats.get("kept", 0), "playlists_dropped": stats.get("dropped", 0),
+                   "vocabulary": len(ids), "item_norm": m, "train_seconds": round(time.time() - t0, 2)}
+        write_vectors(engine, run_id, ids, qv, iv, metrics)
+    except BaseException as exc:
+        with engine.begin() as conn:
+            vdb.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    log.info("model run %d serving: %d song vectors, %d dims, %.1fs", run_id, len(ids), dims, time.time() - t0)
+    return {"run_id": run_id, "vectors": len(ids), "dims": dims, **metrics}

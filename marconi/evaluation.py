@@ -1,0 +1,175 @@
+"""Offline evaluation of radio quality on held-out playlists, against popularity and co-occurrence baselines.
+
+Metrics (all through the served path for Marconi: ``marconi.radio.make_radio`` against Postgres):
+
+* next-song HR@10, HR@50 and MRR (cut at 50): seed = the current song, target = the song that follows it;
+* radio recall@50: seeds = the first 3 songs of a held-out playlist, targets = the rest of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import sqlalchemy as sa
+from tqdm import tqdm
+
+from marconi.importers import ImportFormatError
+from marconi.importers.playlists import read_yes_playlists
+from marconi.radio import RadioError, RadioRequest, make_radio
+
+log = logging.getLogger(__name__)
+
+Recommender = Callable[[Sequence[str], int], list[str]]
+
+
+def split_yes(directory: Path, out: Path, fraction: float = 0.1, min_length: int = 5, seed: int = 42) -> dict:
+    """Split a yes.com train.txt into OUT/train.txt and OUT/holdout.txt (random playlists with ≥ min_length songs).
+
+    song_hash.txt is copied beside them so OUT can be imported as a data set of its own.
+    """
+    directory, out = Path(directory), Path(out)
+    src = directory / "train.txt"
+    if not src.is_file() or not (directory / "song_hash.txt").is_file():
+        raise ImportFormatError(directory, None, "not a yes.com directory (needs train.txt and song_hash.txt)")
+    lines = src.read_text(encoding="utf-8").splitlines()
+    header, body = lines[:2], lines[2:]
+    rng = random.Random(seed)
+    eligible = [i for i, line in enumerate(body) if len(line.split()) >= min_length]
+    held = set(rng.sample(eligible, int(round(len(eligible) * fraction))))
+    out.mkdir(parents=True, exist_ok=True)
+    tmp_train, tmp_hold = out / "train.txt.tmp", out / "holdout.txt.tmp"
+    tmp_train.write_text("\n".join(header + [b for i, b in enumerate(body) if i not in held]) + "\n", encoding="utf-8")
+    tmp_hold.write_text("\n".join(header + [b for i, b in enumerate(body) if i in held]) + "\n", encoding="utf-8")
+    shutil.copyfile(directory / "song_hash.txt", out / "song_hash.txt")
+    tmp_train.replace(out / "train.txt")
+    tmp_hold.replace(out / "holdout.txt")
+    return {"train": len(body) - len(held), "holdout": len(held), "eligible": len(eligible), "seed": seed}
+
+
+def load_holdout(path: Path, prefix: str) -> list[list[str]]:
+    """Read a yes.com-format holdout file into lists of track keys."""
+    return [[f"{prefix}:{i}" for i in songs] for _, songs in read_yes_playlists(Path(path), prefix, 10**9) if songs]
+
+
+class Baselines:
+    """Popularity and ±window co-occurrence recommenders built from the playlists in the database."""
+
+    def __init__(self, conn: sa.Connection, window: int = 5):
+        rows = conn.execute(sa.text(
+            "SELECT pt.playlist_id, array_agg(t.key ORDER BY pt.position) FROM playlist_tracks pt "
+            "JOIN tracks t ON t.id = pt.track_id GROUP BY pt.playlist_id")).all()
+        self.keys: list[str] = []
+        index: dict[str, int] = {}
+        seqs = []
+        for _, keys in rows:
+            seq = []
+            for k in keys:
+                if k not in index:
+                    index[k] = len(self.keys)
+                    self.keys.append(k)
+                seq.append(index[k])
+            seqs.append(seq)
+        self.index = index
+        n = len(self.keys)
+        self.popularity = np.zeros(n)
+        r, c = [], []
+        for seq in seqs:
+            for i, a in enumerate(seq):
+                self.popularity[a] += 1
+                for j in range(max(0, i - window), min(len(seq), i + window + 1)):
+                    if j != i:
+                        r.append(a)
+                        c.append(seq[j])
+        self.cooc = sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(n, n))
+        self.cooc.sum_duplicates()
+        self.pop_order = np.argsort(-self.popularity, kind="stable")
+
+    def popular(self, seeds: Sequence[str], k: int) -> list[str]:
+        """The k most frequent songs, seeds excluded."""
+        s = set(seeds)
+        return [self.keys[i] for i in self.pop_order[: k + len(s)] if self.keys[i] not in s][:k]
+
+    def cooccurring(self, seeds: Sequence[str], k: int) -> list[str]:
+        """The songs most often within ±window of the seeds, ties and gaps filled by popularity."""
+        idx = [self.index[s] for s in seeds if s in self.index]
+        if not idx:
+            return self.popular(seeds, k)
+        scores = np.asarray(self.cooc[idx].sum(axis=0)).ravel() + self.popularity / (self.popularity.max() * 1e3)
+        for i in idx:
+            scores[i] = -np.inf
+        top = np.argpartition(-scores, min(k, len(scores) - 1))[: k + len(idx)]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        s = set(seeds)
+        return [self.keys[i] for i in top if self.keys[i] not in s][:k]
+
+
+def served_recommender(conn: sa.Connection, ann: str = "auto") -> Recommender:
+    """Marconi's radio through the served path (make_radio against Postgres); unanswerable seeds give []."""
+
+    def rec(seeds: Sequence[str], k: int) -> list[str]:
+        try:
+            return [p["key"] for p in make_radio(conn, RadioRequest(tuple(seeds), k), ann)["playlist"]]
+        except RadioError:
+            return []
+
+    return rec
+
+
+def next_song_queries(holdout: list[list[str]], max_queries: int, seed: int = 7) -> list[tuple[str, str]]:
+    """(current song, next song) pairs from the holdout, sampled down to max_queries."""
+    pairs = [(p[i - 1], p[i]) for p in holdout for i in range(1, len(p)) if p[i] != p[i - 1]]
+    if len(pairs) > max_queries:
+        pairs = random.Random(seed).sample(pairs, max_queries)
+    return pairs
+
+
+def evaluate(rec: Recommender, pairs: list[tuple[str, str]], holdout: list[list[str]], name: str,
+             progress: bool = True) -> dict:
+    """Compute HR@10, HR@50, MRR@50 on next-song pairs and recall@50 of 3-seed radios."""
+    hr10 = hr50 = mrr = 0.0
+    for cur, nxt in tqdm(pairs, desc=f"{name}: next song", disable=not progress, leave=False):
+        recs = rec([cur], 50)
+        if nxt in recs:
+            rank = recs.index(nxt) + 1
+            hr50 += 1
+            hr10 += rank <= 10
+            mrr += 1.0 / rank
+    radios = [p for p in holdout if len(p) >= 5]
+    recall = 0.0
+    for p in tqdm(radios, desc=f"{name}: radio", disable=not progress, leave=False):
+        seeds = list(dict.fromkeys(p[:3]))
+        targets = set(p[3:]) - set(seeds)
+        if targets:
+            recall += len(targets & set(rec(seeds, 50))) / len(targets)
+    n = max(len(pairs), 1)
+    return {"recommender": name, "queries": len(pairs), "HR@10": round(hr10 / n, 4), "HR@50": round(hr50 / n, 4),
+            "MRR": round(mrr / n, 4), "radios": len(radios), "recall@50": round(recall / max(len(radios), 1), 4)}
+
+
+def eval_radio(engine: sa.Engine, holdout: Path, source: str | None = None, max_queries: int = 5000,
+               baselines: bool = True, ann: str = "auto", progress: bool = True) -> list[dict]:
+    """Evaluate the serving radio (and the baselines) on a yes.com-format holdout file; return one row each."""
+    holdout = Path(holdout)
+    prefix = source or holdout.parent.name
+    plists = load_holdout(holdout, prefix)
+    if not plists:
+        raise ImportFormatError(holdout, None, "no playlists in the holdout file")
+    pairs = next_song_queries(plists, max_queries)
+    results = []
+    with engine.connect() as conn:
+        known = conn.execute(sa.text("SELECT count(*) FROM tracks WHERE key LIKE :p"), {"p": prefix + ":%"}).scalar()
+        if not known:
+            raise ImportFormatError(holdout, None, f"no tracks with keys '{prefix}:…' in the database: import the "
+                                    "training part first or pass --source")
+        if baselines:
+            b = Baselines(conn)
+            results.append(evaluate(b.popular, pairs, plists, "popularity", progress))
+            results.append(evaluate(b.cooccurring, pairs, plists, "co-occurrence ±5", progress))
+        results.append(evaluate(served_recommender(conn, ann), pairs, plists, "marconi (served)", progress))
+    return results

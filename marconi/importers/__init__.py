@@ -1,0 +1,13 @@
+"""File importers: playlist data sets on disk → ingest tables (through marconi.db.ingest)."""
+
+from __future__ import annotations
+
+
+class ImportFormatError(ValueError):
+    """A malformed input file; the message names the file and line."""
+
+    def __init__(self, path, line: int | None, message: str):
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line

@@ -1,0 +1,183 @@
+"""Playlist importers: the Cornell yes.com format and Spotify Million Playlist Dataset JSON slices.
+
+Each parser yields ``Track`` and ``Playlist`` objects; ``import_playlists`` writes them in batches, one transaction
+per batch, through the idempotent upserts of marconi.db.ingest. Importing the same files twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from tqdm import tqdm
+
+from marconi.db.ingest import Playlist, Track, upsert_playlists, upsert_tracks
+from marconi.importers import ImportFormatError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("yes", "mpd")
+
+
+def _unescape_yes(text: str) -> str:
+    return text.replace("\\/", "/").strip()
+
+
+def read_yes_songs(path: Path, prefix: str) -> dict[int, Track]:
+    """Parse a yes.com ``song_hash.txt`` (index, title, artist, tab-separated) into {index: Track}."""
+    songs: dict[int, Track] = {}
+    with open(path, encoding="utf-8", errors="strict") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) < 2:
+                raise ImportFormatError(path, lineno, f"expected 'index<TAB>title<TAB>artist', got {line[:80]!r}")
+            try:
+                idx = int(parts[0])
+            except ValueError:
+                raise ImportFormatError(path, lineno, f"song index {parts[0]!r} is not an integer") from None
+            title = _unescape_yes(parts[1]) or f"song {idx}"
+            artist = _unescape_yes(parts[2]) if len(parts) > 2 else ""
+            songs[idx] = Track(key=f"{prefix}:{idx}", title=title, artist=artist)
+    if not songs:
+        raise ImportFormatError(path, None, "no songs found")
+    return songs
+
+
+def read_yes_playlists(path: Path, prefix: str, n_songs: int) -> Iterator[tuple[int, list[int]]]:
+    """Yield (playlist number, [song indices]) from a yes.com ``train.txt`` (two header lines, then one a line).
+
+    Playlist numbers count from 0 at the first line after the header, so the same file always gives the same keys.
+    """
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if lineno <= 2:
+                continue
+            fields = line.split()
+            try:
+                songs = [int(x) for x in fields]
+            except ValueError:
+                bad = next(x for x in fields if not x.lstrip("-").isdigit())
+                raise ImportFormatError(path, lineno, f"song index {bad!r} is not an integer") from None
+            for s in songs:
+                if not 0 <= s < n_songs:
+                    raise ImportFormatError(path, lineno, f"song index {s} is not in song_hash.txt (0..{n_songs - 1})")
+            yield lineno - 3, songs
+
+
+def parse_yes(directory: Path, prefix: str | None = None) -> tuple[list[Track], Iterator[Playlist], int]:
+    """Return (tracks, playlists iterator, number of lines) for a yes.com directory."""
+    directory = Path(directory)
+    prefix = prefix or directory.name
+    song_path, train_path = directory / "song_hash.txt", directory / "train.txt"
+    for p in (song_path, train_path):
+        if not p.is_file():
+            raise ImportFormatError(p, None, "missing: a yes.com directory holds train.txt and song_hash.txt")
+    songs = read_yes_songs(song_path, prefix)
+    n_songs = max(songs) + 1
+    with open(train_path, encoding="utf-8") as fh:
+        total = max(sum(1 for _ in fh) - 2, 0)
+
+    def playlists() -> Iterator[Playlist]:
+        for number, indices in read_yes_playlists(train_path, prefix, n_songs):
+            missing = [i for i in indices if i not in songs]
+            if missing:
+                raise ImportFormatError(train_path, number + 3, f"song index {missing[0]} is not in song_hash.txt")
+            if not indices:
+                continue
+            yield Playlist(key=f"{prefix}:pl:{number}", source=prefix, name=None,
+                           track_keys=[songs[i].key for i in indices])
+
+    return list(songs.values()), playlists(), total
+
+
+def parse_mpd(directory: Path) -> tuple[list[Track], Iterator[Playlist], int]:
+    """Return (tracks, playlists iterator, number of playlists) for Million Playlist Dataset slice files."""
+    directory = Path(directory)
+    files = sorted(directory.glob("*.json")) if directory.is_dir() else [directory]
+    if not files:
+        raise ImportFormatError(directory, None, "no mpd.slice.*.json files found")
+    tracks: dict[str, Track] = {}
+    slices = []
+    for path in files:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ImportFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("playlists"), list):
+            raise ImportFormatError(path, None, "not an MPD slice: expected an object with a 'playlists' list")
+        for i, pl in enumerate(doc["playlists"]):
+            if not isinstance(pl, dict) or "pid" not in pl or not isinstance(pl.get("tracks"), list):
+                raise ImportFormatError(path, None, f"playlists[{i}]: expected 'pid' and a 'tracks' list")
+            for t in pl["tracks"]:
+                uri = t.get("track_uri") if isinstance(t, dict) else None
+                if not uri or not str(uri).startswith("spotify:track:"):
+                    raise ImportFormatError(path, None, f"playlist pid {pl['pid']}: track without a spotify track_uri")
+                tracks.setdefault(uri, Track(key=uri, title=t.get("track_name") or uri,
+                                             artist=t.get("artist_name") or "", duration_ms=t.get("duration_ms")))
+        slices.append(doc["playlists"])
+
+    def playlists() -> Iterator[Playlist]:
+        for pls in slices:
+            for pl in pls:
+                ordered = sorted(pl["tracks"], key=lambda t: t.get("pos", 0))
+                yield Playlist(key=f"mpd:{pl['pid']}", source="mpd", name=pl.get("name"),
+                               track_keys=[t["track_uri"] for t in ordered])
+
+    return list(tracks.values()), playlists(), sum(len(s) for s in slices)
+
+
+@dataclass
+class ImportSummary:
+    """What an import did."""
+
+    tracks: int = 0
+    playlists_seen: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def import_playlists(engine: sa.Engine, path: Path, format: str = "yes", source: str | None = None,
+                     batch_size: int = 5000, progress: bool = True) -> ImportSummary:
+    """Import playlists from ``path`` in ``format`` ('yes' or 'mpd'); idempotent; one transaction per batch."""
+    if format == "yes":
+        tracks, playlists, total = parse_yes(Path(path), source)
+    elif format == "mpd":
+        tracks, playlists, total = parse_mpd(Path(path))
+    else:
+        raise ValueError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
+    summary = ImportSummary(tracks=len(tracks))
+    with engine.begin() as conn:
+        for i in range(0, len(tracks), 20000):
+            upsert_tracks(conn, tracks[i: i + 20000])
+    log.info("upserted %d tracks from %s", len(tracks), path)
+    batch: list[Playlist] = []
+    bar = tqdm(total=total, unit="playlist", desc="importing", disable=not progress)
+
+    def flush() -> None:
+        with engine.begin() as conn:
+            c = upsert_playlists(conn, batch)
+        summary.inserted += c["inserted"]
+        summary.updated += c["updated"]
+        summary.unchanged += c["unchanged"]
+        bar.update(len(batch))
+        batch.clear()
+
+    for pl in playlists:
+        summary.playlists_seen += 1
+        batch.append(pl)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    bar.close()
+    log.info("playlists: %d seen, %d inserted, %d updated, %d unchanged", summary.playlists_seen, summary.inserted,
+             summary.updated, summary.unchanged)
+    return summary

@@ -1,0 +1,129 @@
+"""Shared fixtures: one real embedded PostgreSQL per test session, a fresh database per module.
+
+The schema comes from the Alembic migrations, applied once to a template database that each test database copies.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import sqlalchemy as sa
+
+from marconi.config import Config, from_env
+from marconi.db import embedded, make_engine, migrate
+
+_counter = itertools.count()
+
+
+def with_database(url: str, name: str) -> str:
+    """Return ``url`` pointing at database ``name``."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def base_config() -> Config:
+    """Config from the environment (data dir etc.), with no DATABASE_URL: tests bring their own server."""
+    return from_env().with_overrides(database_url=None)
+
+
+@pytest.fixture(scope="session")
+def data_dir(base_config) -> Path:
+    """The shared sample data directory; tests needing it skip when it is absent."""
+    path = base_config.data_dir
+    if not path.is_dir():
+        pytest.skip(f"sample data directory {path} not found (set MARCONI_DATA_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """Start an embedded PostgreSQL for the session; yield (pgdata, url of the 'postgres' db)."""
+    root = Path(tempfile.mkdtemp(prefix="marconi-test-"))
+    root.chmod(0o755)
+    pgdata = root / "pgdata"
+    url = embedded.ensure_server(pgdata, dbname="marconi_template")
+    template_engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://"), poolclass=sa.NullPool)
+    migrate.upgrade(template_engine)
+    template_engine.dispose()
+    base = with_database(url, "postgres")
+    yield pgdata, base
+    embedded.stop(pgdata)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def new_database(pg_server):
+    """Factory: create an empty database (optionally from the migrated template); return its URL."""
+    _, base = pg_server
+    admin = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT",
+                             poolclass=sa.NullPool)
+
+    def make(migrated: bool = True) -> str:
+        name = f"test_{next(_counter)}"
+        with admin.connect() as conn:
+            template = "TEMPLATE marconi_template" if migrated else ""
+            conn.execute(sa.text(f"CREATE DATABASE {name} {template}"))
+        return with_database(base, name)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def db_url(new_database) -> str:
+    """URL of a fresh, migrated database for this test module."""
+    return new_database()
+
+
+@pytest.fixture(scope="module")
+def engine(db_url, base_config):
+    """SQLAlchemy engine on this module's database."""
+    eng = make_engine(base_config, url=db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def trained_url(new_database, data_dir, tmp_path_factory) -> tuple[str, Path]:
+    """A database with yes_small (minus a holdout) imported and a song model serving: (url, split dir)."""
+    from marconi.embed.song2vec import train_songs
+    from marconi.evaluation import split_yes
+    from marconi.importers.playlists import import_playlists
+
+    url = new_database()
+    split = tmp_path_factory.mktemp("split") / "yes_small"
+    split_yes(data_dir / "playlists" / "yes_small", split, fraction=0.1, min_length=5, seed=42)
+    eng = make_engine(Config(), url=url)
+    import_playlists(eng, split, "yes", progress=False)
+    train_songs(eng, progress=False, epochs=10)
+    eng.dispose()
+    return url, split
+
+
+@pytest.fixture(scope="session")
+def trained_engine(trained_url):
+    """Engine on the trained database (shared: tests must not write to it)."""
+    eng = make_engine(Config(), url=trained_url[0])
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(trained_url, base_config):
+    """The Flask app on the trained database."""
+    from marconi import create_app
+
+    application = create_app({"database_url": trained_url[0], "home": str(base_config.home)})
+    application.testing = True
+    return application
+
+
+@pytest.fixture()
+def client(app):
+    """A Flask test client."""
+    return app.test_client()
