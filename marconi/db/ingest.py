@@ -36,8 +36,8 @@ def upsert_tracks(conn: sa.Connection, tracks: Sequence[Track]) -> dict[str, int
     """Insert new tracks and update changed ones; return {key: id} for every key given."""
     if not tracks:
         return {}
-    conn.execute(sa.text("CREATE TEMP TABLE IF NOT EXISTS _in_tracks (key text, title text, artist text, duration_ms int)"
-                         " ON COMMIT DROP"))
+    conn.execute(sa.text("CREATE TEMP TABLE IF NOT EXISTS _in_tracks "
+                         "(key text, title text, artist text, duration_ms int) ON COMMIT DROP"))
     conn.execute(sa.text("TRUNCATE _in_tracks"))
     unique = {t.key: t for t in tracks}
     copy_rows(conn, "_in_tracks", ("key", "title", "artist", "duration_ms"),

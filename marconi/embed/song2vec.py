@@ -35,8 +35,8 @@ class SongParams:
     window: int = 5
     sg: int = 1
     negative: int = 10
-    ns_exponent: float = 0.5
-    sample: float = 1e-4
+    ns_exponent: float = 0.0
+    sample: float = 0.0
     epochs: int = 20
     min_count: int = 2
     alpha: float = 0.025

@@ -66,7 +66,9 @@ def upgrade() -> None:
         CREATE FUNCTION similar_images(image_id bigint, n integer DEFAULT 10)
         RETURNS TABLE (id bigint, label text, description text, distance double precision)
         LANGUAGE sql STABLE AS $$
-            WITH q AS MATERIALIZED (SELECT vec FROM image_vectors WHERE image_vectors.image_id = similar_images.image_id),
+            WITH q AS MATERIALIZED (
+                SELECT vec FROM image_vectors WHERE image_vectors.image_id = similar_images.image_id
+            ),
             nn AS MATERIALIZED (
                 SELECT iv.image_id, cube_distance(iv.vec, (SELECT vec FROM q)) AS distance
                 FROM image_vectors iv

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install, lint, and run the whole test suite against a real (embedded) PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,145 @@
+"""The songs and radio HTTP API on a trained database: answers, pagination, and JSON errors (never a 500)."""
+
+import pytest
+import sqlalchemy as sa
+
+
+def test_song_search_is_case_and_accent_insensitive(client, trained_engine):
+    with trained_engine.begin() as conn:
+        # an accented artist, to prove the folding works both ways
+        conn.execute(sa.text("INSERT INTO tracks (key, title, artist) VALUES ('test:accent', 'Crème Brûlée Song', "
+                             "'Beyoncé Knowles') ON CONFLICT DO NOTHING"))
+    try:
+        plain = client.get("/api/songs?q=creme brulee").get_json()
+        accented = client.get("/api/songs?q=BEYONCÉ knowles").get_json()
+        assert [s["key"] for s in plain["songs"]] == ["test:accent"]
+        assert "test:accent" in [s["key"] for s in accented["songs"]]
+    finally:
+        with trained_engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM tracks WHERE key = 'test:accent'"))
+
+
+def test_song_search_ranks_exact_title_first_and_paginates(client):
+    first = client.get("/api/songs?q=halo&limit=1").get_json()
+    assert first["songs"][0]["title"].lower() == "halo"
+    total = client.get("/api/songs?q=love&limit=1").get_json()["total"]
+    assert total >= 20
+    seen = []
+    offset = 0
+    while offset is not None:
+        page = client.get(f"/api/songs?q=love&limit=7&offset={offset}").get_json()
+        seen += [s["key"] for s in page["songs"]]
+        offset = page["next_offset"]
+    assert len(seen) == len(set(seen)) == total
+
+
+def test_song_search_multiword_needs_all_words(client):
+    body = client.get("/api/songs?q=lady gaga").get_json()
+    assert body["total"] > 0
+    assert all("gaga" in (s["artist"] + s["title"]).lower() for s in body["songs"])
+
+
+@pytest.mark.parametrize("query, status", [
+    ("", 400), ("?q=", 400), ("?q=a&limit=0", 400), ("?q=a&limit=101", 400), ("?q=a&limit=x", 400),
+    ("?q=a&offset=-1", 400), ("?q=" + "x" * 201, 400), ("?q=%25_%5C", 200),
+])
+def test_song_search_bad_parameters(client, query, status):
+    r = client.get("/api/songs" + query)
+    assert r.status_code == status
+    assert r.is_json
+    if status == 400:
+        assert "error" in r.get_json()
+
+
+def _seed(client, q):
+    return next(s["key"] for s in client.get(f"/api/songs?q={q}").get_json()["songs"] if s["has_vector"])
+
+
+def test_radio_returns_ordered_playlist_without_seeds(client):
+    seeds = [_seed(client, "halo"), _seed(client, "bad romance")]
+    r = client.post("/api/radio", json={"seeds": seeds, "size": 30})
+    assert r.status_code == 200
+    body = r.get_json()
+    keys = [p["key"] for p in body["playlist"]]
+    assert len(keys) == 30 == len(set(keys))
+    assert not set(keys) & set(seeds)
+    dists = [p["distance"] for p in body["playlist"]]
+    assert dists == sorted(dists)
+    scores = [p["score"] for p in body["playlist"]]
+    assert scores == sorted(scores, reverse=True)
+    assert [s["key"] for s in body["seeds"]] == seeds
+
+
+def test_radio_artist_cap(client):
+    seed = _seed(client, "halo")
+    body = client.post("/api/radio", json={"seeds": [seed], "size": 40, "max_per_artist": 1}).get_json()
+    artists = [p["artist"].lower() for p in body["playlist"]]
+    assert len(artists) == len(set(artists))
+
+
+def test_radio_unknown_seed_is_404_naming_it(client):
+    seed = _seed(client, "halo")
+    r = client.post("/api/radio", json={"seeds": [seed, "yes_small:999999", "nope"]})
+    assert r.status_code == 404
+    body = r.get_json()
+    assert body["unknown"] == ["yes_small:999999", "nope"]
+    assert "yes_small:999999" in body["error"]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"data": ""}, {"data": "not json", "content_type": "application/json"}, {"json": []}, {"json": {}},
+    {"json": {"seeds": []}}, {"json": {"seeds": ["a"], "size": 0}}, {"json": {"seeds": ["a"], "size": 10_000}},
+    {"json": {"seeds": [None]}}, {"json": {"seeds": ["a"], "max_per_artist": -1}},
+])
+def test_radio_bad_bodies_are_400_json(client, kwargs):
+    r = client.post("/api/radio", **kwargs)
+    assert r.status_code == 400
+    assert r.get_json()["error"]
+
+
+def test_wrong_method_and_unknown_route_are_json(client):
+    assert client.get("/api/radio").status_code == 405
+    assert client.get("/api/radio").get_json()["error"]
+    assert client.get("/api/nothing").status_code == 404
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["songs_model"]
+    status = client.get("/api/status").get_json()
+    assert status["counts"]["tracks"] > 3000 and status["serving"]["songs"]["status"] == "serving"
+    assert status["database_bytes"] > 0
+
+
+def test_request_id_is_echoed(client):
+    r = client.get("/healthz", headers={"X-Request-ID": "abc123"})
+    assert r.headers["X-Request-ID"] == "abc123"
+
+
+def test_app_refuses_outdated_schema(new_database):
+    from marconi import create_app
+    from marconi.config import Config
+    from marconi.db import make_engine, migrate
+
+    url = new_database(migrated=False)
+    eng = make_engine(Config(), url=url)
+    migrate.upgrade(eng, "0001")
+    eng.dispose()
+    with pytest.raises(migrate.SchemaOutdated, match="marconi db upgrade"):
+        create_app({"database_url": url})
+
+
+def test_migrations_downgrade_and_upgrade_again(new_database):
+    from marconi.config import Config
+    from marconi.db import make_engine, migrate
+
+    eng = make_engine(Config(), url=new_database(migrated=False))
+    migrate.upgrade(eng)
+    migrate.downgrade(eng, "base")
+    with eng.connect() as conn:
+        assert not conn.execute(sa.text("SELECT to_regclass('tracks')")).scalar()
+    migrate.upgrade(eng)
+    current, head = migrate.revisions(eng)
+    assert current == head
+    eng.dispose()
