@@ -57,8 +57,8 @@ def parse_request(body) -> RadioRequest:
         raise RadioError("'seeds' must be a non-empty list of track keys (find keys with GET /api/songs?q=...)")
     if len(seeds) > MAX_SEEDS:
         raise RadioError(f"at most {MAX_SEEDS} seeds, got {len(seeds)}")
-    if not all(isinstance(s, str) and s.strip() for s in seeds):
-        raise RadioError("every seed must be a non-empty string track key")
+    if not all(isinstance(s, str) and s.strip() and "\x00" not in s and len(s) <= 300 for s in seeds):
+        raise RadioError("every seed must be a non-empty string track key (at most 300 characters, no NUL)")
     size = body.get("size", 25)
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_SIZE:
         raise RadioError(f"'size' must be an integer from 1 to {MAX_SIZE}")

@@ -30,6 +30,8 @@ def songs():
     q = (request.args.get("q") or "").strip()
     if not q:
         raise ApiError("give a search term: /api/songs?q=title or artist words", 400)
+    if "\x00" in q:
+        raise ApiError("'q' must not contain NUL characters", 400)
     if len(q) > 200:
         raise ApiError("'q' is limited to 200 characters", 400)
     limit = int_arg("limit", 20, 1, 100)

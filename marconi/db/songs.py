@@ -24,6 +24,10 @@ _SEARCH = sa.text(
     """
 )
 
+_COUNT = sa.text(_SEARCH.text.split("SELECT t.key")[0] + """
+    SELECT count(*) FROM tracks t CROSS JOIN words WHERE t.search LIKE ALL (words.pats)
+    """)
+
 
 def search_songs(conn: sa.Connection, q: str, limit: int = 20, offset: int = 0) -> tuple[int, list[dict]]:
     """Return (total matches, one page of songs) whose title or artist contains every word of ``q``.
@@ -33,8 +37,6 @@ def search_songs(conn: sa.Connection, q: str, limit: int = 20, offset: int = 0) 
     rows = conn.execute(_SEARCH, {"q": q, "limit": limit, "offset": offset}).mappings().all()
     total = rows[0]["total"] if rows else 0
     if not rows and offset:
-        total = conn.execute(sa.text(
-            "SELECT count(*) FROM tracks WHERE search LIKE ALL (SELECT array_agg('%' || w || '%') FROM "
-            "regexp_split_to_table(marconi_fold(:q), '\\s+') w WHERE w <> '')"), {"q": q}).scalar()
+        total = conn.execute(_COUNT, {"q": q}).scalar()
     return total, [{"key": r["key"], "title": r["title"], "artist": r["artist"], "has_vector": r["has_vector"]}
                    for r in rows]

@@ -1,0 +1,173 @@
+"""The OpenAPI 3.1 description of every JSON endpoint, served at /api/openapi.json.
+
+Kept true by tests/test_contract.py, which validates real responses against these schemas and fuzzes the app
+with schemathesis.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from marconi import __version__
+
+bp = Blueprint("openapi", __name__)
+
+NULLABLE_STR = {"type": ["string", "null"]}
+ERROR = {
+    "type": "object",
+    "required": ["error", "status"],
+    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}, "code": {"type": "string"},
+                   "request_id": {"type": "string"}, "unknown": {"type": "array", "items": {"type": "string"}}},
+}
+RUN = {
+    "type": ["object", "null"],
+    "properties": {"id": {"type": "integer"}, "kind": {"type": "string"}, "model": {"type": "string"},
+                   "params": {"type": "object"}, "dims": {"type": ["integer", "null"]},
+                   "n_vectors": {"type": ["integer", "null"]}, "status": {"type": "string"},
+                   "started_at": NULLABLE_STR, "finished_at": NULLABLE_STR, "metrics": {"type": "object"}},
+}
+SONG = {"type": "object", "required": ["key", "title", "artist", "has_vector"],
+        "properties": {"key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"},
+                       "has_vector": {"type": "boolean"}}}
+TRACK_REF = {"type": "object", "required": ["key", "title", "artist"],
+             "properties": {"key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"}}}
+PLAYLIST_ITEM = {"type": "object", "required": ["key", "title", "artist", "distance", "score", "spotify_url"],
+                 "properties": {"key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"},
+                                "distance": {"type": "number"}, "score": {"type": "number"},
+                                "spotify_url": NULLABLE_STR}}
+IMAGE = {
+    "type": "object",
+    "required": ["id", "label", "thumbnail_url", "image_url", "licence"],
+    "properties": {"id": {"type": "integer"}, "label": NULLABLE_STR, "description": NULLABLE_STR,
+                   "thumbnail_url": {"type": "string"}, "image_url": {"type": "string"}, "source_url": NULLABLE_STR,
+                   "page_url": NULLABLE_STR, "wikidata_url": NULLABLE_STR, "licence": NULLABLE_STR,
+                   "licence_url": NULLABLE_STR, "author": NULLABLE_STR, "attribution": NULLABLE_STR,
+                   "width": {"type": "integer"}, "height": {"type": "integer"},
+                   "distance": {"type": ["number", "null"]},
+                   "similarity": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
+}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    text = {400: "Bad request", 404: "Not found", 413: "Too large", 415: "Unsupported image format",
+            503: "No model serving yet"}
+    return {str(c): _json({"$ref": "#/components/schemas/Error"}, text[c]) for c in codes}
+
+
+def spec() -> dict:
+    """Return the OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Marconi", "version": __version__,
+                 "description": "Song radio and reverse image search answered by PostgreSQL (cube kNN)."},
+        "paths": {
+            "/healthz": {"get": {"operationId": "healthz", "summary": "The process is up",
+                                 "responses": {"200": _json({"type": "object", "required": ["status"],
+                                                             "properties": {"status": {"const": "ok"}}}, "OK")}}},
+            "/readyz": {"get": {"operationId": "readyz", "summary": "Database reachable and a model serving",
+                                "responses": {
+                                    "200": _json({"$ref": "#/components/schemas/Ready"}, "Ready"),
+                                    "503": _json({"$ref": "#/components/schemas/Ready"}, "Not ready")}}},
+            "/api/status": {"get": {
+                "operationId": "status", "summary": "What is loaded and which model runs serve",
+                "responses": {"200": _json({
+                    "type": "object", "required": ["counts", "serving", "database_bytes"],
+                    "properties": {
+                        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "serving": {"type": "object", "properties": {"songs": RUN, "images": RUN}},
+                        "database_bytes": {"type": "integer"}}}, "Status")}}},
+            "/api/songs": {"get": {
+                "operationId": "searchSongs", "summary": "Find songs by title or artist (case/accent-insensitive)",
+                "parameters": [
+                    {"name": "q", "in": "query", "required": True,
+                     "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                    {"name": "offset", "in": "query",
+                     "schema": {"type": "integer", "minimum": 0, "maximum": 100000}}],
+                "responses": {"200": _json({
+                    "type": "object", "required": ["q", "total", "limit", "offset", "next_offset", "songs"],
+                    "properties": {"q": {"type": "string"}, "total": {"type": "integer"},
+                                   "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                                   "next_offset": {"type": ["integer", "null"]},
+                                   "songs": {"type": "array", "items": SONG}}}, "A page of songs"),
+                              **_errors(400)}}},
+            "/api/radio": {"post": {
+                "operationId": "radio", "summary": "A playlist from seed songs",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["seeds"], "additionalProperties": False,
+                    "properties": {
+                        "seeds": {"type": "array", "minItems": 1, "maxItems": 50,
+                                  "items": {"type": "string", "minLength": 1}},
+                        "size": {"type": "integer", "minimum": 1, "maximum": 200, "default": 25},
+                        "max_per_artist": {"type": ["integer", "null"], "minimum": 1}}}}}},
+                "responses": {"200": _json({
+                    "type": "object", "required": ["seeds", "ignored_seeds", "model_run", "size", "playlist"],
+                    "properties": {"seeds": {"type": "array", "items": TRACK_REF},
+                                   "ignored_seeds": {"type": "array", "items": {"type": "string"}},
+                                   "model_run": {"type": "integer"}, "size": {"type": "integer"},
+                                   "playlist": {"type": "array", "items": PLAYLIST_ITEM}}}, "The playlist"),
+                              **_errors(400, 404, 503)}}},
+            "/api/images/search": {"post": {
+                "operationId": "searchImages", "summary": "Reverse image search",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["image"],
+                    "properties": {"image": {"type": "string", "format": "binary"},
+                                   "k": {"type": "integer", "minimum": 1, "maximum": 50}}}}}},
+                "responses": {"200": _json({
+                    "type": "object",
+                    "required": ["model_run", "encoder", "confidence", "confident", "message", "matches"],
+                    "properties": {"model_run": {"type": "integer"}, "encoder": {"type": "string"},
+                                   "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                                   "confident": {"type": "boolean"}, "message": {"type": "string"},
+                                   "query": {"type": "object"},
+                                   "matches": {"type": "array", "items": IMAGE}}}, "Matches"),
+                              **_errors(400, 413, 415, 503)}}},
+            "/api/images/{image_id}": {"get": {
+                "operationId": "getImage", "summary": "One image's metadata",
+                "parameters": [{"name": "image_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}}],
+                "responses": {"200": _json(IMAGE, "Image"), **_errors(404)}}},
+        },
+        "components": {"schemas": {
+            "Error": ERROR,
+            "Ready": {"type": "object", "required": ["status"],
+                      "properties": {"status": {"type": "string"}, "songs_model": {"type": ["integer", "null"]},
+                                     "images_model": {"type": ["integer", "null"]}, "error": {"type": "string"}}},
+        }},
+    }
+
+
+@bp.get("/api/openapi.json")
+def openapi():
+    """The OpenAPI document."""
+    return jsonify(spec())
+
+
+def register(app) -> None:
+    """Attach the blueprint."""
+    app.register_blueprint(bp)
+
+
+def _inline(node, components: dict):
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            return _inline(components[ref.rsplit("/", 1)[1]], components)
+        return {k: _inline(v, components) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, components) for v in node]
+    return node
+
+
+def response_schema(path: str, method: str, status: int) -> dict:
+    """Return the JSON schema (references inlined) of a documented response, e.g. for contract tests."""
+    doc = spec()
+    responses = doc["paths"][path][method.lower()]["responses"]
+    entry = responses.get(str(status))
+    if entry is None:
+        raise KeyError(f"{method.upper()} {path} does not document status {status}")
+    return _inline(entry["content"]["application/json"]["schema"], doc["components"]["schemas"])

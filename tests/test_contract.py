@@ -1,0 +1,63 @@
+"""The API contract: real responses validate against /api/openapi.json, and a schemathesis run finds no 5xx."""
+
+import jsonschema
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from marconi.api.openapi import response_schema
+
+
+def _check(resp, path, method="get"):
+    jsonschema.validate(resp.get_json(), response_schema(path, method, resp.status_code))
+
+
+def _seed(client):
+    return next(s["key"] for s in client.get("/api/songs?q=love").get_json()["songs"] if s["has_vector"])
+
+
+def test_openapi_document_is_served_and_valid(client):
+    doc = client.get("/api/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.1")
+    for path in ("/api/songs", "/api/radio", "/api/images/search", "/api/status", "/healthz", "/readyz"):
+        assert path in doc["paths"]
+
+
+def test_real_responses_match_the_schema(client):
+    _check(client.get("/healthz"), "/healthz")
+    _check(client.get("/readyz"), "/readyz")
+    _check(client.get("/api/status"), "/api/status")
+    _check(client.get("/api/songs?q=love&limit=3"), "/api/songs")
+    _check(client.get("/api/songs?q="), "/api/songs")
+    _check(client.post("/api/radio", json={"seeds": [_seed(client)], "size": 5, "max_per_artist": 1}),
+           "/api/radio", "post")
+    _check(client.post("/api/radio", json={"seeds": ["nope:0"]}), "/api/radio", "post")
+    _check(client.post("/api/radio", json={"seeds": []}), "/api/radio", "post")
+    _check(client.get("/api/images/123456789"), "/api/images/{image_id}")
+
+
+def test_undocumented_status_is_caught():
+    with pytest.raises(KeyError):
+        response_schema("/api/songs", "get", 500)
+
+
+def test_fuzz_no_server_errors(app):
+    """Schemathesis generates requests for every operation from the document; none may get a 5xx."""
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 7
+    seen = []
+    for op in operations:
+
+        @given(case=op.as_strategy())
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def run(case):
+            response = case.call()
+            seen.append(response.status_code)
+            documented_503 = response.status_code == 503 and "serving yet" in response.text
+            assert response.status_code < 500 or documented_503, f"{case.method} {case.path}: {response.text[:300]}"
+            if response.status_code >= 400 and response.status_code != 304:
+                assert response.json()["error"]
+
+        run()
+    assert len(seen) > 50 and any(s >= 400 for s in seen) and any(s == 200 for s in seen)
