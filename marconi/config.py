@@ -38,6 +38,7 @@ class Config:
     url_fetch: bool = False
     url_fetch_timeout: float = 10.0
     statement_timeout_ms: int = 10_000
+    reader_password: str | None = None
 
     @property
     def pgdata(self) -> Path:
@@ -71,11 +72,14 @@ ENV_VARS = {
     "MARCONI_LOG_LEVEL": "log_level",
     "MARCONI_URL_FETCH": "url_fetch",
     "MARCONI_STATEMENT_TIMEOUT_MS": "statement_timeout_ms",
+    "MARCONI_READER_PASSWORD": "reader_password",
 }
 
 
 def _coerce(name: str, raw: str):
     default = getattr(Config(), name)
+    if default is None:
+        return raw
     if isinstance(default, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if isinstance(default, int):

@@ -8,37 +8,6 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-CLASSES = ["dalmatian", "Motorbikes", "cup", "sunflower", "airplanes", "watch"]
-
-
-@pytest.fixture(scope="session")
-def image_sets(data_dir, tmp_path_factory):
-    """Index set (15 photos of each of 6 classes) and held-out queries (the other 5 of each), as folder trees."""
-    root = tmp_path_factory.mktemp("images")
-    src = data_dir / "images" / "caltech101"
-    for cls in CLASSES:
-        files = sorted((src / cls).glob("*.jpg"))
-        for i, f in enumerate(files):
-            dest = root / ("index" if i < 15 else "queries") / cls
-            dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy(f, dest / f.name)
-    return root / "index", root / "queries"
-
-
-@pytest.fixture(scope="session")
-def images_engine(trained_url, image_sets, base_config):
-    """The trained database, plus the index images imported and encoded with EfficientNet-Lite0 on the CPU."""
-    from marconi.config import Config
-    from marconi.db import make_engine
-    from marconi.images import encode_images, import_images
-
-    eng = make_engine(Config(), url=trained_url[0])
-    import_images(eng, image_sets[0], progress=False)
-    cfg = base_config.with_overrides(device="cpu", encoder="efficientnet-lite0")
-    encode_images(eng, cfg, progress=False)
-    yield eng
-    eng.dispose()
-
 
 def _post(client, data: bytes, name="q.jpg", **form):
     return client.post("/api/images/search", data={"image": (io.BytesIO(data), name), **form},

@@ -124,6 +124,17 @@ def swap_in(conn: sa.Connection, kind: str, run_id: int, n_vectors: int, metrics
     live = LIVE_TABLES[kind]
     staging = staging_name(live)
     conn.execute(sa.text(f"LOCK TABLE {live} IN ACCESS EXCLUSIVE MODE"))
+    # the new table gets the grants the old one had (e.g. SELECT for the read-only SQL role)
+    conn.execute(sa.text(
+        f"""
+        DO $$ DECLARE r record; BEGIN
+          FOR r IN SELECT grantee, privilege_type FROM information_schema.role_table_grants
+                   WHERE table_schema = current_schema() AND table_name = '{live}' AND grantee <> current_user
+          LOOP
+            EXECUTE format('GRANT %s ON %I TO %I', r.privilege_type, '{staging}', r.grantee);
+          END LOOP;
+        END $$
+        """))
     conn.execute(sa.text(f"DROP TABLE {live}"))
     conn.execute(sa.text(f"ALTER TABLE {staging} RENAME TO {live}"))
     idx = conn.execute(sa.text(

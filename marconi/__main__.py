@@ -1,0 +1,5 @@
+"""`python -m marconi` is the `marconi` command."""
+
+from marconi.cli import main
+
+main()

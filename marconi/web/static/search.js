@@ -1,0 +1,229 @@
+/* Reverse image search page: pick, drop, paste or photograph an image; POST it to the API; show the matches. */
+"use strict";
+
+(function () {
+  const { fetchJSON, el, percent, filesize, showError } = window.Marconi;
+
+  const form = document.getElementById("search-form");
+  const api = form.dataset.api;
+  const maxBytes = Number(form.dataset.maxBytes) || 16e6;
+  const dropzone = document.getElementById("dropzone");
+  const inputs = [document.getElementById("photo"), document.getElementById("camera")];
+  const kSelect = document.getElementById("k");
+  const againButton = document.getElementById("search-again");
+  const layout = document.querySelector(".search-layout");
+  const preview = document.getElementById("preview");
+  const previewImg = document.getElementById("preview-img");
+  const previewCaption = document.getElementById("preview-caption");
+  const results = document.getElementById("results");
+  const statusLine = document.getElementById("search-status");
+  const errorBox = document.getElementById("search-error");
+  const confidenceBox = document.getElementById("confidence");
+  const meter = document.getElementById("confidence-meter");
+  const confidenceValue = document.getElementById("confidence-value");
+  const confidenceMessage = document.getElementById("confidence-message");
+  const grid = document.getElementById("matches");
+
+  const SHRINK_BYTES = 2e6;       // photos above this size, or
+  const SHRINK_PIXELS = 2048 * 2048; // above this many pixels, are shrunk before upload
+  const SHRINK_SIDE = 1600;
+
+  let current = null;      // {blob, name} being searched
+  let previewUrl = null;
+  let inFlight = null;     // AbortController of the running search
+
+  function clearResults() {
+    grid.replaceChildren();
+    confidenceBox.hidden = true;
+    showError(errorBox, "");
+  }
+
+  /** Shrink big photos in the browser (keeps uploads from phones fast); fall back to the original. */
+  async function prepare(file) {
+    if (!("createImageBitmap" in window)) return file;
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(file);
+    } catch (_) {
+      return file; // a format the browser cannot decode (e.g. TIFF): let the server try
+    }
+    const pixels = bitmap.width * bitmap.height;
+    if (file.size <= SHRINK_BYTES && pixels <= SHRINK_PIXELS) {
+      bitmap.close();
+      return file;
+    }
+    const scale = Math.min(1, SHRINK_SIDE / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+    canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    bitmap.close();
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+    return blob && blob.size < file.size ? blob : file;
+  }
+
+  function looksLikeImage(file) {
+    if (file.type) return file.type.startsWith("image/");
+    return /\.(jpe?g|png|gif|webp|bmp|tiff?|heic|avif)$/i.test(file.name || "");
+  }
+
+  async function choose(file) {
+    if (!file) return;
+    clearResults();
+    if (!looksLikeImage(file)) {
+      statusLine.textContent = "";
+      showError(errorBox, `“${file.name || "That file"}” is not an image. Choose a photo (JPEG, PNG, WebP…).`);
+      return;
+    }
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = URL.createObjectURL(file);
+    previewImg.src = previewUrl;
+    previewImg.alt = `Your photo: ${file.name || "pasted image"}`;
+    previewCaption.textContent = `${file.name || "Pasted image"} · ${filesize(file.size)}`;
+    previewImg.onload = () => {
+      previewCaption.textContent = `${file.name || "Pasted image"} · ${previewImg.naturalWidth}×` +
+        `${previewImg.naturalHeight} px · ${filesize(file.size)}`;
+    };
+    previewImg.onerror = () => { previewCaption.textContent = `${file.name} · no preview in this browser`; };
+    preview.hidden = false;
+    layout.classList.add("has-preview");
+
+    statusLine.textContent = "Preparing your photo…";
+    const blob = await prepare(file);
+    if (blob.size > maxBytes) {
+      statusLine.textContent = "";
+      showError(errorBox, `That photo is ${filesize(blob.size)}; the limit is ${filesize(maxBytes)}.`);
+      return;
+    }
+    const name = blob === file ? (file.name || "photo") : (file.name || "photo").replace(/\.[^.]*$/, "") + ".jpg";
+    current = { blob, name };
+    againButton.disabled = false;
+    search();
+  }
+
+  async function search() {
+    if (!current) return;
+    if (inFlight) inFlight.abort();
+    const controller = new AbortController();
+    inFlight = controller;
+    const data = new FormData();
+    data.append("image", current.blob, current.name);
+    data.append("k", kSelect.value);
+    showError(errorBox, "");
+    statusLine.textContent = "Searching…";
+    results.setAttribute("aria-busy", "true");
+    try {
+      const body = await fetchJSON(api, { method: "POST", body: data, signal: controller.signal });
+      render(body);
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      clearResults();
+      statusLine.textContent = "";
+      showError(errorBox, err.message);
+    } finally {
+      if (inFlight === controller) {
+        inFlight = null;
+        results.removeAttribute("aria-busy");
+      }
+    }
+  }
+
+  function link(href, text, label) {
+    return href ? el("a", { href, rel: "noopener noreferrer", "aria-label": label || null }, text) : null;
+  }
+
+  function card(m) {
+    const label = m.label || `Image ${m.id}`;
+    const host = (() => { try { return new URL(m.page_url).hostname; } catch (_) { return ""; } })();
+    const pageName = host.endsWith("commons.wikimedia.org") ? "Commons" : "Source page";
+    const links = [
+      link(m.wikidata_url, "Wikidata", `${label} on Wikidata`),
+      link(m.page_url, pageName, `${label}: ${pageName}`),
+      m.source_url && m.source_url !== m.page_url ? link(m.source_url, "Original", `${label}: original file`) : null,
+      m.licence ? (m.licence_url ? link(m.licence_url, m.licence, `Licence: ${m.licence}`)
+        : el("span", {}, m.licence)) : null,
+    ].filter(Boolean);
+    const credit = m.author || m.attribution;
+    const sim = Math.max(0, Math.min(1, m.similarity || 0));
+    return el("li", { class: "match" }, [
+      el("a", { class: "thumb", href: m.image_url, "aria-label": `${label}: full-size image` }, [
+        el("img", { src: m.thumbnail_url, alt: label, loading: "lazy", decoding: "async",
+          width: m.width || null, height: m.height || null }),
+      ]),
+      el("div", { class: "body" }, [
+        el("h3", {}, label),
+        el("span", { class: "sim" }, `${percent(sim)} similar`),
+        el("div", { class: "sim-bar", "aria-hidden": "true" }, [el("span", { style: `width:${percent(sim)}` })]),
+        m.description ? el("p", { class: "desc" }, m.description) : null,
+        credit ? el("p", { class: "credit" }, credit) : null,
+        links.length ? el("p", { class: "links" }, links) : null,
+      ]),
+    ]);
+  }
+
+  function render(body) {
+    const matches = body.matches || [];
+    meter.value = body.confidence;
+    confidenceValue.textContent = percent(body.confidence);
+    confidenceMessage.textContent = body.confident
+      ? "Good match: the closest pictures are very likely of the same kind of thing."
+      : `No good match. ${body.message || "The closest images are shown anyway."}`;
+    confidenceBox.classList.toggle("notice", !body.confident);
+    confidenceBox.classList.toggle("warn", !body.confident);
+    confidenceBox.hidden = false;
+    grid.replaceChildren(...matches.map(card));
+    if (!matches.length) {
+      statusLine.textContent = "No images to compare with yet.";
+    } else if (body.confident) {
+      statusLine.textContent = `${matches.length} matches, confidence ${percent(body.confidence)}. ` +
+        `Best: ${matches[0].label || "unlabelled"}.`;
+    } else {
+      statusLine.textContent = `Nothing matches well (confidence ${percent(body.confidence)}); ` +
+        `showing the ${matches.length} closest images anyway.`;
+    }
+  }
+
+  for (const input of inputs) {
+    input.addEventListener("change", () => {
+      const file = input.files && input.files[0];
+      choose(file);
+      input.value = ""; // choosing the same file again should search again
+    });
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    search();
+  });
+  kSelect.addEventListener("change", () => { if (current) search(); });
+
+  // Drag and drop anywhere on the page; highlight the drop zone while dragging.
+  let dragDepth = 0;
+  const hasFiles = (event) => Array.from(event.dataTransfer ? event.dataTransfer.types : []).includes("Files");
+  document.addEventListener("dragenter", (event) => {
+    if (!hasFiles(event)) return;
+    dragDepth += 1;
+    dropzone.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (!dragDepth) dropzone.classList.remove("dragging");
+  });
+  document.addEventListener("dragover", (event) => {
+    if (hasFiles(event)) event.preventDefault();
+  });
+  document.addEventListener("drop", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    dragDepth = 0;
+    dropzone.classList.remove("dragging");
+    choose(event.dataTransfer.files[0]);
+  });
+  document.addEventListener("paste", (event) => {
+    const file = Array.from((event.clipboardData && event.clipboardData.files) || [])[0];
+    if (file) {
+      event.preventDefault();
+      choose(file);
+    }
+  });
+})();
