@@ -135,7 +135,7 @@ def method_for(conn: sa.Connection, ann: str) -> str:
     return "hnsw" if ready else "cube"
 
 
-def make_radio(conn: sa.Connection, req: RadioRequest, ann: str = "auto") -> dict:
+def make_radio(conn: sa.Connection, req: RadioRequest, ann: str = "auto", ef_search: int = 400) -> dict:
     """Answer a radio request from the serving song model: the playlist plus which seeds were used."""
     from marconi.db.vectors import serving_run
 
@@ -152,7 +152,8 @@ def make_radio(conn: sa.Connection, req: RadioRequest, ann: str = "auto") -> dic
         raise UnknownSeeds("none of the seeds is in the song model (too rare in the training playlists): "
                            f"{', '.join(without)}", unknown=without)
     q = pad(query_vector([found[s]["qvec"] for s in with_vec]), run["dims"])
-    cands = neighbours.nearest_songs(conn, q, candidate_count(req), method_for(conn, ann))
+    cands = neighbours.nearest_songs(conn, q, candidate_count(req), method_for(conn, ann), ef_search,
+                                     run["params"].get("vector_size"))
     cands = cap_artists(drop_seeds(cands, req.seeds), req.max_per_artist)[: req.size]
     add_scores(cands, q, float(run["metrics"].get("item_norm", 1.0)))
     playlist = [{"key": c["key"], "title": c["title"], "artist": c["artist"], "distance": round(c["distance"], 6),

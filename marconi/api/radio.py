@@ -20,7 +20,8 @@ def radio():
     try:
         req = parse_request(body)
         with current_app.extensions["marconi.engine"].connect() as conn:
-            result = make_radio(conn, req, current_app.config["MARCONI"].ann)
+            cfg = current_app.config["MARCONI"]
+            result = make_radio(conn, req, cfg.ann, cfg.hnsw_ef_search)
     except RadioError as exc:
         raise ApiError(str(exc), exc.status, **exc.details) from None
     return jsonify(result)

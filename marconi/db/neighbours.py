@@ -27,9 +27,9 @@ _SONGS_HNSW = sa.text(
     """
     SELECT nn.track_id, t.key, t.title, t.artist, nn.distance
     FROM (
-        SELECT sv.track_id, sv.hvec <-> CAST(:q AS vector) AS distance
+        SELECT sv.track_id, cube_distance(sv.vec, CAST(:q AS cube)) AS distance
         FROM song_vectors sv
-        ORDER BY sv.hvec <-> CAST(:q AS vector)
+        ORDER BY sv.hvec <#> CAST(:qh AS vector)
         LIMIT :k
     ) nn
     JOIN tracks t ON t.id = nn.track_id
@@ -47,12 +47,20 @@ def seed_vectors(conn: sa.Connection, keys: Sequence[str]) -> dict[str, dict]:
             for r in rows}
 
 
-def nearest_songs(conn: sa.Connection, q: np.ndarray, k: int, method: str = "cube") -> list[dict]:
-    """Return the ``k`` songs whose item vectors are nearest to ``q`` (cube GiST, or pgvector HNSW)."""
+def nearest_songs(conn: sa.Connection, q: np.ndarray, k: int, method: str = "cube", ef_search: int = 400,
+                  hvec_dims: int | None = None) -> list[dict]:
+    """Return the ``k`` songs whose item vectors are nearest to ``q`` (cube GiST exact, or pgvector HNSW).
+
+    The HNSW path asks pgvector's inner-product index (``hvec <#> q`` on the item vectors without the extra
+    coordinate, ``hvec_dims`` of them) for the top k, and reports the same cube distance as the exact path.
+    ``ef_search`` is HNSW's candidate list size: higher is slower and closer to exact (see docs/benchmarks.md).
+    """
     q = np.asarray(q, dtype=np.float64)
     if method == "hnsw":
-        conn.execute(sa.text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(max(64, min(k, 1000)))})
-        rows = conn.execute(_SONGS_HNSW, {"q": to_vector(q), "k": k}).all()
+        ef = str(max(ef_search, k) if k <= 1000 else 1000)
+        conn.execute(sa.text("SELECT set_config('hnsw.ef_search', :ef, false)"), {"ef": ef})
+        qh = q[:hvec_dims] if hvec_dims else q
+        rows = conn.execute(_SONGS_HNSW, {"q": to_cube(q), "qh": to_vector(qh), "k": k}).all()
     else:
         rows = conn.execute(_SONGS_CUBE, {"q": to_cube(q), "k": k}).all()
     return [{"track_id": r[0], "key": r[1], "title": r[2], "artist": r[3], "distance": float(r[4])} for r in rows]

@@ -109,8 +109,8 @@ def index_staging(conn: sa.Connection, live: str, hnsw: bool = False) -> None:
     if hnsw:
         conn.execute(sa.text("SET LOCAL maintenance_work_mem = '1GB'"))
         conn.execute(sa.text(
-            f"CREATE INDEX {live}_hvec_hnsw_staging ON {staging} USING hnsw (hvec vector_l2_ops) "
-            "WITH (m = 16, ef_construction = 64)"))
+            f"CREATE INDEX {live}_hvec_hnsw_staging ON {staging} USING hnsw (hvec vector_ip_ops) "
+            "WITH (m = 16, ef_construction = 128)"))
     conn.execute(sa.text(f"ANALYZE {staging}"))
 
 

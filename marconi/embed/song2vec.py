@@ -149,9 +149,11 @@ def write_vectors(engine: sa.Engine, run_id: int, ids: list[int], qv: np.ndarray
     """Build song_vectors_staging, index it and swap it in, all in one transaction."""
     with engine.begin() as conn:
         hnsw = vdb.has_pgvector(conn, "song_vectors")
-        staging = vdb.create_staging(conn, "song_vectors", hvec_dims=iv.shape[1] if hnsw else None)
+        # hvec: the item vector without the extra coordinate, for pgvector's inner-product HNSW index
+        hdims = qv.shape[1]
+        staging = vdb.create_staging(conn, "song_vectors", hvec_dims=hdims if hnsw else None)
         cols = ["track_id", "run_id", "vec", "qvec"] + (["hvec"] if hnsw else [])
-        rows = ([tid, run_id, to_cube(iv[i]), to_cube(qv[i])] + ([to_vector(iv[i])] if hnsw else [])
+        rows = ([tid, run_id, to_cube(iv[i]), to_cube(qv[i])] + ([to_vector(iv[i][:hdims])] if hnsw else [])
                 for i, tid in enumerate(ids))
         n = vdb.load_staging(conn, staging, cols, rows)
         vdb.index_staging(conn, "song_vectors", hnsw=hnsw)

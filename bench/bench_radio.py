@@ -1,0 +1,203 @@
+"""Benchmark the radio kNN question at 10k / 100k / 1M synthetic, clustered song vectors.
+
+For each size it builds a database with that many songs through the real write path (staging table, GiST and
+HNSW indexes, atomic swap), then measures per query (p50/p95, ms):
+
+* cube GiST:  ORDER BY vec <-> q LIMIT k on the cube column (exact)
+* pgvector HNSW: ORDER BY hvec <-> q LIMIT k on the pgvector column kept in step with it (approximate)
+* numpy brute force: the exact answer in process (the reference for recall@10)
+* the HTTP radio endpoint under gunicorn (2 workers), sequential requests
+
+Run by hand (results go to docs/benchmarks.md):
+    .venv/bin/python bench/bench_radio.py --sizes 10000 100000 1000000 --queries 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import requests
+import sqlalchemy as sa
+
+from marconi.config import from_env
+from marconi.db import database_url, make_engine, migrate
+from marconi.db.ingest import Track, upsert_tracks
+from marconi.db.neighbours import nearest_songs
+from marconi.embed.song2vec import write_vectors
+from marconi.radio import RadioRequest, make_radio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def synthetic(n: int, dims: int, clusters: int, rng) -> tuple[np.ndarray, np.ndarray, float]:
+    """Clustered input (query-side, unit) and output (item-side, MIPS-augmented) vectors like song2vec's."""
+    centres = rng.normal(size=(clusters, dims))
+    which = rng.integers(0, clusters, size=n)
+    inp = centres[which] + 0.5 * rng.normal(size=(n, dims))
+    inp /= np.linalg.norm(inp, axis=1, keepdims=True)
+    out = centres[which] * rng.lognormal(0, 0.3, size=(n, 1)) + 0.5 * rng.normal(size=(n, dims))
+    norms = np.linalg.norm(out, axis=1)
+    m = float(norms.max())
+    return inp, np.hstack([out, np.sqrt(m * m - norms * norms)[:, None]]), m
+
+
+def with_database(url: str, name: str) -> str:
+    """Return ``url`` pointing at database ``name``."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def pct(xs, p):
+    """Percentile of a list."""
+    return float(np.percentile(np.asarray(xs), p))
+
+
+def build(url: str, n: int, dims: int, rng) -> tuple[sa.Engine, np.ndarray, np.ndarray, list[int], list[str]]:
+    """Create tracks and a serving song model of n synthetic vectors in the database at url."""
+    eng = make_engine(from_env(), url=url)
+    migrate.upgrade(eng)
+    keys = [f"bench:{i}" for i in range(n)]
+    t0 = time.time()
+    with eng.begin() as conn:
+        ids_by_key = {}
+        for i in range(0, n, 100_000):
+            ids_by_key.update(upsert_tracks(conn, [Track(k, f"song {k}", f"artist {j % 5000}")
+                                                   for j, k in enumerate(keys[i:i + 100_000], start=i)]))
+    ids = [ids_by_key[k] for k in keys]
+    qv, iv, m = synthetic(n, dims, max(10, n // 1000), rng)
+    with eng.begin() as conn:
+        from marconi.db import vectors as vdb
+
+        run = vdb.create_run(conn, "songs", "synthetic", {"n": n, "dims": dims}, dims + 1)
+    t1 = time.time()
+    from marconi.db import vectors as vdb2
+
+    with eng.begin() as conn:
+        conn.execute(sa.text("UPDATE model_runs SET params = params || jsonb_build_object('vector_size', :d) "
+                             "WHERE id = :i"), {"d": dims, "i": run})
+    write_vectors(eng, run, ids, qv, iv, {"item_norm": m})
+    del vdb2
+    print(f"  n={n}: tracks {t1 - t0:.1f}s, vectors+GiST+HNSW+swap {time.time() - t1:.1f}s", flush=True)
+    return eng, qv, iv, ids, keys
+
+
+def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: bool) -> dict:
+    """Measure one size; return its figures."""
+    rng = np.random.default_rng(n)
+    name = f"marconi_bench_{n}"
+    admin = sa.create_engine(base_url.replace("postgresql://", "postgresql+psycopg2://"),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    url = with_database(base_url, name)
+    eng, qv, iv, ids, keys = build(url, n, dims, rng)
+    seeds = [rng.choice(n, size=rng.integers(1, 4), replace=False) for _ in range(queries)]
+    qs = [np.concatenate([qv[s].sum(axis=0), [0.0]]) for s in seeds]
+    res = {"n": n, "dims": dims + 1, "k": k, "queries": queries}
+    # exact reference, numpy brute force (Euclidean on the augmented vectors == maximum inner product)
+    t, exact = [], []
+    ivf = iv.astype(np.float32)
+    for q in qs:
+        t0 = time.perf_counter()
+        d = ((ivf - q.astype(np.float32)) ** 2).sum(axis=1)
+        top = np.argpartition(d, k)[:k]
+        exact.append({ids[i] for i in top})
+        t.append((time.perf_counter() - t0) * 1000)
+    res["numpy_p50_ms"], res["numpy_p95_ms"] = pct(t, 50), pct(t, 95)
+    with eng.connect() as conn:
+        for method, ef in (("cube", 0), ("hnsw", 100), ("hnsw", 400)):
+            if ef:
+                method_name = f"hnsw{ef}"
+            else:
+                method_name = method
+            for q in qs[:5]:
+                nearest_songs(conn, q, k, method, ef, dims)  # warm the cache
+            t, rec = [], []
+            for q, ex in zip(qs, exact, strict=True):
+                t0 = time.perf_counter()
+                got = nearest_songs(conn, q, k, method, ef, dims)
+                t.append((time.perf_counter() - t0) * 1000)
+                rec.append(len({g["track_id"] for g in got} & ex) / k)
+            res[f"{method_name}_p50_ms"], res[f"{method_name}_p95_ms"] = pct(t, 50), pct(t, 95)
+            res[f"{method_name}_recall@{k}"] = float(np.mean(rec))
+        t = []
+        for s in seeds:
+            t0 = time.perf_counter()
+            make_radio(conn, RadioRequest(tuple(keys[i] for i in s), 25))
+            t.append((time.perf_counter() - t0) * 1000)
+        res["make_radio_p50_ms"], res["make_radio_p95_ms"] = pct(t, 50), pct(t, 95)
+    if http:
+        res.update(bench_http(url, keys, seeds))
+    print(json.dumps(res), flush=True)
+    eng.dispose()
+    return res
+
+
+def bench_http(url: str, keys: list[str], seeds) -> dict:
+    """Run gunicorn on a free port against ``url`` and time POST /api/radio."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DATABASE_URL=url, MARCONI_LOG_LEVEL="WARNING")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if requests.get(base + "/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        sess = requests.Session()
+        for s in seeds[:5]:
+            sess.post(base + "/api/radio", json={"seeds": [keys[i] for i in s], "size": 25})
+        t = []
+        for s in seeds:
+            t0 = time.perf_counter()
+            r = sess.post(base + "/api/radio", json={"seeds": [keys[i] for i in s], "size": 25})
+            t.append((time.perf_counter() - t0) * 1000)
+            assert r.status_code == 200, r.text
+        return {"http_p50_ms": pct(t, 50), "http_p95_ms": pct(t, 95)}
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main() -> None:
+    """Parse arguments, run the sizes, print a Markdown table."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--dims", type=int, default=64, help="song2vec dimensions (one more is stored)")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--no-http", action="store_true")
+    args = ap.parse_args()
+    base = with_database(database_url(from_env()), "postgres")
+    rows = [bench_size(base, n, args.dims, args.queries, args.k, not args.no_http) for n in args.sizes]
+    print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; "
+          f"command: {' '.join(sys.argv)}")
+    print("| songs | cube GiST p50/p95 ms | HNSW ef=100 p50/p95 ms (recall@10) | HNSW ef=400 p50/p95 ms "
+          "(recall@10) | numpy p50 ms | make_radio p50 ms | HTTP p50/p95 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        http = f"{r['http_p50_ms']:.1f} / {r['http_p95_ms']:.1f}" if "http_p50_ms" in r else "-"
+        print(f"| {r['n']:,} | {r['cube_p50_ms']:.1f} / {r['cube_p95_ms']:.1f} | {r['hnsw100_p50_ms']:.2f} / "
+              f"{r['hnsw100_p95_ms']:.2f} ({r['hnsw100_recall@10']:.3f}) | {r['hnsw400_p50_ms']:.2f} / "
+              f"{r['hnsw400_p95_ms']:.2f} ({r['hnsw400_recall@10']:.3f}) | {r['numpy_p50_ms']:.1f} | "
+              f"{r['make_radio_p50_ms']:.1f} | {http} |")
+
+
+if __name__ == "__main__":
+    main()
