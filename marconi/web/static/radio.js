@@ -304,14 +304,12 @@
 
   function song(s) {
     const name = describe(s);
-    return el("li", { class: "song", "data-key": s.key }, [
+    return el("li", { class: "song", "data-key": s.key, "data-score": s.score }, [
       el("div", { class: "song-main" }, [
         el("div", { class: "song-title" }, s.title || s.key),
         el("div", { class: "song-artist" }, s.artist || "unknown artist"),
       ]),
       el("div", { class: "song-actions" }, [
-        el("span", { class: "match-score", title: "How close this song is to the seeds (1 = closest)" },
-          `match ${Number(s.score).toFixed(2)}`),
         s.spotify_url ? el("a", { class: "spotify", href: s.spotify_url, target: "_blank", rel: "noopener noreferrer",
           "aria-label": `Open ${name} in Spotify (new tab)` }, "Spotify ↗") : null,
         el("button", { type: "button", class: "button small", "aria-label": `Start a new radio from ${name}`,

@@ -77,6 +77,7 @@
     }
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = URL.createObjectURL(file);
+    previewImg.hidden = false;
     previewImg.src = previewUrl;
     previewImg.alt = `Your photo: ${file.name || "pasted image"}`;
     previewCaption.textContent = `${file.name || "Pasted image"} · ${filesize(file.size)}`;
@@ -84,7 +85,10 @@
       previewCaption.textContent = `${file.name || "Pasted image"} · ${previewImg.naturalWidth}×` +
         `${previewImg.naturalHeight} px · ${filesize(file.size)}`;
     };
-    previewImg.onerror = () => { previewCaption.textContent = `${file.name} · no preview in this browser`; };
+    previewImg.onerror = () => {
+      previewImg.hidden = true;
+      previewCaption.textContent = `${file.name || "Pasted image"} · ${filesize(file.size)} · no preview in this browser`;
+    };
     preview.hidden = false;
     layout.classList.add("has-preview");
 
@@ -161,13 +165,15 @@
     ]);
   }
 
+  const capitalise = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+
   function render(body) {
     const matches = body.matches || [];
     meter.value = body.confidence;
     confidenceValue.textContent = percent(body.confidence);
     confidenceMessage.textContent = body.confident
       ? "Good match: the closest pictures are very likely of the same kind of thing."
-      : `No good match. ${body.message || "The closest images are shown anyway."}`;
+      : `No good match. ${capitalise(body.message || "the closest images are shown anyway.")}`;
     confidenceBox.classList.toggle("notice", !body.confident);
     confidenceBox.classList.toggle("warn", !body.confident);
     confidenceBox.hidden = false;

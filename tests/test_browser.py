@@ -1,0 +1,355 @@
+"""The pages in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright), against the app served
+on 127.0.0.1: upload photos, pick radio seeds with the keyboard and the mouse, read the status page.
+
+Screenshots go to test-artifacts/screenshots/. Install the browser with scripts/install-browser.sh.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+# The same index set as tests/test_images_api.py (first 15 photos of each class), so both modules can share it.
+CLASSES = ["dalmatian", "Motorbikes", "cup", "sunflower", "airplanes", "watch"]
+INDEXED_PER_CLASS = 15
+TIMEOUT_MS = 30_000
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing: run scripts/install-browser.sh (Debian chromium + playwright)",
+                allow_module_level=True)
+if importlib.util.find_spec("playwright") is None:
+    pytest.skip("the playwright Python package is missing: run scripts/install-browser.sh", allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def images_ready(trained_url, data_dir, base_config, tmp_path_factory):
+    """The shared trained database with the Caltech index set imported and an image model serving."""
+    from marconi.config import Config
+    from marconi.db import make_engine
+    from marconi.db.vectors import serving_run
+    from marconi.images import encode_images, import_images
+
+    eng = make_engine(Config(), url=trained_url[0])
+    with eng.connect() as conn:
+        serving = serving_run(conn, "images")
+    if serving is None:
+        root = tmp_path_factory.mktemp("browser-images") / "caltech101"
+        for cls in CLASSES:
+            (root / cls).mkdir(parents=True)
+            for f in sorted((data_dir / "images" / "caltech101" / cls).glob("*.jpg"))[:INDEXED_PER_CLASS]:
+                shutil.copy(f, root / cls / f.name)
+        import_images(eng, root, progress=False)
+        encode_images(eng, base_config.with_overrides(device="cpu", encoder="efficientnet-lite0"), progress=False)
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def base_url(app, images_ready):
+    """The app served by werkzeug on 127.0.0.1, a free port, in a background thread."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="marconi-test-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Debian Chromium for the module."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+class Watch:
+    """Console errors, uncaught page errors, failed responses and requests to other hosts seen by one page."""
+
+    def __init__(self, page, base_url: str):
+        self.problems: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: self.problems.append(f"pageerror: {e}"))
+        page.on("request", lambda r: r.url.startswith((base_url, "data:", "blob:"))
+                or self.problems.append(f"external request: {r.url}"))
+
+    def expected_errors(self, pattern: str) -> None:
+        """Forget console errors matching ``pattern`` (deliberate 4xx answers are logged by Chromium)."""
+        self.problems = [p for p in self.problems if not re.search(pattern, p)]
+
+
+@pytest.fixture(params=["desktop", "phone"])
+def page(request, browser, base_url):
+    """A fresh page at desktop or phone size; fails the test on console errors or external requests."""
+    if request.param == "phone":
+        context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                      is_mobile=True, has_touch=True, base_url=base_url)
+    else:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url)
+    context.set_default_timeout(TIMEOUT_MS)
+    pg = context.new_page()
+    pg.kind = request.param
+    pg.watch = Watch(pg, base_url)
+    yield pg
+    problems = pg.watch.problems
+    context.close()
+    assert problems == [], problems
+
+
+def shot(page, name: str) -> None:
+    """Save a full-page screenshot; on the phone also the first screen as the phone shows it.
+
+    (Chromium drops touch emulation while taking a full-page shot of a long page, so ``pointer: coarse`` rules,
+    like the "Take a photo" button, only show in the first-screen shot.)
+    """
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-{page.kind}.png"), full_page=True)
+    if page.kind == "phone":
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{page.kind}-screen.png"))
+
+
+def no_horizontal_scroll(page) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 1, f"page is {overflow}px wider than the viewport"
+
+
+def thumbnails_loaded(page, n: int) -> None:
+    page.wait_for_function(
+        "n => Array.from(document.querySelectorAll('#matches img')).slice(0, n)"
+        ".every(i => i.complete && i.naturalWidth > 0)", arg=n)
+
+
+def test_home_links_the_three_ways(page):
+    page.goto("/")
+    expect(page.locator("h1")).to_be_visible()
+    for name in ("Reverse image search", "Song radio", "Plain SQL and JSON"):
+        expect(page.get_by_role("heading", name=name)).to_be_visible()
+    no_horizontal_scroll(page)
+    shot(page, "home")
+    page.get_by_role("link", name="Reverse image search").click()
+    expect(page).to_have_url(re.compile(r"/search$"))
+
+
+def test_image_search_upload_shows_matches(page, data_dir):
+    caltech = data_dir / "images" / "caltech101"
+    query = sorted((caltech / "Motorbikes").glob("*.jpg"))[INDEXED_PER_CLASS + 1]  # not in the index
+    page.goto("/search")
+    page.set_input_files("#photo", str(query))
+    cards = page.locator("#matches li.match")
+    expect(cards).to_have_count(10)
+    thumbnails_loaded(page, 4)
+    expect(page.locator("#preview-img")).to_be_visible()
+    expect(cards.first.locator("h3")).to_have_text("Motorbikes")
+    expect(cards.first.locator(".sim")).to_have_text(re.compile(r"^\d{1,3}% similar$"))
+    expect(cards.first.get_by_role("link", name=re.compile("Licence: CC BY 4.0"))).to_have_attribute(
+        "href", "https://creativecommons.org/licenses/by/4.0/")
+    expect(page.locator("#confidence")).to_be_visible()
+    expect(page.locator("#confidence-value")).to_have_text(re.compile(r"^\d{1,3}%$"))
+    expect(page.locator("#confidence-message")).to_contain_text("Good match")
+    expect(page.locator("#search-status")).to_contain_text("Best: Motorbikes")
+    no_horizontal_scroll(page)
+    if page.kind == "phone":
+        expect(page.locator("label[for=camera]")).to_be_visible()
+    else:
+        expect(page.locator("label[for=camera]")).to_be_hidden()
+    shot(page, "search-match")
+
+    # Fewer results on request, with the same photo.
+    page.select_option("#k", "5")
+    expect(cards).to_have_count(5)
+
+    # A photo unlike anything in the collection: the page says so, but still shows the closest images.
+    page.set_input_files("#photo", str(data_dir / "images" / "skimage-samples" / "gravel.png"))
+    expect(page.locator("#confidence-message")).to_contain_text("No good match")
+    expect(page.locator("#confidence")).to_have_class(re.compile(r"\bwarn\b"))
+    expect(page.locator("#search-status")).to_contain_text("Nothing matches well")
+    expect(cards).to_have_count(5)
+    shot(page, "search-no-match")
+
+
+def test_image_search_drop_and_errors(page, data_dir):
+    page.goto("/search")
+    photo = sorted((data_dir / "images" / "caltech101" / "sunflower").glob("*.jpg"))[-1]
+    data = base64.b64encode(photo.read_bytes()).decode()
+    # Drag and drop as the browser delivers it: a drop event whose DataTransfer holds a File.
+    page.evaluate("""([name, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], name, {type: 'image/jpeg'}));
+        const zone = document.getElementById('dropzone');
+        zone.dispatchEvent(new DragEvent('dragenter', {dataTransfer: dt, bubbles: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", [photo.name, data])
+    expect(page.locator("#matches li.match").first.locator("h3")).to_have_text("sunflower")
+    expect(page.locator("#dropzone")).not_to_have_class(re.compile("dragging"))
+
+    # Not an image at all: refused in the browser, before any upload.
+    page.set_input_files("#photo", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
+    expect(page.locator("#search-error")).to_be_visible()
+    expect(page.locator("#search-error")).to_contain_text("is not an image")
+    expect(page.locator("#matches li")).to_have_count(0)
+
+    # Looks like a JPEG but is not: the API's 400 message is shown as it is.
+    page.set_input_files("#photo", files=[{"name": "broken.jpg", "mimeType": "image/jpeg",
+                                           "buffer": b"\xff\xd8\xff this is not really a jpeg"}])
+    expect(page.locator("#search-error")).to_be_visible()
+    expect(page.locator("#search-error")).not_to_have_text("")
+    message = page.locator("#search-error").inner_text()
+    assert "{" not in message and "undefined" not in message and "object" not in message.lower(), message
+    shot(page, "search-error")
+    page.watch.expected_errors(r"status of 400")
+
+
+def _two_seeds(app) -> list[dict]:
+    """Two songs with vectors, by different artists, whose title and artist are plain words (easy to type)."""
+    client = app.test_client()
+    chosen: list[dict] = []
+    for q in ("love", "night", "heart", "time"):
+        for s in client.get(f"/api/songs?q={q}&limit=100").get_json()["songs"]:
+            plain = all(re.fullmatch(r"[A-Za-z][A-Za-z ]{2,30}", s[k] or "") for k in ("title", "artist"))
+            if s["has_vector"] and plain and all(s["artist"] != c["artist"] for c in chosen):
+                chosen.append(s)
+            if len(chosen) == 2:
+                return chosen
+    pytest.skip("no two plainly named songs with vectors in the test database")
+
+
+def test_radio_pick_seeds_playlist_chips_and_regenerate(page, app):
+    first, second = _two_seeds(app)
+    page.goto("/radio")
+    combo = page.get_by_role("combobox", name="Seed songs")
+    listbox = page.get_by_role("listbox")
+
+    # Seed 1 with the keyboard: type a common word, move with the arrows, narrow it down, Enter.
+    combo.click()
+    page.keyboard.type("love", delay=30)
+    expect(listbox).to_be_visible()
+    expect(combo).to_have_attribute("aria-expanded", "true")
+    expect(page.locator("#seed-options [role=option][data-index]")).to_have_count(10)
+    option = page.locator("#seed-options [role=option][aria-selected=true]")
+    expect(option).to_have_count(1)
+    top = combo.get_attribute("aria-activedescendant")
+    assert top and page.locator(f"#{top}").get_attribute("aria-selected") == "true"
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    down = combo.get_attribute("aria-activedescendant")
+    assert down != top and page.locator(f"#{down}").get_attribute("aria-selected") == "true"
+    shot(page, "radio-suggestions")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("ArrowUp")
+    assert combo.get_attribute("aria-activedescendant") == top
+    page.keyboard.press("Escape")
+    expect(listbox).to_be_hidden()
+    combo.fill("")
+    page.keyboard.type(f"{first['title']} {first['artist']}", delay=20)
+    expect(option).to_contain_text(first["title"])
+    page.keyboard.press("Enter")
+    chips = page.locator("#seed-chips li.chip")
+    expect(chips).to_have_count(1)
+    expect(chips.first).to_contain_text(first["title"])
+    expect(combo).to_have_value("")
+    expect(combo).to_be_focused()
+
+    # Seed 2 with the mouse.
+    page.keyboard.type(second["title"], delay=20)
+    expect(page.locator("#seed-options [role=option]", has_text=second["artist"]).first).to_be_visible()
+    shot(page, "radio-suggestions-typed")
+    page.locator("#seed-options [role=option]", has_text=second["artist"]).first.click()
+    expect(chips).to_have_count(2)
+
+    page.fill("#size", "12")
+    page.get_by_role("button", name="Make radio").click()
+    songs = page.locator("#playlist li.song")
+    expect(songs).to_have_count(12)
+    expect(page.locator("#radio-status")).to_contain_text(first["title"])
+    expect(page.locator("#radio-status")).to_contain_text(second["title"])
+    assert "seed=" in page.url
+    keys = songs.evaluate_all("els => els.map(e => e.dataset.key)")
+    assert first["key"] not in keys and second["key"] not in keys
+    spotify = page.locator("#playlist a.spotify")
+    assert spotify.count() == sum(k.startswith("spotify:track:") for k in keys)
+    no_horizontal_scroll(page)
+    shot(page, "radio-playlist")
+
+    # At most one song per artist: the playlist refreshes by itself.
+    page.fill("#max-per-artist", "1")
+    page.locator("#max-per-artist").dispatch_event("change")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('max_per_artist') === '1'")
+    expect(songs).to_have_count(12)
+    artists = page.locator("#playlist .song-artist").all_inner_texts()
+    assert len(set(artists)) == len(artists), artists
+
+    # Remove the first chip (by its button): one seed left, playlist follows, focus stays on the chips.
+    page.get_by_role("button", name=f"Remove {first['title']} by {first['artist']}").click()
+    expect(chips).to_have_count(1)
+    expect(page.locator("#radio-status")).not_to_contain_text(first["title"])
+    expect(page.locator("#radio-status")).to_contain_text(second["title"])
+    expect(page.get_by_role("button", name=f"Remove {second['title']} by {second['artist']}")).to_be_focused()
+
+    # Regenerate from the third song in the list.
+    third = songs.nth(2)
+    title = third.locator(".song-title").inner_text()
+    key = third.get_attribute("data-key")
+    third.get_by_role("button", name=re.compile("^Start a new radio from")).click()
+    expect(chips).to_have_count(1)
+    expect(chips.first).to_contain_text(title)
+    expect(page.locator("#radio-status")).to_contain_text(f"from {title}")
+    page.wait_for_function("k => !Array.from(document.querySelectorAll('#playlist li.song'))"
+                           ".some(e => e.dataset.key === k) && document.querySelectorAll('#playlist li').length > 0",
+                           arg=key)
+    assert re.search(r"[?&]seed=" + re.escape(key.replace(":", "%3A")) + r"(&|$)", page.url), page.url
+    shot(page, "radio-regenerated")
+
+    # Backspace in the empty box removes the last seed; the playlist empties.
+    combo.focus()
+    page.keyboard.press("Backspace")
+    expect(chips).to_have_count(0)
+    expect(songs).to_have_count(0)
+    expect(page.locator("#radio-status")).to_contain_text("Add at least one seed song")
+
+
+def test_radio_keyboard_focus_is_visible_and_url_restores(page, app):
+    first, _ = _two_seeds(app)
+    page.goto(f"/radio?seed={first['key']}&size=5")
+    expect(page.locator("#playlist li.song")).to_have_count(5)
+    expect(page.locator("#seed-chips li.chip").first).to_contain_text(first["title"])
+    page.get_by_role("combobox", name="Seed songs").focus()
+    page.keyboard.press("Tab")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", ""), outline
+    # Unknown seeds: the API's 404 message is shown.
+    page.goto("/radio?seed=no-such-song")
+    expect(page.locator("#radio-error")).to_contain_text("unknown seed track keys: no-such-song")
+    page.watch.expected_errors(r"status of 404")
+
+
+def test_status_page_shows_counts_and_models(page, app):
+    status = app.test_client().get("/api/status").get_json()
+    page.goto("/status")
+    for key in ("tracks", "playlists", "images"):
+        expect(page.locator(f"#count-{key} dd")).to_have_text(f"{status['counts'][key]:,}")
+    assert status["counts"]["images"] > 0
+    expect(page.locator("#run-songs")).to_contain_text(status["serving"]["songs"]["model"])
+    expect(page.locator("#run-images")).to_contain_text(status["serving"]["images"]["model"])
+    expect(page.locator("#database-size dd")).to_have_text(re.compile(r"^\d+(\.\d)? (bytes|kB|MB|GB|TB)$"))
+    no_horizontal_scroll(page)
+    shot(page, "status")
+    page.emulate_media(color_scheme="dark")
+    expect(page.locator("body")).to_have_css("background-color", "rgb(20, 22, 26)")
+    shot(page, "status-dark")
