@@ -1,0 +1,78 @@
+"""Benchmark reverse image search over HTTP: POST /api/images/search under gunicorn, p50/p95 latency.
+
+Uses the database the `marconi` command uses (run the demo first so an image model serves). The queries are real
+photos from a folder; each request is sent sequentially from one client.
+
+    .venv/bin/python bench/bench_image_search.py --queries ../shared/data/images/skimage-samples --n 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from marconi.config import from_env
+from marconi.db import database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    """Start gunicorn, send the queries, print the figures and the command."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--queries", type=Path, required=True, help="folder of query photos (searched recursively)")
+    ap.add_argument("--n", type=int, default=100, help="requests to time")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    files = sorted(p for p in args.queries.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if not files:
+        raise SystemExit(f"no photos under {args.queries}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DATABASE_URL=database_url(from_env()), MARCONI_LOG_LEVEL="WARNING")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
+                             "--timeout", "120", "wsgi:app"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if requests.get(base + "/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        sess = requests.Session()
+        for f in files[: 2 * args.workers]:  # warm up: each worker loads the encoder once
+            sess.post(base + "/api/images/search", files={"image": f.read_bytes()}, data={"k": args.k})
+        times, sizes = [], []
+        for i in range(args.n):
+            f = files[i % len(files)]
+            data = f.read_bytes()
+            t0 = time.perf_counter()
+            r = sess.post(base + "/api/images/search", files={"image": (f.name, data)}, data={"k": args.k})
+            times.append((time.perf_counter() - t0) * 1000)
+            sizes.append(len(data))
+            assert r.status_code == 200, r.text
+    finally:
+        proc.terminate()
+        proc.wait()
+    t = np.asarray(times)
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; command: {' '.join(sys.argv)}")
+    print(f"requests: {len(t)}, photos: {len(files)} (median {int(np.median(sizes)) // 1024} KB), k={args.k}")
+    print(f"image search HTTP p50 {np.percentile(t, 50):.0f} ms, p95 {np.percentile(t, 95):.0f} ms, "
+          f"mean {t.mean():.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
