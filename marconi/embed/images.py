@@ -104,7 +104,8 @@ class Preprocess:
             # the crop covers: cheaper, and bounded for extreme aspect ratios (a 40000x1 strip stays small).
             side = min(width, height) * self.size / self.resize
             left, top = (width - side) / 2, (height - side) / 2
-            img = img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side))
+            box = (left, top, left + side, top + side)
+            img = img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box)
         return np.ascontiguousarray(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
