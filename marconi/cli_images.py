@@ -63,9 +63,14 @@ def register(main: click.Group) -> None:
     @click.option("--queries", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
                   help="Labelled folder tree <label>/<image>; labels must match the indexed labels.")
     @click.option("--k", default=10, show_default=True)
+    @click.option("--no-rerank", is_flag=True, help="Order by the PCA cube distance only (to measure the re-rank).")
     @pass_ctx
-    def eval_images_cmd(c, queries, k):
-        """P@1, P@10 and confidence separation (AUC) through the served search path."""
+    def eval_images_cmd(c, queries, k, no_rerank):
+        """P@1, P@10 and confidence separation (AUC) through the served search path.
+
+        Photos that are themselves in the index are answered with themselves left out.
+        """
         from marconi.images import eval_images
 
-        click.echo(json.dumps(eval_images(c.checked_engine(), queries, c.config, k), indent=2))
+        res = eval_images(c.checked_engine(), queries, c.config, k, rerank=not no_rerank)
+        click.echo(json.dumps(res, indent=2))

@@ -352,8 +352,12 @@ class ImageSearcher:
         return run
 
     def search(self, conn: sa.Connection, img, k: int = 10, candidates: int | None = None,
-               exclude_ids: tuple = ()) -> dict:
-        """Return the k most similar stored images to a PIL image, with similarity and a calibrated confidence."""
+               exclude_ids: tuple = (), rerank: bool = True) -> dict:
+        """Return the k most similar stored images to a PIL image, with similarity and a calibrated confidence.
+
+        The cube index returns ``candidates`` (default max(5k, 50)) by their PCA distance; with ``rerank`` they are
+        re-ordered by the exact cosine of the full feature vectors (measured better: docs/evaluation.md).
+        """
         from marconi.embed.images import encode_image
 
         run = self._refresh(conn)
@@ -364,7 +368,8 @@ class ImageSearcher:
         cands = [c for c in cands if c["image_id"] not in exclude_ids]
         for c in cands:
             c["similarity"] = float(np.clip(c["full_vec"] @ f, 0.0, 1.0))
-        cands.sort(key=lambda c: -c["similarity"])
+        if rerank:
+            cands.sort(key=lambda c: -c["similarity"])
         meta = neighbours.images_by_id(conn, [c["image_id"] for c in cands[:max(k, 10)]])
         top10 = cands[:10]
         feats = confidence_features(np.array([c["similarity"] for c in top10]),
@@ -380,7 +385,7 @@ class ImageSearcher:
 
 
 def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, k: int = 10,
-                progress: bool = True) -> dict:
+                progress: bool = True, rerank: bool = True) -> dict:
     """P@1 and P@10 of label matches for a labelled folder tree of queries, through the served search path.
 
     A query whose exact bytes are in the index is answered with itself excluded (leave-one-out).
@@ -403,7 +408,7 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
                 continue
             own = conn.execute(sa.text("SELECT id FROM images WHERE sha256 = :s"),
                                {"s": hashlib.sha256(data).hexdigest()}).scalar()
-            res = searcher.search(conn, img, k, exclude_ids=(own,) if own else ())
+            res = searcher.search(conn, img, k, exclude_ids=(own,) if own else (), rerank=rerank)
             labs = [m["label"] for m in res["matches"]]
             if not labs:
                 continue
