@@ -192,13 +192,15 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
 
-def calibrate(full: np.ndarray, labels: list, k: int = 10, sample: int = 2000, seed: int = 0) -> tuple[dict, dict]:
+def calibrate(full: np.ndarray, labels: list, k: int = 10, sample: int = 2000, seed: int = 0,
+              unknown_share: float = 0.25) -> tuple[dict, dict]:
     """Calibrate the confidence on held-out queries drawn from the indexed set; return (calibration, report).
 
-    Each sampled image queries the index twice: once with only itself left out (right when the top-1 label
-    matches) and once with its whole class left out, which stands for a photo of something the collection does
-    not hold (always wrong). The report gives leave-one-out P@1 and P@10, and the AUC with which the confidence
-    separates right from wrong top-1 answers over both kinds of query.
+    Each sampled image queries the index with only itself left out (right when the top-1 label matches); a share
+    ``unknown_share`` of them also queries it with its whole class left out, which stands for a photo of something
+    the collection does not hold (always wrong). The share is the prior the confidence assumes: about one query in
+    five shows something the collection lacks. The report gives leave-one-out P@1 and P@10, and the AUC with
+    which the confidence separates right from wrong top-1 answers over both kinds of query.
     """
     rng = np.random.default_rng(seed)
     n = len(full)
@@ -206,8 +208,9 @@ def calibrate(full: np.ndarray, labels: list, k: int = 10, sample: int = 2000, s
     lab = np.array([str(x) for x in labels])
     sims = full[idx] @ full.T
     feats, right, p10, kind = [], [], [], []
+    n_unknown = int(round(len(idx) * unknown_share))
     for row, i in enumerate(idx):
-        for leave_class in (False, True):
+        for leave_class in ((False, True) if row < n_unknown else (False,)):
             s = sims[row].copy()
             s[i] = -np.inf
             if leave_class:

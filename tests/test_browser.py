@@ -175,7 +175,7 @@ def test_image_search_upload_shows_matches(page, data_dir):
     expect(cards).to_have_count(5)
 
     # A photo unlike anything in the collection: the page says so, but still shows the closest images.
-    page.set_input_files("#photo", str(data_dir / "images" / "skimage-samples" / "gravel.png"))
+    page.set_input_files("#photo", str(data_dir / "images" / "skimage-samples" / "astronaut.png"))
     expect(page.locator("#confidence-message")).to_contain_text("No good match")
     expect(page.locator("#confidence")).to_have_class(re.compile(r"\bwarn\b"))
     expect(page.locator("#search-status")).to_contain_text("Nothing matches well")

@@ -32,7 +32,7 @@ def test_search_finds_same_class_for_held_out_photos(client, images_engine, imag
 
 def test_confidence_separates_known_from_unknown(client, images_engine, image_sets, data_dir):
     known = next(image_sets[1].joinpath("Motorbikes").glob("*.jpg")).read_bytes()
-    unknown = (data_dir / "images" / "skimage-samples" / "gravel.png").read_bytes()
+    unknown = (data_dir / "images" / "skimage-samples" / "astronaut.png").read_bytes()
     k = _post(client, known).get_json()
     u = _post(client, unknown).get_json()
     assert k["confidence"] > u["confidence"]
