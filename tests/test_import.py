@@ -110,3 +110,14 @@ def test_bad_mpd_json_is_reported(engine, tmp_path):
     (tmp_path / "mpd.slice.bad.json").write_text('{"playlists": [ {"pid": 1, ')
     with pytest.raises(ImportFormatError, match="mpd.slice.bad.json:1: invalid JSON"):
         import_playlists(engine, tmp_path, "mpd", progress=False)
+
+
+def test_copy_rows_sends_in_chunks_with_escapes(engine):
+    from marconi.db.copy import copy_rows
+
+    rows = [(i, f"tab\there {i}", None if i % 3 == 0 else f"back\\slash\nnewline {i}") for i in range(10)]
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TEMP TABLE _c (i int, a text, b text) ON COMMIT DROP"))
+        assert copy_rows(conn, "_c", ("i", "a", "b"), rows, chunk_rows=3) == 10
+        got = conn.execute(sa.text("SELECT i, a, b FROM _c ORDER BY i")).all()
+    assert [tuple(r) for r in got] == rows
