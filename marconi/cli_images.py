@@ -72,5 +72,8 @@ def register(main: click.Group) -> None:
         """
         from marconi.images import eval_images
 
-        res = eval_images(c.checked_engine(), queries, c.config, k, rerank=not no_rerank)
+        try:
+            res = eval_images(c.checked_engine(), queries, c.config, k, rerank=not no_rerank)
+        except FileNotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(json.dumps(res, indent=2))

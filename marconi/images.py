@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +33,14 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------------- import
+def image_files(directory: Path) -> list[Path]:
+    """All image files below ``directory`` (following symlinked folders), sorted."""
+    found = []
+    for root, _, names in os.walk(directory, followlinks=True):
+        found += [Path(root) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(found)
+
+
 def prepare_record(data: bytes, max_pixels: int, **meta) -> ImageRecord:
     """Validate image bytes (fully decoded) and build an ImageRecord with a thumbnail; raise ImageError if bad."""
     from marconi.embed.imageio import image_info, load_image, make_thumbnail
@@ -56,7 +65,7 @@ def import_images(engine: sa.Engine, directory: Path, config: Config | None = No
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a folder of <label>/<image> files")
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(directory)
     counts = {"seen": 0, "inserted": 0, "duplicates": 0, "failed": 0, "failures": []}
     if licence is None and directory.name == "caltech101":
         licence, licence_url = "CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/"
@@ -399,7 +408,9 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
 
     config = config or Config()
     searcher = ImageSearcher(config)
-    files = sorted(p for p in Path(queries).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(Path(queries))
+    if not files:
+        raise FileNotFoundError(f"no images under {queries}: expected a folder tree <label>/<image>")
     p1, p10, conf, right = [], [], [], []
     with engine.connect() as conn:
         for path in tqdm(files, unit="query", desc="evaluating", disable=not progress):
@@ -419,7 +430,7 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
             p10.append(np.mean([lab == label for lab in labs[:10]]))
             conf.append(res["confidence"])
             right.append(labs[0] == label)
-    conf_a, right_a = np.array(conf), np.array(right)
+    conf_a, right_a = np.array(conf, dtype=float), np.array(right, dtype=bool)
     return {"queries": len(p1), "P@1": round(float(np.mean(p1)), 4), "P@10": round(float(np.mean(p10)), 4),
             "confidence_auc": _r(auc(conf_a, right_a)),
             "mean_confidence_right": round(float(conf_a[right_a].mean()), 4) if right_a.any() else None,
