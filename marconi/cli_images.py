@@ -63,9 +63,10 @@ def register(main: click.Group) -> None:
     @click.option("--queries", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
                   help="Labelled folder tree <label>/<image>; labels must match the indexed labels.")
     @click.option("--k", default=10, show_default=True)
-    @click.option("--no-rerank", is_flag=True, help="Order by the PCA cube distance only (to measure the re-rank).")
+    @click.option("--rerank/--no-rerank", default=None,
+                  help="Re-order the cube's candidates by the full vectors (default: $MARCONI_IMAGE_RERANK, off).")
     @pass_ctx
-    def eval_images_cmd(c, queries, k, no_rerank):
+    def eval_images_cmd(c, queries, k, rerank):
         """P@1, P@10 and confidence separation (AUC) through the served search path.
 
         Photos that are themselves in the index are answered with themselves left out.
@@ -73,7 +74,7 @@ def register(main: click.Group) -> None:
         from marconi.images import eval_images
 
         try:
-            res = eval_images(c.checked_engine(), queries, c.config, k, rerank=not no_rerank)
+            res = eval_images(c.checked_engine(), queries, c.config, k, rerank=rerank)
         except FileNotFoundError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(json.dumps(res, indent=2))

@@ -35,6 +35,7 @@ class Config:
     max_image_pixels: int = 40_000_000
     ann: str = "auto"
     hnsw_ef_search: int = 400
+    image_rerank: bool = False
     log_level: str = "INFO"
     url_fetch: bool = False
     url_fetch_timeout: float = 10.0
@@ -71,6 +72,7 @@ ENV_VARS = {
     "MARCONI_MAX_IMAGE_PIXELS": "max_image_pixels",
     "MARCONI_ANN": "ann",
     "MARCONI_HNSW_EF_SEARCH": "hnsw_ef_search",
+    "MARCONI_IMAGE_RERANK": "image_rerank",
     "MARCONI_LOG_LEVEL": "log_level",
     "MARCONI_URL_FETCH": "url_fetch",
     "MARCONI_STATEMENT_TIMEOUT_MS": "statement_timeout_ms",

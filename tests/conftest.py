@@ -147,10 +147,10 @@ def image_sets(data_dir, tmp_path_factory):
     for cls in CLASSES:
         files = sorted((src / cls).glob("*.jpg"))
         for i, f in enumerate(files):
-            dest = root / ("index" if i < 15 else "queries") / cls
+            dest = root / ("caltech101" if i < 15 else "queries") / cls  # the importer credits caltech101 folders
             dest.mkdir(parents=True, exist_ok=True)
             shutil.copy(f, dest / f.name)
-    return root / "index", root / "queries"
+    return root / "caltech101", root / "queries"
 
 
 @pytest.fixture(scope="session")

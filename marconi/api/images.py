@@ -61,7 +61,8 @@ def search():
         raise ApiError(str(exc), STATUS_FOR_CODE.get(exc.code, 400), code=exc.code) from None
     try:
         with _engine().connect() as conn:
-            result = current_app.extensions["marconi.image_searcher"].search(conn, img, k)
+            result = current_app.extensions["marconi.image_searcher"].search(
+                conn, img, k, rerank=current_app.config["MARCONI"].image_rerank)
     except NoImageModel as exc:
         raise ApiError(str(exc), 503) from None
     confident = result["confidence"] >= CONFIDENT
