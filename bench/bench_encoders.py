@@ -85,8 +85,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="images per measurement")
     parser.add_argument("--workers", type=int, default=0, help="decode processes for the end-to-end run")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                        help="NHWC memory format (default: on for CUDA, off for CPU)")
+    parser.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC memory format (default: on)"
+    )
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     parser.add_argument("--data-dir", type=Path, default=default_data)
@@ -100,26 +101,35 @@ def main() -> None:
 
     names = list(ENCODERS) if args.encoder == "all" else [args.encoder]
     items = [] if args.skip_end_to_end else load_items(args.data_dir, args.n)
-    print(f"torch {torch.__version__}, python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"{torch.get_num_threads()} torch threads" +
-          (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    print(
+        f"torch {torch.__version__}, python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} torch threads"
+        + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+    )
     for name in names:
         try:
-            encoder = load_encoder(name, device=args.device, cache_dir=args.cache_dir,
-                                   weights_path=args.weights if len(names) == 1 else None,
-                                   dtype=args.dtype, compile=args.compile, channels_last=args.channels_last)
+            encoder = load_encoder(
+                name,
+                device=args.device,
+                cache_dir=args.cache_dir,
+                weights_path=args.weights if len(names) == 1 else None,
+                dtype=args.dtype,
+                compile=args.compile,
+                channels_last=args.channels_last,
+            )
         except EncoderUnavailable as exc:
             print(f"{name:<19} unavailable: {exc}")
             continue
         warmup = 3 if args.compile else 1
         model_rate = model_only(encoder, args.batch_size, args.n, warmup)
-        e2e = None if args.skip_end_to_end else end_to_end(encoder, items, args.batch_size, args.workers,
-                                                            args.progress)
+        e2e = None if args.skip_end_to_end else end_to_end(encoder, items, args.batch_size, args.workers, args.progress)
         desc = encoder.describe()
         e2e_text = "skipped" if e2e is None else f"{e2e[0]:8.1f} img/s ({e2e[1]} failures)"
-        print(f"{name:<19} device {desc['device']:<7} dtype {desc['dtype']:<8} channels_last "
-              f"{str(desc['channels_last']):<5} compiled {str(desc['compiled']):<5} batch {args.batch_size:<4} | "
-              f"model only {model_rate:8.1f} img/s | decode+resize+model {e2e_text}")
+        print(
+            f"{name:<19} device {desc['device']:<7} dtype {desc['dtype']:<8} channels_last "
+            f"{str(desc['channels_last']):<5} compiled {str(desc['compiled']):<5} batch {args.batch_size:<4} | "
+            f"model only {model_rate:8.1f} img/s | decode+resize+model {e2e_text}"
+        )
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
 
 

@@ -6,9 +6,10 @@ queries; with the full features and after PCA to 100-d fitted on the index (cent
 "pca100w" also whitens). "loo20" is leave-one-out over all 20 images per class (index = the other 1,999).
 Throughput is decode + resize + model over the whole pass.
 
-vgg16-conv variants all come from one pass: conv5_3 (after ReLU) pooled by average / max / GeM(p=3), and
-pool5 (conv5_3 after the last max pool) average-pooled. Both geometries are measured: "crop" (shorter side 256,
-centre crop 224) and "squash" (whole image resized to 224x224).
+Pooling variants come from one pass: the last feature map (vgg16-conv: conv5_3 after ReLU; efficientnet-lite0:
+the 1280-channel head) pooled by average / max / GeM (p=3); for VGG also pool5 (after the last max pool) averaged.
+Both geometries are measured: "crop" (shorter side 256, centre crop 224) and "squash" (whole image resized to
+224x224).
 
     python bench/eval_encoders_caltech.py                       # all available encoders, both geometries
     python bench/eval_encoders_caltech.py --encoders efficientnet-lite0 --geometry crop
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +38,7 @@ from marconi.embed.images import (  # noqa: E402
     ENCODERS,
     Encoder,
     EncoderUnavailable,
+    PooledEfficientNet,
     VGG16ConvPooled,
     encode_images,
     global_pool,
@@ -43,21 +46,37 @@ from marconi.embed.images import (  # noqa: E402
 )
 
 VGG_VARIANTS = ("conv5_3-avg", "conv5_3-max", "conv5_3-gem", "pool5-avg")
+LITE_VARIANTS = ("head-avg", "head-max", "head-gem")
 
 
-class VGGVariantHead(nn.Module):
-    """Run the conv trunk once and return every pooled variant side by side (each part re-normalised later)."""
+class LiteTrunk(nn.Module):
+    """EfficientNet up to its 1280-channel head feature map."""
 
-    def __init__(self, model: VGG16ConvPooled):
-        """Share ``model``'s conv layers."""
+    def __init__(self, net: nn.Module):
+        """Wrap an efficientnet_lite_pytorch EfficientNet."""
         super().__init__()
-        self.features = model.features
-        self.pool5 = nn.MaxPool2d(2, 2)
+        self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return (N, 4*512): conv5_3 avg, max, gem, pool5 avg."""
-        conv5 = self.features(x)
-        parts = [global_pool(conv5, p) for p in ("avg", "max", "gem")] + [global_pool(self.pool5(conv5), "avg")]
+        """Return the (N, 1280, 7, 7) head feature map."""
+        return self.net.extract_features(x)
+
+
+class VariantHead(nn.Module):
+    """Run a trunk once and return several pooled variants side by side, each L2-normalised."""
+
+    def __init__(self, trunk: nn.Module, with_pool5: bool):
+        """``with_pool5`` adds average pooling after one more 2x2 max pool (VGG's pool5)."""
+        super().__init__()
+        self.trunk = trunk
+        self.with_pool5 = with_pool5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return (N, k * C): avg, max, GeM(p=3) [, pool5 avg]."""
+        fmap = self.trunk(x)
+        parts = [global_pool(fmap, p) for p in ("avg", "max", "gem")]
+        if self.with_pool5:
+            parts.append(global_pool(F.max_pool2d(fmap, 2, 2), "avg"))
         return torch.cat([p / p.norm(dim=1, keepdim=True).clamp(min=1e-12) for p in parts], dim=1)
 
 
@@ -91,8 +110,13 @@ def pca(fit: np.ndarray, dims: int, whiten: bool = False):
     return project
 
 
-def precision(index: np.ndarray, index_labels: np.ndarray, queries: np.ndarray, query_labels: np.ndarray,
-              exclude_self: bool = False) -> tuple[float, float]:
+def precision(
+    index: np.ndarray,
+    index_labels: np.ndarray,
+    queries: np.ndarray,
+    query_labels: np.ndarray,
+    exclude_self: bool = False,
+) -> tuple[float, float]:
     """Return (P@1, P@10) of cosine nearest neighbours."""
     sims = l2n(queries) @ l2n(index).T
     if exclude_self:
@@ -118,21 +142,23 @@ def evaluate(feats: np.ndarray, labels: np.ndarray, nums: np.ndarray, pca_dims: 
 def run(name: str, geometry: str, items, args) -> list[dict]:
     """Encode all items with one encoder/geometry and return one result row per variant."""
     encoder = load_encoder(name, device=args.device, cache_dir=args.cache_dir, dtype=args.dtype)
-    pre = dataclasses.replace(encoder.preprocess, resize=None) if geometry == "squash" else encoder.preprocess
+    pre = dataclasses.replace(encoder.preprocess, resize={"crop": 256, "squash": None}[geometry])
     variants: tuple[str, ...] = ("default",)
-    if name == "vgg16-conv":
-        spec = dataclasses.replace(encoder.spec, dims=512 * len(VGG_VARIANTS), preprocess=pre)
-        encoder = Encoder(spec, VGGVariantHead(encoder.model), encoder.device, encoder.dtype, encoder.weights_source,
-                          channels_last=encoder.channels_last)
-        variants = VGG_VARIANTS
-    else:
-        spec = dataclasses.replace(encoder.spec, preprocess=pre)
-        encoder = Encoder(spec, encoder.model, encoder.device, encoder.dtype, encoder.weights_source,
-                          channels_last=encoder.channels_last)
+    model = encoder.model
+    if isinstance(model, VGG16ConvPooled):
+        model, variants = VariantHead(model.features, with_pool5=True), VGG_VARIANTS
+    elif isinstance(model, PooledEfficientNet):
+        model, variants = VariantHead(LiteTrunk(model.net), with_pool5=False), LITE_VARIANTS
+    spec = dataclasses.replace(encoder.spec, dims=encoder.dims * len(variants), preprocess=pre)
+    encoder = Encoder(
+        spec, model, encoder.device, encoder.dtype, encoder.weights_source, channels_last=encoder.channels_last
+    )
+    width = spec.dims // len(variants)
     keys, rows, failures = [], [], []
     start = time.perf_counter()
-    for batch_keys, feats, bad in encode_images(encoder, items, batch_size=args.batch_size, workers=args.workers,
-                                                progress=not args.quiet):
+    for batch_keys, feats, bad in encode_images(
+        encoder, items, batch_size=args.batch_size, workers=args.workers, progress=not args.quiet
+    ):
         keys += batch_keys
         rows.append(feats)
         failures += bad
@@ -142,13 +168,20 @@ def run(name: str, geometry: str, items, args) -> list[dict]:
     nums = np.array([k[1] for k in keys])
     results = []
     for i, variant in enumerate(variants):
-        part = feats[:, i * 512:(i + 1) * 512] if name == "vgg16-conv" else feats
+        part = feats[:, i * width : (i + 1) * width]
         metrics = evaluate(part, labels, nums, args.pca)
-        results.append({
-            "encoder": name, "variant": variant, "geometry": geometry, "dims": part.shape[1],
-            "images": len(keys), "failures": len(failures), "img_per_s": len(keys) / seconds,
-            "metrics": metrics,
-        })
+        results.append(
+            {
+                "encoder": name,
+                "variant": variant,
+                "geometry": geometry,
+                "dims": part.shape[1],
+                "images": len(keys),
+                "failures": len(failures),
+                "img_per_s": len(keys) / seconds,
+                "metrics": metrics,
+            }
+        )
         print(format_row(results[-1]), flush=True)
     return results
 
@@ -156,8 +189,10 @@ def run(name: str, geometry: str, items, args) -> list[dict]:
 def format_row(r: dict) -> str:
     """Return one table line."""
     cells = " | ".join(f"{k} {v[0]:.3f}/{v[1]:.3f}" for k, v in r["metrics"].items())
-    return (f"{r['encoder']:<19} {r['variant']:<12} {r['geometry']:<6} {r['dims']:>4}d | {cells} | "
-            f"{r['img_per_s']:.1f} img/s")
+    return (
+        f"{r['encoder']:<19} {r['variant']:<12} {r['geometry']:<6} {r['dims']:>4}d | {cells} | "
+        f"{r['img_per_s']:.1f} img/s"
+    )
 
 
 def main() -> None:
@@ -181,8 +216,10 @@ def main() -> None:
     if not root.is_dir():
         sys.exit(f"no Caltech-101 subset at {root} (set --data-dir or MARCONI_DATA_DIR)")
     items, classes = caltech_items(root)
-    print(f"{len(items)} images, {len(classes)} classes; index = image_0001-0010, queries = image_0011-0020; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"{len(items)} images, {len(classes)} classes; index = image_0001-0010, queries = image_0011-0020; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print("columns: P@1/P@10 for full features, PCA, whitened PCA (fitted on the index), leave-one-out over 20/class")
     results = []
     geometries = ("crop", "squash") if args.geometry == "both" else (args.geometry,)

@@ -201,8 +201,13 @@ def test_lite0_missing_package(monkeypatch):
 
 def sample_items() -> list[tuple[str, bytes]]:
     """Return (key, bytes) for good and bad images, in a fixed order."""
-    good = [SAMPLES / "chelsea.png", SAMPLES / "rocket.jpg", CALTECH / "car_side" / "image_0001.jpg",
-            SAMPLES / "coffee.png", SAMPLES / "horse.png"]
+    good = [
+        SAMPLES / "chelsea.png",
+        SAMPLES / "rocket.jpg",
+        CALTECH / "car_side" / "image_0001.jpg",
+        SAMPLES / "coffee.png",
+        SAMPLES / "horse.png",
+    ]
     items = [(p.name, p.read_bytes()) for p in good]
     rocket = items[1][1]
     items.insert(2, ("garbage", b"definitely not an image"))
@@ -378,3 +383,31 @@ def test_vgg16_loads_from_path_and_hub_cache(fake_torchvision_vgg16, tmp_path, m
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     from_hub = load_encoder("vgg16", device="cpu")
     assert from_hub.describe()["weights"]["loaded_from"]["file"].startswith(str(checkpoints))
+
+
+def test_cpu_micro_batches_match_one_pass(lite0, monkeypatch):
+    need_data()
+    names = ["chelsea.png", "rocket.jpg", "coffee.png", "astronaut.png", "camera.png", "horse.png"]
+    batch = torch.stack([lite0.preprocess(read(SAMPLES / n)) for n in names])
+    assert lite0.micro_batch == 4 and lite0.channels_last
+    chunked = lite0.encode_batch(batch)
+    monkeypatch.setattr(lite0, "micro_batch", None)
+    assert np.allclose(chunked, lite0.encode_batch(batch), atol=1e-5)
+
+
+def test_encode_images_survives_a_crashing_decoder(lite0, monkeypatch):
+    need_data()
+    decode = images._decode_prepare
+
+    def crash_on_marker(data, transform, max_pixels):
+        if data == b"CRASH":
+            os._exit(1)  # what a segfaulting decoder looks like from the parent
+        return decode(data, transform, max_pixels)
+
+    monkeypatch.setattr(images, "_decode_prepare", crash_on_marker)  # forked workers inherit the patch
+    good = sample_items()[:2]
+    items = [*good, ("bomb", b"CRASH"), *good]
+    keys, feats, failures, _ = collect(lite0, items, batch_size=2, workers=2)
+    assert keys == ["chelsea.png", "rocket.jpg", "chelsea.png", "rocket.jpg"]
+    assert failures == [("bomb", "error: the image decoder crashed on this file")]
+    assert np.allclose(feats[0], feats[2], atol=1e-5)
