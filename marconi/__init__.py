@@ -56,13 +56,7 @@ def create_app(test_config: dict | None = None):
 
 def _optional_blueprints(app) -> None:
     """Register blueprints added by later stages (images, pages, openapi) when present."""
-    import importlib
+    from marconi.plugins import optional_modules
 
-    for name in ("marconi.api.images", "marconi.api.openapi", "marconi.web"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in optional_modules(("marconi.api.images", "marconi.api.openapi", "marconi.web")):
         module.register(app)

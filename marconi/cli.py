@@ -292,15 +292,9 @@ def status(c: Ctx):
 
 def _register_extra_commands() -> None:
     """Attach commands contributed by later stages (images, sql, demo) when their modules exist."""
-    import importlib
+    from marconi.plugins import optional_modules
 
-    for name in ("marconi.cli_images", "marconi.cli_sql", "marconi.cli_demo"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in optional_modules(("marconi.cli_images", "marconi.cli_sql", "marconi.cli_demo")):
         module.register(main)
 
 
