@@ -11,19 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import requests
+from _gunicorn import gunicorn
 
 from marconi.config import from_env
 from marconi.db import database_url
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -37,21 +34,7 @@ def main() -> None:
     files = sorted(p for p in args.queries.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     if not files:
         raise SystemExit(f"no photos under {args.queries}")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, DATABASE_URL=database_url(from_env()), MARCONI_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
-                             "--timeout", "120", "wsgi:app"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if requests.get(base + "/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+    with gunicorn(database_url(from_env()), workers=args.workers) as base:
         sess = requests.Session()
         for f in files[: 2 * args.workers]:  # warm up: each worker loads the encoder once
             sess.post(base + "/api/images/search", files={"image": f.read_bytes()}, data={"k": args.k})
@@ -64,9 +47,6 @@ def main() -> None:
             times.append((time.perf_counter() - t0) * 1000)
             sizes.append(len(data))
             assert r.status_code == 200, r.text
-    finally:
-        proc.terminate()
-        proc.wait()
     t = np.asarray(times)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; command: {' '.join(sys.argv)}")
     print(f"requests: {len(t)}, photos: {len(files)} (median {int(np.median(sizes)) // 1024} KB), k={args.k}")

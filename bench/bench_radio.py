@@ -18,25 +18,21 @@ import argparse
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import requests
 import sqlalchemy as sa
+from _gunicorn import gunicorn
 
 from marconi.config import from_env
-from marconi.db import database_url, make_engine, migrate
+from marconi.db import database_url, make_engine, migrate, with_database
+from marconi.db import vectors as vdb
 from marconi.db.ingest import Track, upsert_tracks
 from marconi.db.neighbours import nearest_songs
 from marconi.embed.song2vec import write_vectors
 from marconi.radio import RadioRequest, make_radio
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def synthetic(n: int, dims: int, clusters: int, rng) -> tuple[np.ndarray, np.ndarray, float]:
@@ -49,12 +45,6 @@ def synthetic(n: int, dims: int, clusters: int, rng) -> tuple[np.ndarray, np.nda
     norms = np.linalg.norm(out, axis=1)
     m = float(norms.max())
     return inp, np.hstack([out, np.sqrt(m * m - norms * norms)[:, None]]), m
-
-
-def with_database(url: str, name: str) -> str:
-    """Return ``url`` pointing at database ``name``."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 def pct(xs, p):
@@ -76,17 +66,9 @@ def build(url: str, n: int, dims: int, rng) -> tuple[sa.Engine, np.ndarray, np.n
     ids = [ids_by_key[k] for k in keys]
     qv, iv, m = synthetic(n, dims, max(10, n // 1000), rng)
     with eng.begin() as conn:
-        from marconi.db import vectors as vdb
-
-        run = vdb.create_run(conn, "songs", "synthetic", {"n": n, "dims": dims}, dims + 1)
+        run = vdb.create_run(conn, "songs", "synthetic", {"n": n, "vector_size": dims}, dims + 1)
     t1 = time.time()
-    from marconi.db import vectors as vdb2
-
-    with eng.begin() as conn:
-        conn.execute(sa.text("UPDATE model_runs SET params = params || jsonb_build_object('vector_size', :d) "
-                             "WHERE id = :i"), {"d": dims, "i": run})
     write_vectors(eng, run, ids, qv, iv, {"item_norm": m})
-    del vdb2
     print(f"  n={n}: tracks {t1 - t0:.1f}s, vectors+GiST+HNSW+swap {time.time() - t1:.1f}s", flush=True)
     return eng, qv, iv, ids, keys
 
@@ -145,21 +127,8 @@ def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: boo
 
 
 def bench_http(url: str, keys: list[str], seeds) -> dict:
-    """Run gunicorn on a free port against ``url`` and time POST /api/radio."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, DATABASE_URL=url, MARCONI_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if requests.get(base + "/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+    """Run gunicorn against ``url`` and time POST /api/radio."""
+    with gunicorn(url) as base:
         sess = requests.Session()
         for s in seeds[:5]:
             sess.post(base + "/api/radio", json={"seeds": [keys[i] for i in s], "size": 25})
@@ -169,10 +138,7 @@ def bench_http(url: str, keys: list[str], seeds) -> dict:
             r = sess.post(base + "/api/radio", json={"seeds": [keys[i] for i in s], "size": 25})
             t.append((time.perf_counter() - t0) * 1000)
             assert r.status_code == 200, r.text
-        return {"http_p50_ms": pct(t, 50), "http_p95_ms": pct(t, 95)}
-    finally:
-        proc.terminate()
-        proc.wait()
+    return {"http_p50_ms": pct(t, 50), "http_p95_ms": pct(t, 95)}
 
 
 def main() -> None:

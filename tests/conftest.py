@@ -9,21 +9,14 @@ import itertools
 import shutil
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
 
 from marconi.config import Config, from_env
-from marconi.db import embedded, make_engine, migrate
+from marconi.db import embedded, make_engine, migrate, with_database
 
 _counter = itertools.count()
-
-
-def with_database(url: str, name: str) -> str:
-    """Return ``url`` pointing at database ``name``."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +86,18 @@ def engine(db_url, base_config):
     eng = make_engine(base_config, url=db_url)
     yield eng
     eng.dispose()
+
+
+INGEST_AND_SCRAPER_TABLES = (
+    "tracks, playlists, playlist_tracks, images, image_blobs, spotify_search_words, spotify_title_words, "
+    "spotify_playlist_fetch, wikidata_classes, commons_files, scrape_cursors")
+
+
+@pytest.fixture()
+def emptied(engine):
+    """Empty this module's database of ingest and scraper rows before the test (one database, clean each time)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {INGEST_AND_SCRAPER_TABLES} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,6 @@ import pytest
 import sqlalchemy as sa
 from fakes import FakeServer
 
-from marconi.config import Config
-from marconi.db import make_engine
 from scrapers.commons import parse_imageinfo, scrape_images, strip_html
 from scrapers.config import from_env as scraper_env
 from scrapers.http import HttpSettings, make_session
@@ -26,8 +24,7 @@ from scrapers.wikidata import (
 FAST = HttpSettings(connect_timeout=2.0, read_timeout=2.0, max_retries=4, backoff_base=0.005, backoff_max=0.02)
 N_CLASSES = 24
 
-SCRAPER_TABLES = ("tracks, playlists, playlist_tracks, images, image_blobs, spotify_search_words, spotify_title_words, "
-                  "spotify_playlist_fetch, wikidata_classes, commons_files, scrape_cursors")
+pytestmark = pytest.mark.usefixtures("emptied")  # every test starts from an empty database
 
 
 @pytest.fixture(scope="module")
@@ -42,22 +39,6 @@ def _clean(fake):
     fake.clear()
     yield
     fake.clear()
-
-
-@pytest.fixture(scope="module")
-def module_engine(new_database):
-    """One migrated database for this module (each new database costs time at server shutdown)."""
-    eng = make_engine(Config(), url=new_database())
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture()
-def engine(module_engine):
-    """The module's database, emptied of ingest and scraper rows before each test."""
-    with module_engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {SCRAPER_TABLES} RESTART IDENTITY CASCADE"))
-    return module_engine
 
 
 def rows(engine, sql, **params):

