@@ -37,8 +37,9 @@ class Config:
     hnsw_ef_search: int = 400
     image_rerank: bool = False
     log_level: str = "INFO"
-    url_fetch: bool = False
+    url_fetch: bool = True
     url_fetch_timeout: float = 10.0
+    url_fetch_allow_networks: str = ""
     statement_timeout_ms: int = 10_000
     reader_password: str | None = None
 
@@ -75,6 +76,8 @@ ENV_VARS = {
     "MARCONI_IMAGE_RERANK": "image_rerank",
     "MARCONI_LOG_LEVEL": "log_level",
     "MARCONI_URL_FETCH": "url_fetch",
+    "MARCONI_URL_FETCH_TIMEOUT": "url_fetch_timeout",
+    "MARCONI_URL_FETCH_ALLOW_NETWORKS": "url_fetch_allow_networks",
     "MARCONI_STATEMENT_TIMEOUT_MS": "statement_timeout_ms",
     "MARCONI_READER_PASSWORD": "reader_password",
 }

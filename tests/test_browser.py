@@ -216,6 +216,32 @@ def test_image_search_drop_and_errors(page, data_dir):
     page.watch.expected_errors(r"status of 400")
 
 
+def test_image_search_by_url_shows_the_servers_refusal(page, base_url, app):
+    page.goto("/search")
+    expect(page.locator("#image-url")).to_be_visible()
+    # Not a web address: refused in the browser.
+    page.fill("#image-url", "cat.jpg")
+    page.click("#url-search")
+    expect(page.locator("#search-error")).to_contain_text("starting with http")
+    # A real image, but on this machine's loopback address: the server refuses to fetch it and says why.
+    image_id = _first_image_id(app)
+    page.fill("#image-url", f"{base_url}/images/{image_id}")
+    page.press("#image-url", "Enter")
+    expect(page.locator("#search-error")).to_contain_text("private or reserved address")
+    expect(page.locator("#preview-img")).to_be_visible()  # the browser's own preview still shows the photo
+    expect(page.locator("#matches li")).to_have_count(0)
+    no_horizontal_scroll(page)
+    shot(page, "search-url-refused")
+    page.watch.expected_errors(r"status of 400")
+
+
+def _first_image_id(app) -> int:
+    import sqlalchemy as sa
+
+    with app.extensions["marconi.engine"].connect() as conn:
+        return conn.execute(sa.text("SELECT min(id) FROM images")).scalar()
+
+
 def _two_seeds(app) -> list[dict]:
     """Two songs with vectors, by different artists, whose title and artist are plain words (easy to type)."""
     client = app.test_client()

@@ -19,9 +19,16 @@ CONFIDENT = 0.5
 
 def register(app) -> None:
     """Attach the blueprint and a per-process searcher to the app."""
+    from marconi.fetch import parse_networks
     from marconi.images import ImageSearcher
 
-    app.extensions["marconi.image_searcher"] = ImageSearcher(app.config["MARCONI"])
+    config = app.config["MARCONI"]
+    try:
+        app.extensions["marconi.url_fetch_allow"] = parse_networks(config.url_fetch_allow_networks)
+    except ValueError as exc:
+        raise SystemExit(f"MARCONI_URL_FETCH_ALLOW_NETWORKS is not a comma-separated list of networks such as "
+                         f"'10.1.0.0/16,192.168.5.7/32': {exc}") from None
+    app.extensions["marconi.image_searcher"] = ImageSearcher(config)
     app.register_blueprint(bp)
 
 
@@ -46,32 +53,65 @@ def _links(m: dict) -> dict:
 
 @bp.post("/api/images/search")
 def search():
-    """Multipart field ``image`` (+ optional ``k``) → the most similar stored images and a confidence."""
+    """Multipart field ``image``, or JSON ``{"url": ...}`` (+ optional ``k``) → similar stored images + confidence."""
     from marconi.embed.imageio import ImageError, load_image
     from marconi.images import NoImageModel
 
-    k = int_arg("k", 10, 1, 50) if "k" in request.args else _form_k()
-    if "image" not in request.files:
-        raise ApiError("send the photo as multipart/form-data field 'image', e.g. curl -F image=@cat.jpg "
-                       f"{request.host_url}api/images/search", 400)
-    data = request.files["image"].read()
+    config = current_app.config["MARCONI"]
+    if request.is_json:
+        data, source, k = _fetch_from_json(config)
+    else:
+        k = int_arg("k", 10, 1, 50) if "k" in request.args else _form_k()
+        if "image" not in request.files:
+            raise ApiError("send the photo as multipart/form-data field 'image', e.g. curl -F image=@cat.jpg "
+                           f"{request.host_url}api/images/search, or JSON {{\"url\": \"https://…/cat.jpg\"}}", 400)
+        data, source = request.files["image"].read(), None
     try:
-        img = load_image(data, max_pixels=current_app.config["MARCONI"].max_image_pixels)
+        img = load_image(data, max_pixels=config.max_image_pixels)
     except ImageError as exc:
         raise ApiError(str(exc), STATUS_FOR_CODE.get(exc.code, 400), code=exc.code) from None
     try:
         with _engine().connect() as conn:
             result = current_app.extensions["marconi.image_searcher"].search(
-                conn, img, k, rerank=current_app.config["MARCONI"].image_rerank)
+                conn, img, k, rerank=config.image_rerank)
     except NoImageModel as exc:
         raise ApiError(str(exc), 503) from None
     confident = result["confidence"] >= CONFIDENT
     message = ("good match" if confident else
                "nothing in the collection looks much like this photo; the closest images are shown anyway")
+    query = {"width": img.width, "height": img.height}
+    if source:
+        query["url"] = source
     return jsonify({"model_run": result["model_run"], "encoder": result["encoder"],
                     "confidence": result["confidence"], "confident": confident, "message": message,
-                    "query": {"width": img.width, "height": img.height},
-                    "matches": [_links(m) for m in result["matches"]]})
+                    "query": query, "matches": [_links(m) for m in result["matches"]]})
+
+
+def _fetch_from_json(config) -> tuple[bytes, str, int]:
+    """Read ``{"url": ..., "k": ...}`` and download the image under marconi.fetch's rules."""
+    from marconi.fetch import FetchError, fetch_image_bytes
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError('the JSON body must be an object such as {"url": "https://example.org/cat.jpg", "k": 10}',
+                       400)
+    unknown = sorted(set(body) - {"url", "k"})
+    if unknown:
+        raise ApiError(f"unknown field(s) {unknown}: send 'url' and optionally 'k'", 400)
+    k = body.get("k", int_arg("k", 10, 1, 50) if "k" in request.args else 10)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
+        raise ApiError("'k' must be an integer between 1 and 50", 400)
+    if "url" not in body:
+        raise ApiError("send 'url' in the JSON body, or upload the photo as multipart field 'image'", 400)
+    if not config.url_fetch:
+        raise ApiError("this server does not fetch URLs (MARCONI_URL_FETCH=0); upload the photo as multipart "
+                       "field 'image' instead", 403, code="url_fetch_disabled")
+    try:
+        data = fetch_image_bytes(body["url"], max_bytes=config.max_upload_bytes, timeout=config.url_fetch_timeout,
+                                 allow_networks=current_app.extensions["marconi.url_fetch_allow"])
+    except FetchError as exc:
+        raise ApiError(str(exc), exc.status, code=exc.code) from None
+    return data, body["url"].strip(), k
 
 
 def _form_k() -> int:

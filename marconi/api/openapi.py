@@ -54,7 +54,7 @@ def _json(schema: dict, description: str) -> dict:
 
 def _errors(*codes: int) -> dict:
     text = {400: "Bad request", 404: "Not found", 413: "Too large", 415: "Unsupported image format",
-            503: "No model serving yet"}
+            403: "URL fetching switched off", 422: "The URL could not be fetched", 503: "No model serving yet"}
     return {str(c): _json({"$ref": "#/components/schemas/Error"}, text[c]) for c in codes}
 
 
@@ -113,10 +113,19 @@ def spec() -> dict:
                               **_errors(400, 404, 503)}}},
             "/api/images/search": {"post": {
                 "operationId": "searchImages", "summary": "Reverse image search",
-                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                    "type": "object", "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary"},
-                                   "k": {"type": "integer", "minimum": 1, "maximum": 50}}}}}},
+                "description": "Upload the photo as multipart field `image`, or send JSON `{\"url\": ...}` and "
+                               "the server fetches it: public http(s) addresses only (private, loopback and "
+                               "link-local ones are refused, after every redirect), at most 3 redirects, "
+                               "MARCONI_URL_FETCH_TIMEOUT seconds in all and MARCONI_MAX_UPLOAD_BYTES bytes.",
+                "requestBody": {"required": True, "content": {
+                    "multipart/form-data": {"schema": {
+                        "type": "object", "required": ["image"],
+                        "properties": {"image": {"type": "string", "format": "binary"},
+                                       "k": {"type": "integer", "minimum": 1, "maximum": 50}}}},
+                    "application/json": {"schema": {
+                        "type": "object", "required": ["url"], "additionalProperties": False,
+                        "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2048},
+                                       "k": {"type": "integer", "minimum": 1, "maximum": 50}}}}}},
                 "responses": {"200": _json({
                     "type": "object",
                     "required": ["model_run", "encoder", "confidence", "confident", "message", "matches"],
@@ -125,7 +134,7 @@ def spec() -> dict:
                                    "confident": {"type": "boolean"}, "message": {"type": "string"},
                                    "query": {"type": "object"},
                                    "matches": {"type": "array", "items": IMAGE}}}, "Matches"),
-                              **_errors(400, 413, 415, 503)}}},
+                              **_errors(400, 403, 413, 415, 422, 503)}}},
             "/api/images/{image_id}": {"get": {
                 "operationId": "getImage", "summary": "One image's metadata",
                 "parameters": [{"name": "image_id", "in": "path", "required": True,

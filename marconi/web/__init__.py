@@ -90,7 +90,8 @@ def search():
     """Reverse image search: upload or photograph a picture, see the closest images."""
     config = current_app.config["MARCONI"]
     return render_template("search.html", page="search", max_upload_bytes=config.max_upload_bytes,
-                           images_enabled="images.search" in current_app.view_functions)
+                           images_enabled="images.search" in current_app.view_functions,
+                           url_fetch=config.url_fetch)
 
 
 @bp.get("/radio")

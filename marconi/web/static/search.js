@@ -23,12 +23,14 @@
   const confidenceValue = document.getElementById("confidence-value");
   const confidenceMessage = document.getElementById("confidence-message");
   const grid = document.getElementById("matches");
+  const urlInput = document.getElementById("image-url");      // absent when the server does not fetch URLs
+  const urlButton = document.getElementById("url-search");
 
   const SHRINK_BYTES = 2e6;       // photos above this size, or
   const SHRINK_PIXELS = 2048 * 2048; // above this many pixels, are shrunk before upload
   const SHRINK_SIDE = 1600;
 
-  let current = null;      // {blob, name} being searched
+  let current = null;      // {blob, name} or {url} being searched
   let previewUrl = null;
   let inFlight = null;     // AbortController of the running search
 
@@ -110,14 +112,22 @@
     if (inFlight) inFlight.abort();
     const controller = new AbortController();
     inFlight = controller;
-    const data = new FormData();
-    data.append("image", current.blob, current.name);
-    data.append("k", kSelect.value);
+    let request;
+    if (current.url) {
+      request = { method: "POST", signal: controller.signal,
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ url: current.url, k: Number(kSelect.value) }) };
+    } else {
+      const data = new FormData();
+      data.append("image", current.blob, current.name);
+      data.append("k", kSelect.value);
+      request = { method: "POST", body: data, signal: controller.signal };
+    }
     showError(errorBox, "");
-    statusLine.textContent = "Searching…";
+    statusLine.textContent = current.url ? "Fetching the image and searching…" : "Searching…";
     results.setAttribute("aria-busy", "true");
     try {
-      const body = await fetchJSON(api, { method: "POST", body: data, signal: controller.signal });
+      const body = await fetchJSON(api, request);
       render(body);
     } catch (err) {
       if (err.name === "AbortError") return;
@@ -187,6 +197,45 @@
       statusLine.textContent = `Nothing matches well (confidence ${percent(body.confidence)}); ` +
         `showing the ${matches.length} closest images anyway.`;
     }
+  }
+
+  /** Search by the address of an image on the web: the server fetches it (the preview is the browser's own). */
+  function chooseUrl(raw) {
+    const text = (raw || "").trim();
+    clearResults();
+    if (!/^https?:\/\/\S+$/i.test(text)) {
+      statusLine.textContent = "";
+      showError(errorBox, "Enter the address of an image, starting with http:// or https://.");
+      return;
+    }
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = null;
+    previewImg.hidden = false;
+    previewImg.src = text;
+    previewImg.alt = "The image at the address you gave";
+    previewCaption.textContent = text;
+    previewImg.onload = () => {
+      previewCaption.textContent = `${text} · ${previewImg.naturalWidth}×${previewImg.naturalHeight} px`;
+    };
+    previewImg.onerror = () => {
+      previewImg.hidden = true;
+      previewCaption.textContent = `${text} · no preview in this browser`;
+    };
+    preview.hidden = false;
+    layout.classList.add("has-preview");
+    current = { url: text };
+    againButton.disabled = false;
+    search();
+  }
+
+  if (urlInput && urlButton) {
+    urlButton.addEventListener("click", () => chooseUrl(urlInput.value));
+    urlInput.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        chooseUrl(urlInput.value);
+      }
+    });
   }
 
   for (const input of inputs) {

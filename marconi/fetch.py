@@ -1,0 +1,215 @@
+"""Fetch an image from a URL a user gave us, safely: public addresses only, bounded in size, time and redirects.
+
+The server makes the request, so a careless fetcher lets anyone reach what only the server can reach (cloud
+metadata at 169.254.169.254, the database port, an intranet admin page). The rules here:
+
+- Only ``http`` and ``https`` URLs, without user names or passwords in them, at most 2,048 characters.
+- Every address a host name resolves to is checked *when the socket connects* (no second DNS lookup an attacker
+  could answer differently): loopback, private, link-local, multicast, reserved and unspecified addresses are
+  refused, IPv4-mapped IPv6 included, unless they fall in a network the operator allowed
+  (``MARCONI_URL_FETCH_ALLOW_NETWORKS``, e.g. an intranet image host).
+- Redirects are followed by hand, at most :data:`MAX_REDIRECTS`, and each hop is checked again.
+- One deadline covers the whole fetch (every hop, the headers and the body); a server that drips bytes is cut
+  off when it passes.
+- The body may not exceed the upload limit: a larger ``Content-Length`` is refused before reading, and a body
+  without one stops at the limit. Content encodings are not accepted (no gzip bombs).
+
+Every failure is a :class:`FetchError` with a machine-readable ``code`` and the HTTP status the API answers with.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+
+MAX_URL_LENGTH = 2048
+MAX_REDIRECTS = 3
+USER_AGENT = "Marconi image search (+https://github.com/marconi; fetches one image per user request)"
+_CHUNK = 64 * 1024
+
+
+class FetchError(Exception):
+    """A URL that could not be fetched; ``code`` is machine-readable, ``status`` is the HTTP status to answer."""
+
+    def __init__(self, code: str, message: str, status: int = 422):
+        """Create the error."""
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def parse_networks(spec: str | None) -> tuple:
+    """Parse a comma-separated list of CIDR networks (``"10.1.0.0/16, 127.0.0.1/32"``); raise ValueError if bad."""
+    out = []
+    for part in (spec or "").split(","):
+        if part.strip():
+            out.append(ipaddress.ip_network(part.strip(), strict=False))
+    return tuple(out)
+
+
+def address_allowed(ip: str, allow_networks: tuple = ()) -> bool:
+    """True when ``ip`` is a public unicast address, or lies in one of ``allow_networks``."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if any(addr in net for net in allow_networks):
+        return True
+    return addr.is_global and not (addr.is_multicast or addr.is_reserved or addr.is_unspecified)
+
+
+def check_url(url) -> tuple[str, str, int]:
+    """Validate the shape of a URL; return (scheme, host, port) or raise FetchError (400)."""
+    if not isinstance(url, str) or not url.strip():
+        raise FetchError("bad_url", "'url' must be a non-empty string such as https://example.org/cat.jpg", 400)
+    url = url.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise FetchError("bad_url", f"the URL is longer than {MAX_URL_LENGTH} characters", 400)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise FetchError("bad_url", f"that is not a valid URL ({exc})", 400) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FetchError("bad_url", f"only http and https URLs can be fetched, not {scheme or 'a relative URL'!r}; "
+                                    "upload a local file as multipart field 'image' instead", 400)
+    if not parts.hostname:
+        raise FetchError("bad_url", "the URL has no host name", 400)
+    if parts.username is not None or parts.password is not None:
+        raise FetchError("bad_url", "URLs with a user name or password are not fetched", 400)
+    return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
+
+
+class _Guarded:
+    """Connection mixin: resolve once, refuse disallowed addresses, connect to the vetted address."""
+
+    allow_networks: tuple = ()
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise FetchError("url_unreachable", f"could not resolve host {self.host!r} ({exc})") from None
+        for *_, sockaddr in infos:
+            if not address_allowed(sockaddr[0], self.allow_networks):
+                where = (f"{sockaddr[0]} is" if self.host.strip("[]") == sockaddr[0]
+                         else f"{self.host!r} resolves to {sockaddr[0]},")
+                raise FetchError("url_not_allowed", f"{where} a private or reserved address; only images on the "
+                                                    "public internet are fetched", 400)
+        last = None
+        for family, socktype, proto, _, sockaddr in infos:
+            sock = socket.socket(family, socktype, proto)
+            try:
+                if isinstance(self.timeout, (int, float)):
+                    sock.settimeout(self.timeout)
+                for opt in self.socket_options or ():
+                    sock.setsockopt(*opt)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                last = exc
+        if isinstance(last, TimeoutError):
+            raise FetchError("url_timeout", f"connecting to {self.host!r} timed out")
+        raise FetchError("url_unreachable", f"could not connect to {self.host!r} ({last})")
+
+
+def _connection_class(base, allow_networks: tuple):
+    return type(f"Guarded{base.__name__}", (_Guarded, base), {"allow_networks": allow_networks})
+
+
+def fetch_image_bytes(url: str, max_bytes: int, timeout: float = 10.0, allow_networks: tuple = ()) -> bytes:
+    """Download ``url`` under the rules in the module docstring and return the body."""
+    deadline = time.monotonic() + timeout
+    current = url
+    for _hop in range(MAX_REDIRECTS + 1):
+        scheme, host, port = check_url(current)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError("url_timeout", f"fetching the URL took longer than {timeout:g} s")
+        if scheme == "https":
+            import certifi
+
+            pool = urllib3.HTTPSConnectionPool(host, port, maxsize=1, cert_reqs="CERT_REQUIRED",
+                                               ca_certs=certifi.where())
+            pool.ConnectionCls = _connection_class(HTTPSConnection, allow_networks)
+        else:
+            pool = urllib3.HTTPConnectionPool(host, port, maxsize=1)
+            pool.ConnectionCls = _connection_class(HTTPConnection, allow_networks)
+        parts = urlsplit(current)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        try:
+            resp = pool.urlopen("GET", path, redirect=False, retries=False, preload_content=False,
+                                decode_content=False, assert_same_host=False,
+                                timeout=urllib3.Timeout(connect=min(remaining, 5.0), read=remaining),
+                                headers={"User-Agent": USER_AGENT, "Accept": "image/*",
+                                         "Accept-Encoding": "identity"})
+        except FetchError:
+            raise
+        except urllib3.exceptions.TimeoutError:
+            raise FetchError("url_timeout", f"{host!r} did not answer within {timeout:g} s") from None
+        except urllib3.exceptions.SSLError as exc:
+            raise FetchError("url_unreachable", f"TLS to {host!r} failed ({exc.__class__.__name__})") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise FetchError("url_unreachable", f"could not fetch from {host!r} ({exc.__class__.__name__})") from None
+        try:
+            if resp.status in (301, 302, 303, 307, 308):
+                location = resp.headers.get("Location")
+                if not location:
+                    raise FetchError("url_status", f"{host!r} answered {resp.status} without a Location")
+                current = urljoin(current, location)
+                continue
+            return _read_body(resp, host, max_bytes, deadline, timeout)
+        finally:
+            resp.release_conn()
+            pool.close()
+    raise FetchError("url_redirects", f"more than {MAX_REDIRECTS} redirects")
+
+
+def _read_body(resp, host: str, max_bytes: int, deadline: float, timeout: float) -> bytes:
+    if resp.status != 200:
+        raise FetchError("url_status", f"{host!r} answered HTTP {resp.status}, not an image")
+    ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if ctype.startswith("text/") or ctype in ("application/json", "application/xhtml+xml"):
+        raise FetchError("not_an_image", f"the URL returned {ctype}, not an image: link to the image file itself "
+                                         "(on Commons, the 'Original file' link)", 400)
+    encoding = (resp.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        raise FetchError("url_status", f"{host!r} sent the image with Content-Encoding {encoding!r}, which is not "
+                                       "accepted")
+    declared = resp.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError("too_large", f"the image is {int(declared):,} bytes; the limit is {max_bytes:,}", 413)
+    # A watchdog shuts the socket down at the deadline, so a server that drips bytes cannot hold us past it.
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), resp.shutdown)
+    timer.daemon = True
+    timer.start()
+    chunks, size = [], 0
+    try:
+        while True:
+            try:
+                chunk = resp.read1(_CHUNK)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if time.monotonic() >= deadline:
+                    raise FetchError("url_timeout", f"fetching the URL took longer than {timeout:g} s") from None
+                raise FetchError("url_unreachable", f"the download from {host!r} broke off "
+                                                    f"({exc.__class__.__name__})") from None
+            if not chunk:
+                if time.monotonic() >= deadline:
+                    raise FetchError("url_timeout", f"fetching the URL took longer than {timeout:g} s")
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise FetchError("too_large", f"the image is larger than the limit of {max_bytes:,} bytes", 413)
+            chunks.append(chunk)
+            if time.monotonic() >= deadline:
+                raise FetchError("url_timeout", f"fetching the URL took longer than {timeout:g} s")
+    finally:
+        timer.cancel()
+    return b"".join(chunks)
