@@ -372,9 +372,11 @@ class ImageSearcher:
                exclude_ids: tuple = (), rerank: bool = False) -> dict:
         """Return the k most similar stored images to a PIL image, with similarity and a calibrated confidence.
 
-        The cube index returns ``candidates`` (default max(5k, 50)) ordered by their distance in PCA space; the
-        reported similarity is the cosine of the full feature vectors. With ``rerank`` the candidates are re-ordered
-        by that cosine, which measured worse on Caltech-101 (docs/evaluation.md), so it is off by default.
+        The cube index returns ``candidates`` (default max(5k, 50)) ordered by their distance in PCA space. Each
+        match's ``similarity`` is the score the list is ordered by, so it never rises down the list: the cosine in
+        PCA space (1 - d²/2 for unit vectors at cube distance d), or with ``rerank`` the cosine of the full feature
+        vectors, by which the candidates are then re-ordered (measured worse on Caltech-101, docs/evaluation.md,
+        so off by default). The confidence is always computed from the full-vector cosines, as it was calibrated.
         """
         from marconi.embed.images import encode_image
 
@@ -385,12 +387,13 @@ class ImageSearcher:
         cands = neighbours.nearest_images(conn, q, n_cand + len(exclude_ids))
         cands = [c for c in cands if c["image_id"] not in exclude_ids]
         for c in cands:
-            c["similarity"] = float(np.clip(c["full_vec"] @ f, 0.0, 1.0))
+            c["full_similarity"] = float(np.clip(c["full_vec"] @ f, 0.0, 1.0))
+            c["similarity"] = c["full_similarity"] if rerank else float(np.clip(1 - c["distance"] ** 2 / 2, 0, 1))
         if rerank:
-            cands.sort(key=lambda c: -c["similarity"])
+            cands.sort(key=lambda c: -c["full_similarity"])
         meta = neighbours.images_by_id(conn, [c["image_id"] for c in cands[:max(k, 10)]])
         top10 = cands[:10]
-        feats = confidence_features(np.array([c["similarity"] for c in top10]),
+        feats = confidence_features(np.array([c["full_similarity"] for c in top10]),
                                     [meta[c["image_id"]]["label"] for c in top10])
         confidence = self._cal(feats) if top10 else 0.0
         matches = []
