@@ -222,7 +222,7 @@ def test_image_search_by_url_shows_the_servers_refusal(page, base_url, app):
     # Not a web address: refused in the browser.
     page.fill("#image-url", "cat.jpg")
     page.click("#url-search")
-    expect(page.locator("#search-error")).to_contain_text("starting with http")
+    expect(page.locator("#search-error")).to_contain_text("beginning with http")
     # A real image, but on this machine's loopback address: the server refuses to fetch it and says why.
     image_id = _first_image_id(app)
     page.fill("#image-url", f"{base_url}/images/{image_id}")

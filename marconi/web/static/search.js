@@ -205,7 +205,7 @@
     clearResults();
     if (!/^https?:\/\/\S+$/i.test(text)) {
       statusLine.textContent = "";
-      showError(errorBox, "Enter the address of an image, starting with http:// or https://.");
+      showError(errorBox, "Enter the full address of an image, beginning with http or https.");
       return;
     }
     if (previewUrl) URL.revokeObjectURL(previewUrl);
