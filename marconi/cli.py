@@ -237,21 +237,31 @@ def eval_split(path, out, fraction, min_length, seed):
 @click.option("--source", default=None, help="Key prefix of the imported set (default: the holdout's folder name).")
 @click.option("--max-queries", default=5000, show_default=True, help="Next-song queries to sample.")
 @click.option("--no-baselines", is_flag=True, help="Only evaluate the served radio.")
+@click.option("--variety", "varieties", multiple=True, type=click.FloatRange(0, 1), default=(0.0,),
+              show_default=True, help="Radio variety to evaluate (repeat to compare several, e.g. --variety 0 "
+                                      "--variety 0.25 --variety 0.5).")
 @click.option("--json-out", type=click.Path(path_type=Path), help="Also write the results as JSON here.")
 @pass_ctx
-def eval_radio_cmd(c: Ctx, holdout, source, max_queries, no_baselines, json_out):
-    """Next-song HR@10/HR@50/MRR and 3-seed radio recall@50, for the served radio and baselines."""
+def eval_radio_cmd(c: Ctx, holdout, source, max_queries, no_baselines, varieties, json_out):
+    """Next-song HR@10/HR@50/MRR and 3-seed radio recall@50, for the served radio and baselines.
+
+    Also how varied the answers are: distinct@10 (different songs across all next-song top 10s) and max_share@10
+    (share of top 10s holding the most frequent song).
+    """
     from marconi.evaluation import eval_radio
     from marconi.importers import ImportFormatError
+    from marconi.radio import NeedsRetraining
 
     try:
-        rows = eval_radio(c.checked_engine(), holdout, source, max_queries, not no_baselines, c.config.ann)
-    except ImportFormatError as exc:
+        rows = eval_radio(c.checked_engine(), holdout, source, max_queries, not no_baselines, c.config.ann,
+                          varieties=varieties)
+    except (ImportFormatError, NeedsRetraining) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{'recommender':<22}{'queries':>8}{'HR@10':>8}{'HR@50':>8}{'MRR':>8}{'radios':>8}{'recall@50':>11}")
+    click.echo(f"{'recommender':<24}{'queries':>8}{'HR@10':>8}{'HR@50':>8}{'MRR':>8}{'radios':>8}{'recall@50':>11}"
+               f"{'distinct@10':>13}{'max_share@10':>14}")
     for r in rows:
-        click.echo(f"{r['recommender']:<22}{r['queries']:>8}{r['HR@10']:>8.4f}{r['HR@50']:>8.4f}{r['MRR']:>8.4f}"
-                   f"{r['radios']:>8}{r['recall@50']:>11.4f}")
+        click.echo(f"{r['recommender']:<24}{r['queries']:>8}{r['HR@10']:>8.4f}{r['HR@50']:>8.4f}{r['MRR']:>8.4f}"
+                   f"{r['radios']:>8}{r['recall@50']:>11.4f}{r['distinct@10']:>13}{r['max_share@10']:>14.4f}")
     if json_out:
         Path(json_out).write_text(json.dumps(rows, indent=2))
 

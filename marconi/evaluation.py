@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from marconi.importers import ImportFormatError
 from marconi.importers.playlists import read_yes_playlists
-from marconi.radio import RadioError, RadioRequest, make_radio
+from marconi.radio import NeedsRetraining, RadioError, RadioRequest, make_radio
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +110,15 @@ class Baselines:
         return [self.keys[i] for i in top if self.keys[i] not in s][:k]
 
 
-def served_recommender(conn: sa.Connection, ann: str = "auto") -> Recommender:
+def served_recommender(conn: sa.Connection, ann: str = "auto", variety: float = 0.0) -> Recommender:
     """Marconi's radio through the served path (make_radio against Postgres); unanswerable seeds give []."""
 
     def rec(seeds: Sequence[str], k: int) -> list[str]:
         try:
-            return [p["key"] for p in make_radio(conn, RadioRequest(tuple(seeds), k), ann)["playlist"]]
+            req = RadioRequest(tuple(seeds), k, variety=variety)
+            return [p["key"] for p in make_radio(conn, req, ann)["playlist"]]
+        except NeedsRetraining:
+            raise
         except RadioError:
             return []
 
@@ -131,10 +135,17 @@ def next_song_queries(holdout: list[list[str]], max_queries: int, seed: int = 7)
 
 def evaluate(rec: Recommender, pairs: list[tuple[str, str]], holdout: list[list[str]], name: str,
              progress: bool = True) -> dict:
-    """Compute HR@10, HR@50, MRR@50 on next-song pairs and recall@50 of 3-seed radios."""
+    """Compute HR@10, HR@50, MRR@50 on next-song pairs and recall@50 of 3-seed radios.
+
+    Two figures say how varied the answers are: ``distinct@10``, how many different songs fill the top 10s of all
+    next-song queries, and ``max_share@10``, the share of those top 10s that hold the single most frequent song
+    (a song that opens every radio scores near 1).
+    """
     hr10 = hr50 = mrr = 0.0
+    in_top10: Counter = Counter()
     for cur, nxt in tqdm(pairs, desc=f"{name}: next song", disable=not progress, leave=False):
         recs = rec([cur], 50)
+        in_top10.update(set(recs[:10]))
         if nxt in recs:
             rank = recs.index(nxt) + 1
             hr50 += 1
@@ -149,11 +160,14 @@ def evaluate(rec: Recommender, pairs: list[tuple[str, str]], holdout: list[list[
             recall += len(targets & set(rec(seeds, 50))) / len(targets)
     n = max(len(pairs), 1)
     return {"recommender": name, "queries": len(pairs), "HR@10": round(hr10 / n, 4), "HR@50": round(hr50 / n, 4),
-            "MRR": round(mrr / n, 4), "radios": len(radios), "recall@50": round(recall / max(len(radios), 1), 4)}
+            "MRR": round(mrr / n, 4), "radios": len(radios), "recall@50": round(recall / max(len(radios), 1), 4),
+            "distinct@10": len(in_top10),
+            "max_share@10": round(max(in_top10.values(), default=0) / n, 4)}
 
 
 def eval_radio(engine: sa.Engine, holdout: Path, source: str | None = None, max_queries: int = 5000,
-               baselines: bool = True, ann: str = "auto", progress: bool = True) -> list[dict]:
+               baselines: bool = True, ann: str = "auto", progress: bool = True,
+               varieties: Sequence[float] = (0.0,)) -> list[dict]:
     """Evaluate the serving radio (and the baselines) on a yes.com-format holdout file; return one row each."""
     holdout = Path(holdout)
     prefix = source or holdout.parent.name
@@ -171,5 +185,7 @@ def eval_radio(engine: sa.Engine, holdout: Path, source: str | None = None, max_
             b = Baselines(conn)
             results.append(evaluate(b.popular, pairs, plists, "popularity", progress))
             results.append(evaluate(b.cooccurring, pairs, plists, "co-occurrence ±5", progress))
-        results.append(evaluate(served_recommender(conn, ann), pairs, plists, "marconi (served)", progress))
+        for v in varieties:
+            name = "marconi (served)" if v == 0 else f"marconi variety {v:g}"
+            results.append(evaluate(served_recommender(conn, ann, v), pairs, plists, name, progress))
     return results

@@ -33,6 +33,12 @@ class UnknownSeeds(RadioError):
     status = 404
 
 
+class NeedsRetraining(RadioError):
+    """The serving song model has no hub scores, so variety cannot be applied."""
+
+    status = 409
+
+
 class NoModel(RadioError):
     """No song model is serving yet."""
 
@@ -46,6 +52,7 @@ class RadioRequest:
     seeds: tuple[str, ...]
     size: int = 25
     max_per_artist: int | None = None
+    variety: float = 0.0
 
 
 def parse_request(body) -> RadioRequest:
@@ -65,10 +72,14 @@ def parse_request(body) -> RadioRequest:
     cap = body.get("max_per_artist")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
         raise RadioError("'max_per_artist' must be a positive integer or null")
-    unknown = set(body) - {"seeds", "size", "max_per_artist"}
+    variety = body.get("variety", 0)
+    if isinstance(variety, bool) or not isinstance(variety, int | float) or not 0 <= variety <= 1:
+        raise RadioError("'variety' must be a number from 0 (the closest songs) to 1 (fewest of the songs that "
+                         "turn up in every radio); 0.25 to 0.5 is a good range")
+    unknown = set(body) - {"seeds", "size", "max_per_artist", "variety"}
     if unknown:
         raise RadioError(f"unknown fields: {', '.join(sorted(unknown))}")
-    return RadioRequest(tuple(dict.fromkeys(s.strip() for s in seeds)), size, cap)
+    return RadioRequest(tuple(dict.fromkeys(s.strip() for s in seeds)), size, cap, float(variety))
 
 
 def query_vector(qvecs: Sequence[np.ndarray]) -> np.ndarray:
@@ -83,10 +94,34 @@ def pad(q: np.ndarray, dims: int) -> np.ndarray:
     return np.concatenate([q, np.zeros(max(dims - q.size, 0))])
 
 
+VARIETY_CANDIDATES = 200
+
+
 def candidate_count(req: RadioRequest) -> int:
-    """How many neighbours to fetch so that filtering seeds and capping artists still leaves ``size`` songs."""
+    """How many neighbours to fetch so that filtering seeds and capping artists still leaves ``size`` songs.
+
+    With variety the candidates are re-ranked, so more are fetched: on yes_small the top 200 by score give the same
+    playlists as re-ranking every song for variety up to 0.5 (docs/evaluation.md).
+    """
     factor = 1 if req.max_per_artist is None else 4
-    return (req.size + len(req.seeds)) * factor + 10
+    n = (req.size + len(req.seeds)) * factor + 10
+    return max(n, VARIETY_CANDIDATES) if req.variety > 0 else n
+
+
+def apply_variety(cands: list[dict], variety: float) -> list[dict]:
+    """Re-rank scored candidates by ``score - variety * hub`` (CSLS); variety 0 keeps the order.
+
+    Each candidate needs ``score`` (see add_scores) and ``hub`` (its hubness from training); the ``score`` reported
+    afterwards is the adjusted one, so it falls down the playlist.
+    """
+    if variety <= 0:
+        return cands
+    if any(c.get("hub") is None for c in cands):
+        raise NeedsRetraining("the serving song model was trained before variety existed: run `marconi train songs` "
+                              "once to use 'variety', or leave it at 0")
+    for c in cands:
+        c["score"] = round(c["score"] - variety * c["hub"], 6)
+    return sorted(cands, key=lambda c: -c["score"])
 
 
 def drop_seeds(cands: list[dict], seed_keys: Sequence[str]) -> list[dict]:
@@ -154,9 +189,10 @@ def make_radio(conn: sa.Connection, req: RadioRequest, ann: str = "auto", ef_sea
     q = pad(query_vector([found[s]["qvec"] for s in with_vec]), run["dims"])
     cands = neighbours.nearest_songs(conn, q, candidate_count(req), method_for(conn, ann), ef_search,
                                      run["params"].get("vector_size"))
-    cands = cap_artists(drop_seeds(cands, req.seeds), req.max_per_artist)[: req.size]
-    add_scores(cands, q, float(run["metrics"].get("item_norm", 1.0)))
+    cands = add_scores(drop_seeds(cands, req.seeds), q, float(run["metrics"].get("item_norm", 1.0)))
+    cands = cap_artists(apply_variety(cands, req.variety), req.max_per_artist)[: req.size]
     playlist = [{"key": c["key"], "title": c["title"], "artist": c["artist"], "distance": round(c["distance"], 6),
                  "score": c["score"], "spotify_url": spotify_url(c["key"])} for c in cands]
     return {"seeds": [{"key": s, "title": found[s]["title"], "artist": found[s]["artist"]} for s in with_vec],
-            "ignored_seeds": without, "model_run": run["id"], "size": len(playlist), "playlist": playlist}
+            "ignored_seeds": without, "model_run": run["id"], "variety": req.variety, "size": len(playlist),
+            "playlist": playlist}

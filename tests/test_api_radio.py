@@ -77,6 +77,21 @@ def test_radio_artist_cap(client):
     assert len(artists) == len(set(artists))
 
 
+def test_radio_variety_over_http(client):
+    seed = _seed(client, "halo")
+    plain = client.post("/api/radio", json={"seeds": [seed], "size": 20}).get_json()
+    varied = client.post("/api/radio", json={"seeds": [seed], "size": 20, "variety": 0.75,
+                                             "max_per_artist": 2}).get_json()
+    assert plain["variety"] == 0 and varied["variety"] == 0.75
+    scores = [p["score"] for p in varied["playlist"]]
+    assert len(scores) == 20 and scores == sorted(scores, reverse=True)
+    assert [p["key"] for p in varied["playlist"]] != [p["key"] for p in plain["playlist"]]
+    artists = [p["artist"].lower() for p in varied["playlist"]]
+    assert max(artists.count(a) for a in artists) <= 2
+    bad = client.post("/api/radio", json={"seeds": [seed], "variety": 2})
+    assert bad.status_code == 400 and "variety" in bad.get_json()["error"]
+
+
 def test_radio_unknown_seed_is_404_naming_it(client):
     seed = _seed(client, "halo")
     r = client.post("/api/radio", json={"seeds": [seed, "yes_small:999999", "nope"]})

@@ -321,6 +321,16 @@ def test_radio_pick_seeds_playlist_chips_and_regenerate(page, app):
     artists = page.locator("#playlist .song-artist").all_inner_texts()
     assert len(set(artists)) == len(artists), artists
 
+    # More variety: the playlist refreshes, is still capped, differs, and the choice is kept in the URL.
+    before = songs.evaluate_all("els => els.map(e => e.dataset.key)")
+    page.select_option("#variety", "0.75")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('variety') === '0.75'")
+    page.wait_for_function("b => Array.from(document.querySelectorAll('#playlist li.song')).map(e => e.dataset.key)"
+                           ".join() !== b.join()", arg=before)
+    expect(songs).to_have_count(12)
+    artists = page.locator("#playlist .song-artist").all_inner_texts()
+    assert len(set(artists)) == len(artists), artists
+
     # Remove the first chip (by its button): one seed left, playlist follows, focus stays on the chips.
     page.get_by_role("button", name=f"Remove {first['title']} by {first['artist']}").click()
     expect(chips).to_have_count(1)

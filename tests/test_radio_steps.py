@@ -27,6 +27,10 @@ def test_parse_request_accepts_valid_body_and_dedupes_seeds():
     ({"seeds": ["a"], "max_per_artist": 0}, "max_per_artist"),
     ({"seeds": ["a"], "colour": "red"}, "unknown fields"),
     ({"seeds": ["s"] * 51}, "at most"),
+    ({"seeds": ["a"], "variety": -0.1}, "variety"),
+    ({"seeds": ["a"], "variety": 1.5}, "variety"),
+    ({"seeds": ["a"], "variety": "0.5"}, "variety"),
+    ({"seeds": ["a"], "variety": True}, "variety"),
 ])
 def test_parse_request_rejects_bad_bodies(body, fragment):
     with pytest.raises(radio.RadioError) as exc:
@@ -68,6 +72,29 @@ def test_candidate_count_grows_with_artist_cap():
     plain = radio.candidate_count(radio.RadioRequest(("a",), 25))
     capped = radio.candidate_count(radio.RadioRequest(("a",), 25, 1))
     assert plain >= 26 and capped > plain
+
+
+def test_variety_is_parsed_and_fetches_more_candidates():
+    req = radio.parse_request({"seeds": ["a"], "size": 10, "variety": 0.25})
+    assert req.variety == 0.25
+    assert radio.parse_request({"seeds": ["a"], "variety": 1}).variety == 1.0
+    assert radio.parse_request({"seeds": ["a"]}).variety == 0.0
+    plain = radio.candidate_count(radio.RadioRequest(("a",), 10))
+    assert radio.candidate_count(req) >= radio.VARIETY_CANDIDATES > plain
+
+
+def test_variety_demotes_hubs_and_keeps_the_rest_in_order():
+    cands = [{"key": "hub", "score": 0.9, "hub": 1.0}, {"key": "b", "score": 0.8, "hub": 0.2},
+             {"key": "c", "score": 0.7, "hub": 0.1}, {"key": "d", "score": 0.3, "hub": 0.1}]
+    same = radio.apply_variety([dict(c) for c in cands], 0.0)
+    assert [c["key"] for c in same] == ["hub", "b", "c", "d"]
+    mixed = radio.apply_variety([dict(c) for c in cands], 0.5)
+    assert [c["key"] for c in mixed] == ["b", "c", "hub", "d"]  # 0.7, 0.65, 0.4, 0.25
+    assert [c["score"] for c in mixed] == sorted((c["score"] for c in mixed), reverse=True)
+    assert mixed[0]["score"] == pytest.approx(0.8 - 0.5 * 0.2)
+    with pytest.raises(radio.NeedsRetraining) as exc:
+        radio.apply_variety([{"key": "x", "score": 1.0, "hub": None}], 0.5)
+    assert exc.value.status == 409 and "marconi train songs" in str(exc.value)
 
 
 def test_spotify_url_only_for_spotify_keys():

@@ -71,6 +71,61 @@ def test_sql_radio_function_matches_api_order(trained_engine):
     assert len(capped) == len({a.lower() for a in capped}) == 20
 
 
+def test_hub_scores_match_brute_force_and_find_a_planted_hub():
+    from marconi.embed.song2vec import hub_scores
+
+    rng = np.random.default_rng(3)
+    common = np.zeros(16)
+    common[0] = 1.0
+    q = rng.normal(size=(300, 16)) + 2 * common  # queries lean one way, as song2vec's do
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    items = rng.normal(size=(300, 16)) / 4  # length about 1, random directions
+    items[7] = common * 1.2  # about as long, but pointing where every query leans
+    h = hub_scores(q, items, k=10, block=64)
+    brute = np.sort(items @ q.T, axis=1)[:, -10:].mean(axis=1)
+    assert np.allclose(h, brute)
+    assert int(np.argmax(h)) == 7
+    sampled = hub_scores(q, items, k=10, max_queries=100)
+    assert int(np.argmax(sampled)) == 7 and sampled.shape == (300,)
+
+
+def test_variety_spreads_radios_in_sql_and_api_alike(trained_engine):
+    from marconi.radio import NeedsRetraining, RadioRequest, make_radio
+
+    with trained_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM song_vectors WHERE hub IS NULL")).scalar() == 0
+        seeds = conn.execute(sa.text(
+            "SELECT t.key FROM tracks t JOIN song_vectors sv ON sv.track_id = t.id ORDER BY t.id LIMIT 60"
+        )).scalars().all()
+
+        def tops(variety):
+            lists = [[p["key"] for p in make_radio(conn, RadioRequest((s,), 10, variety=variety), "cube")["playlist"]]
+                     for s in seeds]
+            counts = {}
+            for keys in lists:
+                for k in keys:
+                    counts[k] = counts.get(k, 0) + 1
+            return lists, counts
+
+        plain, plain_counts = tops(0.0)
+        varied, varied_counts = tops(0.75)
+        assert len(varied_counts) > len(plain_counts)  # more different songs across the 60 radios
+        assert max(varied_counts.values()) < max(plain_counts.values())  # the most frequent song turns up less
+        sql = conn.execute(sa.text("SELECT key FROM radio(:s, 10, NULL, 0.75)"), {"s": [seeds[0]]}).scalars().all()
+        assert sql == varied[0]
+        assert conn.execute(sa.text("SELECT key FROM radio(:s, 10, NULL, 0)"), {"s": [seeds[0]]}).scalars().all() \
+            == plain[0]
+    # a model trained before hub scores existed: variety is refused with what to do, variety 0 still works
+    with trained_engine.connect() as conn:
+        conn.execute(sa.text("UPDATE song_vectors SET hub = NULL"))  # undone below: the database is shared
+        try:
+            with pytest.raises(NeedsRetraining):
+                make_radio(conn, RadioRequest((seeds[0],), 10, variety=0.5), "cube")
+            assert make_radio(conn, RadioRequest((seeds[0],), 10), "cube")["size"] == 10
+        finally:
+            conn.rollback()
+
+
 def test_hnsw_and_cube_agree_on_most_neighbours(trained_engine):
     from marconi.db.neighbours import hnsw_ready, nearest_songs
     from marconi.radio import RadioRequest, make_radio

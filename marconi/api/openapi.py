@@ -54,7 +54,8 @@ def _json(schema: dict, description: str) -> dict:
 
 def _errors(*codes: int) -> dict:
     text = {400: "Bad request", 404: "Not found", 413: "Too large", 415: "Unsupported image format",
-            403: "URL fetching switched off", 422: "The URL could not be fetched", 503: "No model serving yet"}
+            403: "URL fetching switched off", 409: "The serving model must be retrained for this",
+            422: "The URL could not be fetched", 503: "No model serving yet"}
     return {str(c): _json({"$ref": "#/components/schemas/Error"}, text[c]) for c in codes}
 
 
@@ -103,14 +104,19 @@ def spec() -> dict:
                         "seeds": {"type": "array", "minItems": 1, "maxItems": 50,
                                   "items": {"type": "string", "minLength": 1}},
                         "size": {"type": "integer", "minimum": 1, "maximum": 200, "default": 25},
-                        "max_per_artist": {"type": ["integer", "null"], "minimum": 1}}}}}},
+                        "max_per_artist": {"type": ["integer", "null"], "minimum": 1},
+                        "variety": {"type": "number", "minimum": 0, "maximum": 1, "default": 0,
+                                    "description": "0 = the closest songs; higher re-ranks the top 200 by score "
+                                                   "minus variety x hubness, so the songs that turn up in every "
+                                                   "radio give way (0.25 to 0.5 suggested; docs/evaluation.md)"}}}}}},
                 "responses": {"200": _json({
                     "type": "object", "required": ["seeds", "ignored_seeds", "model_run", "size", "playlist"],
                     "properties": {"seeds": {"type": "array", "items": TRACK_REF},
                                    "ignored_seeds": {"type": "array", "items": {"type": "string"}},
                                    "model_run": {"type": "integer"}, "size": {"type": "integer"},
+                                   "variety": {"type": "number"},
                                    "playlist": {"type": "array", "items": PLAYLIST_ITEM}}}, "The playlist"),
-                              **_errors(400, 404, 503)}}},
+                              **_errors(400, 404, 409, 503)}}},
             "/api/images/search": {"post": {
                 "operationId": "searchImages", "summary": "Reverse image search",
                 "description": "Upload the photo as multipart field `image`, or send JSON `{\"url\": ...}` and "

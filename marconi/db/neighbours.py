@@ -11,9 +11,9 @@ from marconi.db.cube import from_cube, to_cube, to_vector
 
 _SONGS_CUBE = sa.text(
     """
-    SELECT nn.track_id, t.key, t.title, t.artist, nn.distance
+    SELECT nn.track_id, t.key, t.title, t.artist, nn.distance, nn.hub
     FROM (
-        SELECT sv.track_id, cube_distance(sv.vec, CAST(:q AS cube)) AS distance
+        SELECT sv.track_id, sv.hub, cube_distance(sv.vec, CAST(:q AS cube)) AS distance
         FROM song_vectors sv
         ORDER BY sv.vec <-> CAST(:q AS cube)
         LIMIT :k
@@ -25,9 +25,9 @@ _SONGS_CUBE = sa.text(
 
 _SONGS_HNSW = sa.text(
     """
-    SELECT nn.track_id, t.key, t.title, t.artist, nn.distance
+    SELECT nn.track_id, t.key, t.title, t.artist, nn.distance, nn.hub
     FROM (
-        SELECT sv.track_id, cube_distance(sv.vec, CAST(:q AS cube)) AS distance
+        SELECT sv.track_id, sv.hub, cube_distance(sv.vec, CAST(:q AS cube)) AS distance
         FROM song_vectors sv
         ORDER BY sv.hvec <#> CAST(:qh AS vector)
         LIMIT :k
@@ -63,7 +63,8 @@ def nearest_songs(conn: sa.Connection, q: np.ndarray, k: int, method: str = "cub
         rows = conn.execute(_SONGS_HNSW, {"q": to_cube(q), "qh": to_vector(qh), "k": k}).all()
     else:
         rows = conn.execute(_SONGS_CUBE, {"q": to_cube(q), "k": k}).all()
-    return [{"track_id": r[0], "key": r[1], "title": r[2], "artist": r[3], "distance": float(r[4])} for r in rows]
+    return [{"track_id": r[0], "key": r[1], "title": r[2], "artist": r[3], "distance": float(r[4]),
+             "hub": None if r[5] is None else float(r[5])} for r in rows]
 
 
 def hnsw_ready(conn: sa.Connection) -> bool:

@@ -144,17 +144,36 @@ def item_vectors(model, scoring: str) -> tuple[list[int], np.ndarray, np.ndarray
     return ids, q, np.hstack([out, extra[:, None]]), m
 
 
+def hub_scores(qv: np.ndarray, items: np.ndarray, k: int = 10, max_queries: int = 5000, seed: int = 0,
+               block: int = 4096) -> np.ndarray:
+    """Each item's mean score over the ``k`` queries that score it highest (its "hubness").
+
+    ``qv`` are unit query vectors (one per song) and ``items`` the item vectors without the extra coordinate, so a
+    score is the inner product with a unit query, as a single-seed radio ranks. Catalogues with more than
+    ``max_queries`` songs use that many sampled queries. Radios re-rank by ``score - variety * hub`` (CSLS).
+    """
+    rng = np.random.default_rng(seed)
+    queries = qv if len(qv) <= max_queries else qv[rng.choice(len(qv), max_queries, replace=False)]
+    k = max(1, min(k, len(queries)))
+    out = np.empty(len(items), dtype=np.float64)
+    for start in range(0, len(items), block):
+        scores = items[start:start + block] @ queries.T
+        out[start:start + block] = np.partition(scores, -k, axis=1)[:, -k:].mean(axis=1)
+    return out
+
+
 def write_vectors(engine: sa.Engine, run_id: int, ids: list[int], qv: np.ndarray, iv: np.ndarray,
-                  metrics: dict) -> None:
+                  metrics: dict, hub: np.ndarray | None = None) -> None:
     """Build song_vectors_staging, index it and swap it in, all in one transaction."""
+    hdims = qv.shape[1]  # the item vector without the extra coordinate
+    hub = hub_scores(qv, iv[:, :hdims]) if hub is None else hub
     with engine.begin() as conn:
         hnsw = vdb.has_pgvector(conn, "song_vectors")
         # hvec: the item vector without the extra coordinate, for pgvector's inner-product HNSW index
-        hdims = qv.shape[1]
         staging = vdb.create_staging(conn, "song_vectors", hvec_dims=hdims if hnsw else None)
-        cols = ["track_id", "run_id", "vec", "qvec"] + (["hvec"] if hnsw else [])
-        rows = ([tid, run_id, to_cube(iv[i]), to_cube(qv[i])] + ([to_vector(iv[i][:hdims])] if hnsw else [])
-                for i, tid in enumerate(ids))
+        cols = ["track_id", "run_id", "vec", "qvec", "hub"] + (["hvec"] if hnsw else [])
+        rows = ([tid, run_id, to_cube(iv[i]), to_cube(qv[i]), float(hub[i])]
+                + ([to_vector(iv[i][:hdims])] if hnsw else []) for i, tid in enumerate(ids))
         n = vdb.load_staging(conn, staging, cols, rows)
         vdb.index_staging(conn, "song_vectors", hnsw=hnsw)
         vdb.swap_in(conn, "songs", run_id, n, metrics)

@@ -14,6 +14,7 @@
   const seedLive = document.getElementById("seed-live");
   const sizeInput = document.getElementById("size");
   const capInput = document.getElementById("max-per-artist");
+  const varietySelect = document.getElementById("variety");
   const heading = document.getElementById("playlist-heading");
   const statusLine = document.getElementById("radio-status");
   const errorBox = document.getElementById("radio-error");
@@ -232,7 +233,7 @@
   function request() {
     const size = readInt(sizeInput, "Songs");
     return { seeds: seeds.map((s) => s.key), size: size === null ? 25 : size,
-      max_per_artist: readInt(capInput, "Max per artist") };
+      max_per_artist: readInt(capInput, "Max per artist"), variety: Number(varietySelect.value) || 0 };
   }
 
   function remember(req) {
@@ -240,6 +241,7 @@
     req.seeds.forEach((k) => params.append("seed", k));
     params.set("size", String(req.size));
     if (req.max_per_artist) params.set("max_per_artist", String(req.max_per_artist));
+    if (req.variety) params.set("variety", String(req.variety));
     history.replaceState(null, "", `${location.pathname}?${params}`);
   }
 
@@ -330,7 +332,7 @@
     event.preventDefault();
     makeRadio();
   });
-  for (const field of [sizeInput, capInput]) {
+  for (const field of [sizeInput, capInput, varietySelect]) {
     field.addEventListener("change", () => { if (hasPlaylist) autoRefresh(); });
   }
 
@@ -339,6 +341,9 @@
   const fromUrl = params.getAll("seed").filter(Boolean).slice(0, maxSeeds);
   if (params.get("size")) sizeInput.value = params.get("size");
   if (params.get("max_per_artist")) capInput.value = params.get("max_per_artist");
+  if ([...varietySelect.options].some((o) => o.value === params.get("variety"))) {
+    varietySelect.value = params.get("variety");
+  }
   if (fromUrl.length) {
     seeds = fromUrl.map((key) => ({ key, title: key, artist: "", ignored: false }));
     renderChips();
