@@ -30,6 +30,8 @@ def register(main: click.Group) -> None:
         5. serve the API and pages on http://HOST:PORT/
         Every step is idempotent: running the demo again only does what is missing.
         """
+        import sqlalchemy as sa
+
         from marconi.db import migrate
         from marconi.db.vectors import serving_run
         from marconi.embed.song2vec import train_songs
@@ -53,7 +55,9 @@ def register(main: click.Group) -> None:
         click.echo(f"    {s.tracks} tracks, {s.playlists_seen} playlists ({s.inserted} new)")
         with c.engine.connect() as conn:
             songs_run = serving_run(conn, "songs")
-        if songs_run is None or retrain or s.inserted or s.updated:
+            # vectors trained before migration 0005 lack the hub scores that radio variety needs
+            no_hubs = bool(conn.execute(sa.text("SELECT 1 FROM song_vectors WHERE hub IS NULL LIMIT 1")).first())
+        if songs_run is None or retrain or s.inserted or s.updated or no_hubs:
             click.echo("==> training song2vec")
             summary = train_songs(c.engine)
             click.echo(f"    model run {summary['run_id']}: {summary['vectors']} songs, {summary['dims']} dims")
