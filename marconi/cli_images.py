@@ -45,15 +45,19 @@ def register(main: click.Group) -> None:
     @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="Weights file (e.g. torchvision's vgg16-397923af.pth for --encoder vgg16).")
     @click.option("--device", default=None, help="auto (CUDA when present), cpu, cuda, cuda:N.")
+    @click.option("--compile", "compile_", is_flag=True,
+                  help="torch.compile the encoder: ~10 s warm-up, then faster (1.6-1.8x on a 2-core CPU); needs a "
+                       "C++ compiler (g++) for CPU runs.")
     @pass_ctx
-    def encode_images_cmd(c, encoder, batch_size, workers, pca_dims, weights, device):
+    def encode_images_cmd(c, encoder, batch_size, workers, pca_dims, weights, device, compile_):
         """Encode every stored image, fit PCA, calibrate confidence, and swap the new index in atomically."""
         from marconi.embed.images import DeviceUnavailable, EncoderUnavailable
         from marconi.images import encode_images
 
         cfg = c.config.with_overrides(device=device) if device else c.config
         try:
-            out = encode_images(c.checked_engine(), cfg, encoder, batch_size, workers, pca_dims, weights)
+            out = encode_images(c.checked_engine(), cfg, encoder, batch_size, workers, pca_dims, weights,
+                                compile=compile_)
         except (EncoderUnavailable, DeviceUnavailable, RuntimeError) as exc:
             raise click.ClickException(str(exc)) from None
         out.pop("calibration", None)

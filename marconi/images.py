@@ -279,15 +279,19 @@ class _Sized:
 
 def encode_images(engine: sa.Engine, config: Config | None = None, encoder: str | None = None,
                   batch_size: int = 32, workers: int = 0, pca_dims: int = 100, weights: Path | None = None,
-                  progress: bool = True) -> dict:
-    """Encode every stored image into a new model run and swap it in; return a summary with calibration figures."""
+                  progress: bool = True, compile: bool = False) -> dict:
+    """Encode every stored image into a new model run and swap it in; return a summary with calibration figures.
+
+    ``compile`` runs the encoder through ``torch.compile`` (needs a C++ compiler on the CPU; about 10 s of warm-up,
+    then 1.6-1.8x faster on this 2-core CPU, see docs/benchmarks.md).
+    """
     from marconi.embed.images import encode_images as encode_stream
     from marconi.embed.images import load_encoder
 
     config = config or Config()
     name = encoder or config.encoder
     t0 = time.time()
-    enc = load_encoder(name, device=config.device, cache_dir=config.model_dir, weights_path=weights)
+    enc = load_encoder(name, device=config.device, cache_dir=config.model_dir, weights_path=weights, compile=compile)
     with engine.connect() as conn:
         n = conn.execute(sa.text("SELECT count(*) FROM images")).scalar()
         labels_by_id = dict(conn.execute(sa.text("SELECT id, label FROM images")).all())

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import sys
 from pathlib import Path
 
@@ -393,6 +394,27 @@ def test_cpu_micro_batches_match_one_pass(lite0, monkeypatch):
     chunked = lite0.encode_batch(batch)
     monkeypatch.setattr(lite0, "micro_batch", None)
     assert np.allclose(chunked, lite0.encode_batch(batch), atol=1e-5)
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++")),
+                    reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_encoder_matches_eager_and_pads_short_batches():
+    need_data()
+    names = ["chelsea.png", "rocket.jpg", "coffee.png", "astronaut.png", "camera.png", "horse.png"]
+    eager = load_encoder("efficientnet-lite0", device="cpu")
+    compiled = load_encoder("efficientnet-lite0", device="cpu", compile=True)
+    assert compiled.describe()["compiled"] is True
+    from torch._dynamo.utils import counters
+
+    batch = torch.stack([eager.preprocess(read(SAMPLES / n)) for n in names])
+    want = eager.encode_batch(batch)
+    graphs = counters["stats"]["unique_graphs"]
+    got = compiled.encode_batch(batch)  # micro-batches of 4: the second one (2 rows) is padded
+    assert got.shape == want.shape == (6, 1280)
+    assert np.allclose(got, want, atol=1e-4)
+    assert np.allclose(compiled.encode_batch(batch[:3]), want[:3], atol=1e-4)  # a short batch later on
+    assert counters["stats"]["unique_graphs"] - graphs == 1  # compiled once, not again for the short batches
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
 def test_encode_images_survives_a_crashing_decoder(lite0, monkeypatch):
