@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +22,9 @@ def gunicorn(database_url: str, workers: int = 2, ready_timeout: float = 40.0) -
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, DATABASE_URL=database_url, MARCONI_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                             "--timeout", "120", "wsgi:app"], cwd=ROOT, env=env,
+    from marconi.cli import gunicorn_args
+
+    proc = subprocess.Popen(gunicorn_args("127.0.0.1", port, workers), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -267,12 +267,21 @@ def eval_radio_cmd(c: Ctx, holdout, source, max_queries, no_baselines, varieties
 
 
 # ------------------------------------------------------------------------------------------- serve etc.
+def gunicorn_args(host: str, port: int, workers: int = 2, threads: int = 4, access_log: bool = False) -> list[str]:
+    """The gunicorn command line `marconi serve` runs (threaded workers: gthread when threads > 1)."""
+    args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
+            "--threads", str(threads), "--timeout", "120"]
+    return args + (["--access-logfile", "-"] if access_log else []) + ["wsgi:app"]
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
 @click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--threads", default=4, show_default=True,
+              help="Threads per worker, so a slow request (an image URL being fetched) does not hold up others.")
 @pass_ctx
-def serve(c: Ctx, host, port, workers):
+def serve(c: Ctx, host, port, workers, threads):
     """Serve the API and pages with gunicorn (Ctrl-C stops)."""
     import os
 
@@ -280,9 +289,9 @@ def serve(c: Ctx, host, port, workers):
 
     c.checked_engine()
     env = dict(os.environ, DATABASE_URL=database_url(c.config))
-    click.echo(f"serving on http://{host}:{port}/  (API: /api/songs, /api/radio, /api/images/search)")
-    args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--timeout", "120", "--access-logfile", "-", "wsgi:app"]
+    click.echo(f"serving on http://{host}:{port}/  (API: /api/songs, /api/radio, /api/images/search; "
+               f"{workers} workers x {threads} threads)")
+    args = gunicorn_args(host, port, workers, threads, access_log=True)
     from marconi.config import REPO_ROOT
 
     os.chdir(REPO_ROOT)

@@ -67,7 +67,7 @@ def register(main: click.Group) -> None:
             _images(c, cfg, retrain)
         click.echo(f"==> evaluate with: marconi eval radio --holdout {split / 'holdout.txt'}")
         if serve:
-            ctx.invoke(main.commands["serve"], host=host, port=port, workers=2)
+            ctx.invoke(main.commands["serve"], host=host, port=port, workers=2, threads=4)
 
     def _images(c, cfg, retrain):
         try:

@@ -341,36 +341,50 @@ class NoImageModel(RuntimeError):
     """No image model run is serving."""
 
 
+@dataclass(frozen=True)
+class _Serving:
+    """What answers queries for one serving run; replaced as a whole, so a request never mixes two runs."""
+
+    run_id: int
+    encoder_name: str
+    encoder: object
+    pca: PCA
+    cal: Calibration
+
+
 class ImageSearcher:
-    """Answers image queries with the serving run's encoder, PCA and calibration (reloaded when the run changes)."""
+    """Answers image queries with the serving run's encoder, PCA and calibration (reloaded when the run changes).
+
+    Safe to share between threads (gunicorn's threaded workers): the serving state is one immutable snapshot.
+    """
 
     def __init__(self, config: Config):
         self.config = config
         self._lock = threading.Lock()
-        self._run_id = None
         self._encoders: dict[str, object] = {}
-        self._pca: PCA | None = None
-        self._cal: Calibration | None = None
-        self._encoder_name: str | None = None
+        self._serving: _Serving | None = None
 
-    def _refresh(self, conn: sa.Connection) -> dict:
+    def _refresh(self, conn: sa.Connection) -> tuple[dict, _Serving]:
         run = vdb.serving_run(conn, "images")
         if run is None:
             raise NoImageModel("no image model is serving yet: run `marconi import images DIR` and "
                                "`marconi encode images`")
-        if run["id"] != self._run_id:
+        serving = self._serving
+        if serving is None or serving.run_id != run["id"]:
             with self._lock:
-                from marconi.embed.images import load_encoder
+                serving = self._serving
+                if serving is None or serving.run_id != run["id"]:
+                    from marconi.embed.images import load_encoder
 
-                name = run["model"]
-                if name not in self._encoders:
-                    self._encoders[name] = load_encoder(name, device=self.config.device,
-                                                        cache_dir=self.config.model_dir)
-                self._pca = PCA.from_bytes(vdb.load_artifact(conn, run["id"], "pca.npz"))
-                self._cal = Calibration.from_dict(run["metrics"]["calibration"])
-                self._encoder_name = name
-                self._run_id = run["id"]
-        return run
+                    name = run["model"]
+                    if name not in self._encoders:
+                        self._encoders[name] = load_encoder(name, device=self.config.device,
+                                                            cache_dir=self.config.model_dir)
+                    serving = _Serving(run["id"], name, self._encoders[name],
+                                       PCA.from_bytes(vdb.load_artifact(conn, run["id"], "pca.npz")),
+                                       Calibration.from_dict(run["metrics"]["calibration"]))
+                    self._serving = serving
+        return run, serving
 
     def search(self, conn: sa.Connection, img, k: int = 10, candidates: int | None = None,
                exclude_ids: tuple = (), rerank: bool = False) -> dict:
@@ -384,9 +398,9 @@ class ImageSearcher:
         """
         from marconi.embed.images import encode_image
 
-        run = self._refresh(conn)
-        f = encode_image(self._encoders[self._encoder_name], img)
-        q = self._pca.transform(f)[0]
+        run, serving = self._refresh(conn)
+        f = encode_image(serving.encoder, img)
+        q = serving.pca.transform(f)[0]
         n_cand = candidates or max(5 * k, 50)
         cands = neighbours.nearest_images(conn, q, n_cand + len(exclude_ids))
         cands = [c for c in cands if c["image_id"] not in exclude_ids]
@@ -399,13 +413,13 @@ class ImageSearcher:
         top10 = cands[:10]
         feats = confidence_features(np.array([c["full_similarity"] for c in top10]),
                                     [meta[c["image_id"]]["label"] for c in top10])
-        confidence = self._cal(feats) if top10 else 0.0
+        confidence = serving.cal(feats) if top10 else 0.0
         matches = []
         for c in cands[:k]:
             m = meta[c["image_id"]]
             matches.append({**m, "id": c["image_id"], "distance": round(c["distance"], 6),
                             "similarity": round(c["similarity"], 4)})
-        return {"model_run": run["id"], "encoder": self._encoder_name, "confidence": round(confidence, 4),
+        return {"model_run": run["id"], "encoder": serving.encoder_name, "confidence": round(confidence, 4),
                 "matches": matches}
 
 
