@@ -4,6 +4,7 @@ The server makes the request, so a careless fetcher lets anyone reach what only 
 metadata at 169.254.169.254, the database port, an intranet admin page). The rules here:
 
 - Only ``http`` and ``https`` URLs, without user names or passwords in them, at most 2,048 characters.
+- The name lookup counts against the deadline too (it runs on a small thread pool).
 - Every address a host name resolves to is checked *when the socket connects* (no second DNS lookup an attacker
   could answer differently): loopback, private, link-local, multicast, reserved and unspecified addresses are
   refused, IPv4-mapped IPv6 included, unless they fall in a network the operator allowed
@@ -23,6 +24,8 @@ import ipaddress
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -86,16 +89,33 @@ def check_url(url) -> tuple[str, str, int]:
     return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
 
 
+_resolver: ThreadPoolExecutor | None = None
+_resolver_lock = threading.Lock()
+
+
+def resolve(host: str, port: int, timeout: float | None) -> list:
+    """getaddrinfo with a time limit: the lookup runs on a small thread pool so a slow resolver cannot hold the
+    request past its deadline (the lookup itself may finish later in the background)."""
+    global _resolver
+    with _resolver_lock:
+        if _resolver is None:  # created lazily, so forked server workers each get their own threads
+            _resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="marconi-dns")
+    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=timeout)
+    except FutureTimeout:
+        raise FetchError("url_timeout", f"looking up {host!r} took longer than {timeout:g} s") from None
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchError("url_unreachable", f"could not resolve host {host!r} ({exc})") from None
+
+
 class _Guarded:
     """Connection mixin: resolve once, refuse disallowed addresses, connect to the vetted address."""
 
     allow_networks: tuple = ()
 
     def _new_conn(self) -> socket.socket:
-        try:
-            infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise FetchError("url_unreachable", f"could not resolve host {self.host!r} ({exc})") from None
+        infos = resolve(self._dns_host, self.port, self.timeout if isinstance(self.timeout, int | float) else None)
         for *_, sockaddr in infos:
             if not address_allowed(sockaddr[0], self.allow_networks):
                 where = (f"{sockaddr[0]} is" if self.host.strip("[]") == sockaddr[0]

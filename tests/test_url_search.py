@@ -319,3 +319,22 @@ def test_served_by_gunicorn_a_slow_fetch_does_not_hold_up_other_requests(images_
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_slow_name_lookup_counts_against_the_deadline(monkeypatch):
+    import socket as socket_module
+
+    import marconi.fetch as fetch
+
+    real = socket_module.getaddrinfo
+
+    def slow_lookup(*args, **kwargs):
+        time.sleep(3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fetch.socket, "getaddrinfo", slow_lookup)
+    t0 = time.monotonic()
+    with pytest.raises(FetchError) as exc:
+        fetch_image_bytes("http://images.example.org/cat.jpg", max_bytes=1000, timeout=0.5)
+    assert exc.value.code == "url_timeout" and exc.value.status == 422
+    assert time.monotonic() - t0 < 2.5  # returned at the deadline, not after the 3 s lookup
