@@ -240,28 +240,37 @@ def eval_split(path, out, fraction, min_length, seed):
 @click.option("--variety", "varieties", multiple=True, type=click.FloatRange(0, 1), default=(0.0,),
               show_default=True, help="Radio variety to evaluate (repeat to compare several, e.g. --variety 0 "
                                       "--variety 0.25 --variety 0.5).")
+@click.option("--tags", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Last.fm tags in yes.com tags.txt format for tag_jaccard@10. Default: tags.txt beside the "
+                   "holdout, else $MARCONI_DATA_DIR/playlists/<source>/tags.txt, else the column is left out.")
 @click.option("--json-out", type=click.Path(path_type=Path), help="Also write the results as JSON here.")
 @pass_ctx
-def eval_radio_cmd(c: Ctx, holdout, source, max_queries, no_baselines, varieties, json_out):
+def eval_radio_cmd(c: Ctx, holdout, source, max_queries, no_baselines, varieties, tags, json_out):
     """Next-song HR@10/HR@50/MRR and 3-seed radio recall@50, for the served radio and baselines.
 
     Also how varied the answers are: distinct@10 (different songs across all next-song top 10s) and max_share@10
-    (share of top 10s holding the most frequent song).
+    (share of top 10s holding the most frequent song), and how on-topic: tag_jaccard@10 (mean Jaccard of the
+    seed's and each recommended song's Last.fm tags).
     """
     from marconi.evaluation import eval_radio
     from marconi.importers import ImportFormatError
     from marconi.radio import NeedsRetraining
 
     try:
+        if tags is None and not (holdout.parent / "tags.txt").is_file():
+            fallback = c.config.data_dir / "playlists" / (source or holdout.parent.name) / "tags.txt"
+            tags = fallback if fallback.is_file() else None
         rows = eval_radio(c.checked_engine(), holdout, source, max_queries, not no_baselines, c.config.ann,
-                          varieties=varieties)
+                          varieties=varieties, tags=tags)
     except (ImportFormatError, NeedsRetraining) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{'recommender':<24}{'queries':>8}{'HR@10':>8}{'HR@50':>8}{'MRR':>8}{'radios':>8}{'recall@50':>11}"
-               f"{'distinct@10':>13}{'max_share@10':>14}")
+               f"{'distinct@10':>13}{'max_share@10':>14}{'tag_jaccard@10':>16}")
     for r in rows:
+        jac = "n/a" if r["tag_jaccard@10"] is None else f"{r['tag_jaccard@10']:.4f}"
         click.echo(f"{r['recommender']:<24}{r['queries']:>8}{r['HR@10']:>8.4f}{r['HR@50']:>8.4f}{r['MRR']:>8.4f}"
-                   f"{r['radios']:>8}{r['recall@50']:>11.4f}{r['distinct@10']:>13}{r['max_share@10']:>14.4f}")
+                   f"{r['radios']:>8}{r['recall@50']:>11.4f}{r['distinct@10']:>13}{r['max_share@10']:>14.4f}"
+                   f"{jac:>16}")
     if json_out:
         Path(json_out).write_text(json.dumps(rows, indent=2))
 

@@ -32,7 +32,8 @@ Recommender = Callable[[Sequence[str], int], list[str]]
 def split_yes(directory: Path, out: Path, fraction: float = 0.1, min_length: int = 5, seed: int = 42) -> dict:
     """Split a yes.com train.txt into OUT/train.txt and OUT/holdout.txt (random playlists with ≥ min_length songs).
 
-    song_hash.txt is copied beside them so OUT can be imported as a data set of its own.
+    song_hash.txt (and the Last.fm tags files, when present) are copied beside them so OUT can be imported and
+    evaluated as a data set of its own.
     """
     directory, out = Path(directory), Path(out)
     src = directory / "train.txt"
@@ -48,9 +49,23 @@ def split_yes(directory: Path, out: Path, fraction: float = 0.1, min_length: int
     tmp_train.write_text("\n".join(header + [b for i, b in enumerate(body) if i not in held]) + "\n", encoding="utf-8")
     tmp_hold.write_text("\n".join(header + [b for i, b in enumerate(body) if i in held]) + "\n", encoding="utf-8")
     shutil.copyfile(directory / "song_hash.txt", out / "song_hash.txt")
+    for extra in ("tags.txt", "tag_hash.txt"):
+        if (directory / extra).is_file():
+            shutil.copyfile(directory / extra, out / extra)
     tmp_train.replace(out / "train.txt")
     tmp_hold.replace(out / "holdout.txt")
     return {"train": len(body) - len(held), "holdout": len(held), "eligible": len(eligible), "seed": seed}
+
+
+def load_tags(path: Path, prefix: str) -> dict[str, frozenset[int]]:
+    """Read a yes.com tags.txt (line i: the Last.fm tag ids of song i, or '#') into {track key: tag ids}."""
+    out = {}
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            ids = frozenset(int(t) for t in line.split() if t.isdigit())
+            if ids:
+                out[f"{prefix}:{i}"] = ids
+    return out
 
 
 def load_holdout(path: Path, prefix: str) -> list[list[str]]:
@@ -134,18 +149,23 @@ def next_song_queries(holdout: list[list[str]], max_queries: int, seed: int = 7)
 
 
 def evaluate(rec: Recommender, pairs: list[tuple[str, str]], holdout: list[list[str]], name: str,
-             progress: bool = True) -> dict:
+             progress: bool = True, tags: dict[str, frozenset] | None = None) -> dict:
     """Compute HR@10, HR@50, MRR@50 on next-song pairs and recall@50 of 3-seed radios.
 
     Two figures say how varied the answers are: ``distinct@10``, how many different songs fill the top 10s of all
     next-song queries, and ``max_share@10``, the share of those top 10s that hold the single most frequent song
-    (a song that opens every radio scores near 1).
+    (a song that opens every radio scores near 1). With ``tags`` (track key → tag ids), ``tag_jaccard@10`` says
+    how on-topic they stay: the mean Jaccard similarity of the seed's tags and each recommended song's tags, over
+    tagged seeds and tagged recommendations.
     """
     hr10 = hr50 = mrr = 0.0
     in_top10: Counter = Counter()
+    jaccards: list[float] = []
     for cur, nxt in tqdm(pairs, desc=f"{name}: next song", disable=not progress, leave=False):
         recs = rec([cur], 50)
         in_top10.update(set(recs[:10]))
+        if tags and cur in tags:
+            jaccards += [len(tags[cur] & tags[r]) / len(tags[cur] | tags[r]) for r in recs[:10] if r in tags]
         if nxt in recs:
             rank = recs.index(nxt) + 1
             hr50 += 1
@@ -162,15 +182,21 @@ def evaluate(rec: Recommender, pairs: list[tuple[str, str]], holdout: list[list[
     return {"recommender": name, "queries": len(pairs), "HR@10": round(hr10 / n, 4), "HR@50": round(hr50 / n, 4),
             "MRR": round(mrr / n, 4), "radios": len(radios), "recall@50": round(recall / max(len(radios), 1), 4),
             "distinct@10": len(in_top10),
-            "max_share@10": round(max(in_top10.values(), default=0) / n, 4)}
+            "max_share@10": round(max(in_top10.values(), default=0) / n, 4),
+            "tag_jaccard@10": round(float(np.mean(jaccards)), 4) if jaccards else None}
 
 
 def eval_radio(engine: sa.Engine, holdout: Path, source: str | None = None, max_queries: int = 5000,
                baselines: bool = True, ann: str = "auto", progress: bool = True,
-               varieties: Sequence[float] = (0.0,)) -> list[dict]:
-    """Evaluate the serving radio (and the baselines) on a yes.com-format holdout file; return one row each."""
+               varieties: Sequence[float] = (0.0,), tags: Path | None = None) -> list[dict]:
+    """Evaluate the serving radio (and the baselines) on a yes.com-format holdout file; return one row each.
+
+    ``tags`` is a yes.com tags.txt for ``tag_jaccard@10``; by default the one beside the holdout file, if any.
+    """
     holdout = Path(holdout)
     prefix = source or holdout.parent.name
+    tags = Path(tags) if tags else holdout.parent / "tags.txt"
+    song_tags = load_tags(tags, prefix) if tags.is_file() else None
     plists = load_holdout(holdout, prefix)
     if not plists:
         raise ImportFormatError(holdout, None, "no playlists in the holdout file")
@@ -183,9 +209,9 @@ def eval_radio(engine: sa.Engine, holdout: Path, source: str | None = None, max_
                                     "training part first or pass --source")
         if baselines:
             b = Baselines(conn)
-            results.append(evaluate(b.popular, pairs, plists, "popularity", progress))
-            results.append(evaluate(b.cooccurring, pairs, plists, "co-occurrence ±5", progress))
+            results.append(evaluate(b.popular, pairs, plists, "popularity", progress, song_tags))
+            results.append(evaluate(b.cooccurring, pairs, plists, "co-occurrence ±5", progress, song_tags))
         for v in varieties:
             name = "marconi (served)" if v == 0 else f"marconi variety {v:g}"
-            results.append(evaluate(served_recommender(conn, ann, v), pairs, plists, name, progress))
+            results.append(evaluate(served_recommender(conn, ann, v), pairs, plists, name, progress, song_tags))
     return results
