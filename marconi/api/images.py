@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from urllib.parse import urlsplit
+
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
@@ -9,6 +13,7 @@ from marconi.api.errors import ApiError
 from marconi.api.songs import int_arg
 
 bp = Blueprint("images", __name__)
+log = logging.getLogger(__name__)
 
 STATUS_FOR_CODE = {"empty": 400, "not_an_image": 400, "truncated": 400, "too_many_pixels": 413,
                    "unsupported_format": 415}
@@ -106,11 +111,15 @@ def _fetch_from_json(config) -> tuple[bytes, str, int]:
     if not config.url_fetch:
         raise ApiError("this server does not fetch URLs (MARCONI_URL_FETCH=0); upload the photo as multipart "
                        "field 'image' instead", 403, code="url_fetch_disabled")
+    t0 = time.perf_counter()
     try:
         data = fetch_image_bytes(body["url"], max_bytes=config.max_upload_bytes, timeout=config.url_fetch_timeout,
                                  allow_networks=current_app.extensions["marconi.url_fetch_allow"])
     except FetchError as exc:
+        log.info("URL fetch refused or failed (%s): %s", exc.code, exc)
         raise ApiError(str(exc), exc.status, code=exc.code) from None
+    log.info("fetched %d bytes from %s in %.0f ms", len(data), urlsplit(body["url"].strip()).hostname,
+             (time.perf_counter() - t0) * 1000)
     return data, body["url"].strip(), k
 
 

@@ -166,7 +166,10 @@ def write_vectors(engine: sa.Engine, run_id: int, ids: list[int], qv: np.ndarray
                   metrics: dict, hub: np.ndarray | None = None) -> None:
     """Build song_vectors_staging, index it and swap it in, all in one transaction."""
     hdims = qv.shape[1]  # the item vector without the extra coordinate
-    hub = hub_scores(qv, iv[:, :hdims]) if hub is None else hub
+    if hub is None:
+        t0 = time.time()
+        hub = hub_scores(qv, iv[:, :hdims])
+        log.info("hub scores for %d songs (radio variety) in %.1fs", len(ids), time.time() - t0)
     with engine.begin() as conn:
         hnsw = vdb.has_pgvector(conn, "song_vectors")
         # hvec: the item vector without the extra coordinate, for pgvector's inner-product HNSW index
