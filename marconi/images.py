@@ -400,7 +400,23 @@ class ImageSearcher:
 
         run, serving = self._refresh(conn)
         f = encode_image(serving.encoder, img)
-        q = serving.pca.transform(f)[0]
+        return self._answer(conn, run, serving, f, serving.pca.transform(f)[0], k, candidates, exclude_ids, rerank)
+
+    def similar(self, conn: sa.Connection, image_id: int, k: int = 10, rerank: bool = False) -> dict | None:
+        """Like :meth:`search`, for a stored image: its own vectors are the query and it is left out of the answer.
+
+        Returns None when the image has no vector in the serving run (not encoded yet).
+        """
+        run, serving = self._refresh(conn)
+        stored = neighbours.image_vectors_of(conn, image_id)
+        if stored is None:
+            return None
+        q, f = stored
+        return self._answer(conn, run, serving, f, q, k, None, (image_id,), rerank)
+
+    def _answer(self, conn: sa.Connection, run: dict, serving: _Serving, f: np.ndarray, q: np.ndarray, k: int,
+                candidates: int | None, exclude_ids: tuple, rerank: bool) -> dict:
+        """Rank, score and describe the candidates for full query vector ``f`` and its PCA projection ``q``."""
         n_cand = candidates or max(5 * k, 50)
         cands = neighbours.nearest_images(conn, q, n_cand + len(exclude_ids))
         cands = [c for c in cands if c["image_id"] not in exclude_ids]

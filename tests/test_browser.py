@@ -183,6 +183,26 @@ def test_image_search_upload_shows_matches(page, data_dir):
     shot(page, "search-no-match")
 
 
+def test_more_like_this_searches_from_a_match(page, data_dir):
+    query = sorted((data_dir / "images" / "caltech101" / "sunflower").glob("*.jpg"))[INDEXED_PER_CLASS + 1]
+    page.goto("/search")
+    page.set_input_files("#photo", str(query))
+    cards = page.locator("#matches li.match")
+    expect(cards).to_have_count(10)
+    first = cards.first
+    expect(first.locator("h3")).to_have_text("sunflower")
+    clicked = first.locator("a.thumb").get_attribute("href")  # /images/<id>
+    first.get_by_role("button", name=re.compile("^More like sunflower")).click()
+    expect(page.locator("#preview-caption")).to_contain_text("from the collection")
+    expect(page.locator("#preview-img")).to_have_attribute("src", clicked)
+    expect(page.locator("#search-status")).to_contain_text("Best: sunflower")
+    expect(cards).to_have_count(10)
+    hrefs = cards.locator("a.thumb").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert clicked not in hrefs  # the image itself is left out
+    no_horizontal_scroll(page)
+    shot(page, "search-more-like-this")
+
+
 def test_image_search_drop_and_errors(page, data_dir):
     page.goto("/search")
     photo = sorted((data_dir / "images" / "caltech101" / "sunflower").glob("*.jpg"))[-1]

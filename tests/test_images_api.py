@@ -185,3 +185,30 @@ def test_eval_images_reports_precision_and_separation(images_engine, image_sets,
     assert res["queries"] == 30
     assert res["P@1"] >= 0.8 and 0 < res["P@10"] <= 1
     assert res["confidence_auc"] is None or 0 <= res["confidence_auc"] <= 1
+
+
+def test_more_like_this_for_a_stored_image(client, images_engine):
+    import jsonschema
+
+    from marconi.api.openapi import response_schema
+
+    with images_engine.connect() as conn:
+        image_id, label = conn.execute(sa.text(
+            "SELECT i.id, i.label FROM images i JOIN image_vectors v ON v.image_id = i.id "
+            "WHERE i.label = 'Motorbikes' ORDER BY i.id LIMIT 1")).one()
+        sql = conn.execute(sa.text("SELECT id FROM similar_images(:i, 5)"), {"i": image_id}).scalars().all()
+    r = client.get(f"/api/images/{image_id}/similar?k=5")
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    jsonschema.validate(body, response_schema("/api/images/{image_id}/similar", "get", 200))
+    ids = [m["id"] for m in body["matches"]]
+    assert image_id not in ids and len(ids) == 5
+    assert ids == sql  # the API and SQL users get the same neighbours
+    assert body["matches"][0]["label"] == label and body["confident"] is True
+    assert body["query"]["image_id"] == image_id
+    sims = [m["similarity"] for m in body["matches"]]
+    assert sims == sorted(sims, reverse=True)
+    missing = client.get("/api/images/999999999/similar")
+    assert missing.status_code == 404 and "no image" in missing.get_json()["error"]
+    assert client.get(f"/api/images/{image_id}/similar?k=0").status_code == 400
+    assert client.get(f"/api/images/{image_id}/similar?k=abc").status_code == 400

@@ -81,15 +81,42 @@ def search():
                 conn, img, k, rerank=config.image_rerank)
     except NoImageModel as exc:
         raise ApiError(str(exc), 503) from None
-    confident = result["confidence"] >= CONFIDENT
-    message = ("good match" if confident else
-               "nothing in the collection looks much like this photo; the closest images are shown anyway")
     query = {"width": img.width, "height": img.height}
     if source:
         query["url"] = source
+    return _answer(result, query)
+
+
+def _answer(result: dict, query: dict):
+    confident = result["confidence"] >= CONFIDENT
+    message = ("good match" if confident else
+               "nothing in the collection looks much like this photo; the closest images are shown anyway")
     return jsonify({"model_run": result["model_run"], "encoder": result["encoder"],
                     "confidence": result["confidence"], "confident": confident, "message": message,
                     "query": query, "matches": [_links(m) for m in result["matches"]]})
+
+
+@bp.get("/api/images/<int:image_id>/similar")
+def similar(image_id: int):
+    """More like this: the images most similar to a stored one (its stored vectors are the query)."""
+    from marconi.db.neighbours import images_by_id
+    from marconi.images import NoImageModel
+
+    k = int_arg("k", 10, 1, 50)
+    config = current_app.config["MARCONI"]
+    try:
+        with _engine().connect() as conn:
+            meta = images_by_id(conn, [image_id]).get(image_id)
+            if meta is None:
+                raise ApiError(f"no image with id {image_id}", 404)
+            result = current_app.extensions["marconi.image_searcher"].similar(conn, image_id, k,
+                                                                              rerank=config.image_rerank)
+    except NoImageModel as exc:
+        raise ApiError(str(exc), 503) from None
+    if result is None:
+        raise ApiError(f"image {image_id} is not in the serving index yet: run `marconi encode images`", 404)
+    return _answer(result, {"image_id": image_id, "width": meta["width"], "height": meta["height"],
+                            "thumbnail_url": url_for("images.thumbnail", image_id=image_id)})
 
 
 def _fetch_from_json(config) -> tuple[bytes, str, int]:

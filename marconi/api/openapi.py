@@ -47,6 +47,16 @@ IMAGE = {
                    "similarity": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
 }
 
+SEARCH_RESULT = {
+    "type": "object",
+    "required": ["model_run", "encoder", "confidence", "confident", "message", "matches"],
+    "properties": {"model_run": {"type": "integer"}, "encoder": {"type": "string"},
+                   "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                   "confident": {"type": "boolean"}, "message": {"type": "string"},
+                   "query": {"type": "object"},
+                   "matches": {"type": "array", "items": IMAGE}},
+}
+
 
 def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -132,15 +142,16 @@ def spec() -> dict:
                         "type": "object", "required": ["url"], "additionalProperties": False,
                         "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2048},
                                        "k": {"type": "integer", "minimum": 1, "maximum": 50}}}}}},
-                "responses": {"200": _json({
-                    "type": "object",
-                    "required": ["model_run", "encoder", "confidence", "confident", "message", "matches"],
-                    "properties": {"model_run": {"type": "integer"}, "encoder": {"type": "string"},
-                                   "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                                   "confident": {"type": "boolean"}, "message": {"type": "string"},
-                                   "query": {"type": "object"},
-                                   "matches": {"type": "array", "items": IMAGE}}}, "Matches"),
+                "responses": {"200": _json(SEARCH_RESULT, "Matches"),
                               **_errors(400, 403, 413, 415, 422, 503)}}},
+            "/api/images/{image_id}/similar": {"get": {
+                "operationId": "similarImages", "summary": "More like this: images similar to a stored one",
+                "parameters": [{"name": "image_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}},
+                               {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                        "maximum": 50, "default": 10}}],
+                "responses": {"200": _json(SEARCH_RESULT, "Matches, the image itself left out"),
+                              **_errors(400, 404, 503)}}},
             "/api/images/{image_id}": {"get": {
                 "operationId": "getImage", "summary": "One image's metadata",
                 "parameters": [{"name": "image_id", "in": "path", "required": True,

@@ -93,6 +93,15 @@ def nearest_images(conn: sa.Connection, q: np.ndarray, k: int) -> list[dict]:
     return [{"image_id": r[0], "distance": float(r[1]), "full_vec": np.asarray(r[2], dtype=np.float32)} for r in rows]
 
 
+def image_vectors_of(conn: sa.Connection, image_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return the serving (reduced, full) vectors of one stored image, or None when it has none."""
+    row = conn.execute(sa.text("SELECT vec::text, full_vec FROM image_vectors WHERE image_id = :i"),
+                       {"i": image_id}).first()
+    if row is None:
+        return None
+    return from_cube(row[0]), np.asarray(row[1], dtype=np.float32)
+
+
 def images_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, dict]:
     """Return image metadata rows keyed by id."""
     rows = conn.execute(sa.text(

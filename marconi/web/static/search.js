@@ -6,6 +6,7 @@
 
   const form = document.getElementById("search-form");
   const api = form.dataset.api;
+  const similarApi = (id) => form.dataset.similarApi.replace("/0/similar", `/${id}/similar`);
   const maxBytes = Number(form.dataset.maxBytes) || 16e6;
   const dropzone = document.getElementById("dropzone");
   const inputs = [document.getElementById("photo"), document.getElementById("camera")];
@@ -30,7 +31,7 @@
   const SHRINK_PIXELS = 2048 * 2048; // above this many pixels, are shrunk before upload
   const SHRINK_SIDE = 1600;
 
-  let current = null;      // {blob, name} or {url} being searched
+  let current = null;      // {blob, name}, {url} or {similar: image id} being searched
   let previewUrl = null;
   let inFlight = null;     // AbortController of the running search
 
@@ -113,7 +114,11 @@
     const controller = new AbortController();
     inFlight = controller;
     let request;
-    if (current.url) {
+    let target = api;
+    if (current.similar) {
+      target = `${similarApi(current.similar)}?k=${encodeURIComponent(kSelect.value)}`;
+      request = { signal: controller.signal };
+    } else if (current.url) {
       request = { method: "POST", signal: controller.signal,
         headers: { Accept: "application/json", "Content-Type": "application/json" },
         body: JSON.stringify({ url: current.url, k: Number(kSelect.value) }) };
@@ -125,9 +130,10 @@
     }
     showError(errorBox, "");
     statusLine.textContent = current.url ? "Fetching the image and searching…" : "Searching…";
+    if (current.similar) statusLine.textContent = "Finding more like this…";
     results.setAttribute("aria-busy", "true");
     try {
-      const body = await fetchJSON(api, request);
+      const body = await fetchJSON(target, request);
       render(body);
     } catch (err) {
       if (err.name === "AbortError") return;
@@ -171,8 +177,29 @@
         m.description ? el("p", { class: "desc" }, m.description) : null,
         credit ? el("p", { class: "credit" }, credit) : null,
         links.length ? el("p", { class: "links" }, links) : null,
+        el("button", { class: "button small more-like", type: "button", "aria-label": `More like ${label} (image ${m.id})`,
+          onclick: () => moreLike(m, label) }, "More like this"),
       ]),
     ]);
+  }
+
+  /** Search with a match from the collection as the query (its stored vectors; nothing is uploaded). */
+  function moreLike(m, label) {
+    clearResults();
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = null;
+    previewImg.hidden = false;
+    previewImg.onload = null;
+    previewImg.onerror = null;
+    previewImg.src = m.image_url;
+    previewImg.alt = `${label}, image ${m.id} from the collection`;
+    previewCaption.textContent = `${label} · image ${m.id} from the collection`;
+    preview.hidden = false;
+    layout.classList.add("has-preview");
+    current = { similar: m.id };
+    againButton.disabled = false;
+    search();
+    preview.scrollIntoView({ block: "nearest" });
   }
 
   const capitalise = (text) => text.charAt(0).toUpperCase() + text.slice(1);
