@@ -257,11 +257,8 @@ def eval_radio_cmd(c: Ctx, holdout, source, max_queries, no_baselines, varieties
     from marconi.radio import NeedsRetraining
 
     try:
-        if tags is None and not (holdout.parent / "tags.txt").is_file():
-            fallback = c.config.data_dir / "playlists" / (source or holdout.parent.name) / "tags.txt"
-            tags = fallback if fallback.is_file() else None
         rows = eval_radio(c.checked_engine(), holdout, source, max_queries, not no_baselines, c.config.ann,
-                          varieties=varieties, tags=tags)
+                          varieties=varieties, tags=tags, data_dir=c.config.data_dir)
     except (ImportFormatError, NeedsRetraining) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{'recommender':<24}{'queries':>8}{'HR@10':>8}{'HR@50':>8}{'MRR':>8}{'radios':>8}{'recall@50':>11}"

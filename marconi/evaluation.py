@@ -188,15 +188,19 @@ def evaluate(rec: Recommender, pairs: list[tuple[str, str]], holdout: list[list[
 
 def eval_radio(engine: sa.Engine, holdout: Path, source: str | None = None, max_queries: int = 5000,
                baselines: bool = True, ann: str = "auto", progress: bool = True,
-               varieties: Sequence[float] = (0.0,), tags: Path | None = None) -> list[dict]:
+               varieties: Sequence[float] = (0.0,), tags: Path | None = None,
+               data_dir: Path | None = None) -> list[dict]:
     """Evaluate the serving radio (and the baselines) on a yes.com-format holdout file; return one row each.
 
-    ``tags`` is a yes.com tags.txt for ``tag_jaccard@10``; by default the one beside the holdout file, if any.
+    ``tags`` is a yes.com tags.txt for ``tag_jaccard@10``. By default it is the one beside the holdout file, else
+    ``data_dir``/playlists/<source>/tags.txt; without either the figure is None.
     """
     holdout = Path(holdout)
     prefix = source or holdout.parent.name
-    tags = Path(tags) if tags else holdout.parent / "tags.txt"
-    song_tags = load_tags(tags, prefix) if tags.is_file() else None
+    candidates = [Path(tags)] if tags else [holdout.parent / "tags.txt"] + (
+        [Path(data_dir) / "playlists" / prefix / "tags.txt"] if data_dir else [])
+    found = next((p for p in candidates if p.is_file()), None)
+    song_tags = load_tags(found, prefix) if found else None
     plists = load_holdout(holdout, prefix)
     if not plists:
         raise ImportFormatError(holdout, None, "no playlists in the holdout file")

@@ -23,7 +23,7 @@ from marconi.db import scrape
 from marconi.db.ingest import ImageRecord, upsert_image
 from marconi.embed import imageio
 from scrapers import bounded_map, finish_summary
-from scrapers.http import ScraperSession
+from scrapers.http import ScraperSession, get_json
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +119,7 @@ def fetch_imageinfo(session: ScraperSession, api_url: str, names: list[str], wid
         "iiprop": "url|size|mime|extmetadata", "iiurlwidth": width, "iiextmetadatafilter": EXTMETADATA,
         "iiextmetadatalanguage": "en", "maxlag": MAXLAG,
     }
-    try:
-        resp = session.get(api_url, params=params)
-    except requests.RequestException as exc:
-        raise CommonsError(f"{type(exc).__name__}: {exc}") from None
-    if resp.status_code != 200:
-        raise CommonsError(f"HTTP {resp.status_code}")
-    try:
-        data = resp.json()
-    except ValueError:
-        raise CommonsError(f"malformed JSON: {resp.text[:200]!r}") from None
+    data = get_json(session, api_url, CommonsError, params=params)
     if not isinstance(data, dict):
         raise CommonsError("malformed response")
     if "error" in data:

@@ -174,6 +174,24 @@ class ScraperSession(requests.Session):
         return None
 
 
+def get_json(session: requests.Session, url: str, error: type[Exception], what: str = "JSON", **kwargs):
+    """GET ``url`` through the session and return the parsed JSON body.
+
+    Raises ``error`` when the request fails after the session's retries, the final status is not 200, or the body
+    is not JSON (``what`` names it in that message).
+    """
+    try:
+        resp = session.get(url, **kwargs)
+    except requests.RequestException as exc:
+        raise error(f"{type(exc).__name__}: {exc}") from None
+    if resp.status_code != 200:
+        raise error(f"HTTP {resp.status_code}: {resp.text[:300]}")
+    try:
+        return resp.json()
+    except ValueError:
+        raise error(f"malformed {what}: {resp.text[:200]!r}") from None
+
+
 def make_session(settings: HttpSettings | None = None, **overrides) -> ScraperSession:
     """Return the configured session (settings plus keyword overrides such as ``backoff_base=0.01``)."""
     settings = (settings or HttpSettings()).with_overrides(**overrides)

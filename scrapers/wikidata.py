@@ -13,13 +13,12 @@ import re
 import time
 from urllib.parse import unquote, urlsplit
 
-import requests
 import sqlalchemy as sa
 from tqdm import tqdm
 
 from marconi.db import scrape
 from scrapers import finish_summary
-from scrapers.http import ScraperSession
+from scrapers.http import ScraperSession, get_json
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +53,13 @@ def class_query(limit: int, offset: int) -> str:
 
 def run_sparql(session: ScraperSession, endpoint: str, query: str, timeout: float = QUERY_TIMEOUT) -> dict:
     """Run a SELECT query and return the SPARQL JSON results; raise SparqlError on failure."""
+    data = get_json(session, endpoint, SparqlError, "SPARQL JSON", params={"query": query, "format": "json"},
+                    headers={"Accept": "application/sparql-results+json"},
+                    timeout=(session.settings.connect_timeout, timeout))
     try:
-        resp = session.get(endpoint, params={"query": query, "format": "json"},
-                           headers={"Accept": "application/sparql-results+json"},
-                           timeout=(session.settings.connect_timeout, timeout))
-    except requests.RequestException as exc:
-        raise SparqlError(f"{type(exc).__name__}: {exc}") from None
-    if resp.status_code != 200:
-        raise SparqlError(f"HTTP {resp.status_code}: {resp.text[:300]}")
-    try:
-        data = resp.json()
         bindings = data["results"]["bindings"]
-    except (ValueError, KeyError, TypeError):
-        raise SparqlError(f"malformed SPARQL JSON: {resp.text[:200]!r}") from None
+    except (KeyError, TypeError):
+        raise SparqlError(f"malformed SPARQL JSON: {str(data)[:200]!r}") from None
     if not isinstance(bindings, list):
         raise SparqlError("malformed SPARQL JSON: bindings is not a list")
     return data

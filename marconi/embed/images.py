@@ -601,9 +601,10 @@ class Encoder:
     def _run(self, x: torch.Tensor, rows: int) -> torch.Tensor:
         if not self.compiled or len(x) == rows:
             return self._forward(x)
-        pad = x.new_zeros((rows - len(x), *x.shape[1:])).contiguous(memory_format=torch.channels_last) \
-            if self.channels_last else x.new_zeros((rows - len(x), *x.shape[1:]))
-        return self._forward(torch.cat([x, pad]))[: len(x)]
+        padded = torch.cat([x, x.new_zeros((rows - len(x), *x.shape[1:]))])
+        if self.channels_last:
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        return self._forward(padded)[: len(x)]
 
     def encode_batch(self, batch: torch.Tensor) -> np.ndarray:
         """Return (N, dims) float32 L2-normalised features.
