@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import requests
-from _gunicorn import gunicorn
 
 from marconi.config import from_env
 from marconi.db import database_url
+from marconi.serving import background_gunicorn
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     files = sorted(p for p in args.queries.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     if not files:
         raise SystemExit(f"no photos under {args.queries}")
-    with gunicorn(database_url(from_env()), workers=args.workers) as base:
+    with background_gunicorn(database_url(from_env()), workers=args.workers) as base:
         sess = requests.Session()
         for f in files[: 2 * args.workers]:  # warm up: each worker loads the encoder once
             sess.post(base + "/api/images/search", files={"image": f.read_bytes()}, data={"k": args.k})

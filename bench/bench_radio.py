@@ -24,7 +24,6 @@ import time
 import numpy as np
 import requests
 import sqlalchemy as sa
-from _gunicorn import gunicorn
 
 from marconi.config import from_env
 from marconi.db import database_url, make_engine, migrate, with_database
@@ -33,6 +32,7 @@ from marconi.db.ingest import Track, upsert_tracks
 from marconi.db.neighbours import nearest_songs
 from marconi.embed.song2vec import write_vectors
 from marconi.radio import RadioRequest, make_radio
+from marconi.serving import background_gunicorn
 
 
 def synthetic(n: int, dims: int, clusters: int, rng) -> tuple[np.ndarray, np.ndarray, float]:
@@ -128,7 +128,7 @@ def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: boo
 
 def bench_http(url: str, keys: list[str], seeds) -> dict:
     """Run gunicorn against ``url`` and time POST /api/radio."""
-    with gunicorn(url) as base:
+    with background_gunicorn(url) as base:
         sess = requests.Session()
         for s in seeds[:5]:
             sess.post(base + "/api/radio", json={"seeds": [keys[i] for i in s], "size": 25})

@@ -273,13 +273,6 @@ def eval_radio_cmd(c: Ctx, holdout, source, max_queries, no_baselines, varieties
 
 
 # ------------------------------------------------------------------------------------------- serve etc.
-def gunicorn_args(host: str, port: int, workers: int = 2, threads: int = 4, access_log: bool = False) -> list[str]:
-    """The gunicorn command line `marconi serve` runs (threaded workers: gthread when threads > 1)."""
-    args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--threads", str(threads), "--timeout", "120"]
-    return args + (["--access-logfile", "-"] if access_log else []) + ["wsgi:app"]
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
@@ -297,6 +290,8 @@ def serve(c: Ctx, host, port, workers, threads):
     env = dict(os.environ, DATABASE_URL=database_url(c.config))
     click.echo(f"serving on http://{host}:{port}/  (API: /api/songs, /api/radio, /api/images/search; "
                f"{workers} workers x {threads} threads)")
+    from marconi.serving import gunicorn_args
+
     args = gunicorn_args(host, port, workers, threads, access_log=True)
     from marconi.config import REPO_ROOT
 

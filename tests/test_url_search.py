@@ -272,34 +272,13 @@ def test_names_resolving_to_loopback_are_refused_before_connecting():
 def test_served_by_gunicorn_a_slow_fetch_does_not_hold_up_other_requests(images_engine, trained_url, base_config,
                                                                          image_server):
     """`marconi serve` runs threaded workers: with one worker, /healthz answers while a slow URL fetch is pending."""
-    import os
-    import socket
-    import subprocess
-
     import requests
 
-    from marconi.cli import gunicorn_args
-    from marconi.config import REPO_ROOT
+    from marconi.serving import background_gunicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, DATABASE_URL=trained_url[0], MARCONI_HOME=str(base_config.home),
-               MARCONI_URL_FETCH_ALLOW_NETWORKS="127.0.0.1/32", MARCONI_URL_FETCH_TIMEOUT="20",
-               MARCONI_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen(gunicorn_args("127.0.0.1", port, workers=1, threads=4), cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(base + "/healthz", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not come up")
+    env = {"MARCONI_HOME": str(base_config.home), "MARCONI_URL_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
+           "MARCONI_URL_FETCH_TIMEOUT": "20"}
+    with background_gunicorn(trained_url[0], workers=1, threads=4, env=env) as base:
         done = {}
 
         def slow():
@@ -316,9 +295,6 @@ def test_served_by_gunicorn_a_slow_fetch_does_not_hold_up_other_requests(images_
         assert health.ok
         assert done["slow"][1] == 200  # the slow image arrived in the end and was searched
         assert health_at < done["slow"][0]  # answered while the slow fetch was still pending
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_a_slow_name_lookup_counts_against_the_deadline(monkeypatch):

@@ -1,0 +1,54 @@
+"""Running the app under gunicorn: the command line `marconi serve` uses, and a background server for benchmarks
+and tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from marconi.config import REPO_ROOT
+
+
+def gunicorn_args(host: str, port: int, workers: int = 2, threads: int = 4, access_log: bool = False) -> list[str]:
+    """The gunicorn command line `marconi serve` runs (threaded workers: gthread when threads > 1)."""
+    args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
+            "--threads", str(threads), "--timeout", "120"]
+    return args + (["--access-logfile", "-"] if access_log else []) + ["wsgi:app"]
+
+
+@contextmanager
+def background_gunicorn(database_url: str, workers: int = 2, threads: int = 4, env: dict | None = None,
+                        ready_timeout: float = 60.0) -> Iterator[str]:
+    """Serve wsgi:app against ``database_url`` on a free loopback port; yield its base URL once /healthz answers.
+
+    ``env`` adds environment variables (e.g. MARCONI_* settings). The server is stopped on exit.
+    """
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    full_env = dict(os.environ, DATABASE_URL=database_url, MARCONI_LOG_LEVEL="WARNING", **(env or {}))
+    proc = subprocess.Popen(gunicorn_args("127.0.0.1", port, workers, threads), cwd=REPO_ROOT, env=full_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            try:
+                if requests.get(base + "/healthz", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not come up on {base} (exit code {proc.poll()})")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
