@@ -100,6 +100,23 @@ def emptied(engine):
         conn.execute(sa.text(f"TRUNCATE {INGEST_AND_SCRAPER_TABLES} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="module")
+def fake(request, data_dir):
+    """The fake Spotify, Wikidata and Commons APIs on 127.0.0.1 for one module (options: its FAKE_SERVER dict)."""
+    from fakes import FakeServer
+
+    with FakeServer(data_dir, **getattr(request.module, "FAKE_SERVER", {})) as server:
+        yield server
+
+
+@pytest.fixture()
+def fake_cleared(fake):
+    """The module's fake with programmed faults and its request log cleared before and after the test."""
+    fake.clear()
+    yield fake
+    fake.clear()
+
+
 @pytest.fixture(scope="session")
 def trained_url(new_database, data_dir, tmp_path_factory) -> tuple[str, Path]:
     """A database with yes_small (minus a holdout) imported and a song model serving: (url, split dir)."""

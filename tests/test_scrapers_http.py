@@ -6,25 +6,13 @@ import time
 
 import pytest
 import requests
-from fakes import FakeServer
 
 from scrapers.http import USER_AGENT, HttpSettings, ScraperSession, backoff_delay, make_session, parse_retry_after
 
+FAKE_SERVER = {"n_classes": 10}
+pytestmark = pytest.mark.usefixtures("fake_cleared")
+
 FAST = HttpSettings(connect_timeout=2.0, read_timeout=2.0, max_retries=3, backoff_base=0.01, backoff_max=0.05)
-
-
-@pytest.fixture(scope="module")
-def fake(data_dir):
-    """The fake APIs for this module."""
-    with FakeServer(data_dir, n_classes=10) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(fake):
-    fake.clear()
-    yield
-    fake.clear()
 
 
 def _get(session, fake):

@@ -25,14 +25,8 @@ from scrapers.spotify import SpotifyClient, discover, fetch_tracks, title_words
 from scrapers.wikidata import scrape_classes
 
 DELAY = 0.03  # seconds the fake waits before each answer while a subprocess runs
+FAKE_SERVER = {"n_classes": 30}
 GLOBAL = ["--no-progress", "--backoff-base", "0.01", "--concurrency", "2"]
-
-
-@pytest.fixture(scope="module")
-def fake(data_dir):
-    """The fake APIs for this module."""
-    with FakeServer(data_dir, n_classes=30) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from collections import Counter
 
 import pytest
 import sqlalchemy as sa
-from fakes import FakeServer
 
 from scrapers.config import ScraperConfig
 from scrapers.config import from_env as scraper_env
@@ -23,21 +22,7 @@ from scrapers.spotify import (
 
 FAST = HttpSettings(connect_timeout=2.0, read_timeout=2.0, max_retries=4, backoff_base=0.005, backoff_max=0.02)
 
-pytestmark = pytest.mark.usefixtures("emptied")  # every test starts from an empty database
-
-
-@pytest.fixture(scope="module")
-def fake(data_dir):
-    """The fake Spotify API for this module."""
-    with FakeServer(data_dir) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(fake):
-    fake.clear()
-    yield
-    fake.clear()
+pytestmark = pytest.mark.usefixtures("emptied", "fake_cleared")  # every test starts from an empty database
 
 
 def client_for(fake, **http) -> SpotifyClient:

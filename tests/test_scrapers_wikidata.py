@@ -7,7 +7,6 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from fakes import FakeServer
 
 from scrapers.commons import parse_imageinfo, scrape_images, strip_html
 from scrapers.config import from_env as scraper_env
@@ -23,22 +22,9 @@ from scrapers.wikidata import (
 
 FAST = HttpSettings(connect_timeout=2.0, read_timeout=2.0, max_retries=4, backoff_base=0.005, backoff_max=0.02)
 N_CLASSES = 24
+FAKE_SERVER = {"n_classes": N_CLASSES}
 
-pytestmark = pytest.mark.usefixtures("emptied")  # every test starts from an empty database
-
-
-@pytest.fixture(scope="module")
-def fake(data_dir):
-    """The fake SPARQL endpoint and Commons for this module."""
-    with FakeServer(data_dir, n_classes=N_CLASSES) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(fake):
-    fake.clear()
-    yield
-    fake.clear()
+pytestmark = pytest.mark.usefixtures("emptied", "fake_cleared")  # every test starts from an empty database
 
 
 def rows(engine, sql, **params):
