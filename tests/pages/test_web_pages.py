@@ -13,7 +13,7 @@ import pytest
 
 PAGES = ["/", "/search", "/radio", "/status"]
 PAGE_BUDGET_BYTES = 150_000  # HTML + every stylesheet, script and image it loads from this server
-STATIC = Path(__file__).resolve().parent.parent / "marconi" / "web" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "marconi" / "web" / "static"
 ALLOWED_ABSOLUTE = ("http://www.w3.org/2000/svg", "http://localhost/")
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from marconi.embed.imageio import ImageError, image_info, load_image, make_thumbnail, to_rgb
 
-DATA_DIR = Path(os.environ.get("MARCONI_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("MARCONI_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
 SAMPLES = DATA_DIR / "images" / "skimage-samples"
 CALTECH = DATA_DIR / "images" / "caltech101"
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 # The same index set as tests/test_images_api.py (first 15 photos of each class), so both modules can share it.
 CLASSES = ["dalmatian", "Motorbikes", "cup", "sunflower", "airplanes", "watch"]
 INDEXED_PER_CLASS = 15

@@ -29,7 +29,7 @@ from marconi.embed.images import (
     load_encoder,
 )
 
-DATA_DIR = Path(os.environ.get("MARCONI_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("MARCONI_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
 SAMPLES = DATA_DIR / "images" / "skimage-samples"
 CALTECH = DATA_DIR / "images" / "caltech101"
 
