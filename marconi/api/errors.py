@@ -1,4 +1,10 @@
-"""Errors as JSON: every failure leaves the API as ``{"error": message, ...}`` with the right status."""
+"""Errors as JSON, in one place: every failure leaves the API as ``{"error": message, "status": ..., ...}``.
+
+Views and the functions they call raise ``marconi.errors`` exceptions (``BadRequest``, ``NotFound``, ...); the
+handler here turns each into ``err.to_dict()`` plus the request id, with ``err.status``. werkzeug's HTTP errors
+(unknown route, wrong method, upload too large) get the same shape, and anything unexpected is logged and
+answered with a 500 that carries the request id to report.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +13,41 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from marconi.errors import MarconiError
+
 log = logging.getLogger(__name__)
 
+_CODE_FOR_STATUS = {cls.status: cls.code for cls in MarconiError.__subclasses__()}
 
-class ApiError(Exception):
-    """An error to report to the client as JSON with ``status``."""
+
+class ApiError(MarconiError):
+    """TEMPORARY alias for views not yet converted: raise a ``marconi.errors`` class instead."""
 
     def __init__(self, message: str, status: int = 400, **details):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.details = details
+        details.setdefault("code", _CODE_FOR_STATUS.get(status, "error"))
+        super().__init__(message, status=status, **details)
 
 
-def error_body(message: str, status: int, **details):
-    """Return a Flask JSON response ``{"error": ..., "status": ...}`` plus details."""
-    body = {"error": message, "status": status}
-    body.update({k: v for k, v in details.items() if v is not None})
+def _respond(body: dict):
+    """Return the Flask JSON response for an error body, with the request id added."""
     rid = getattr(request, "request_id", None) if request else None
     if rid:
         body["request_id"] = rid
-    return jsonify(body), status
+    return jsonify(body), body["status"]
+
+
+def _http_code(exc: HTTPException) -> str:
+    return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
 def register(app: Flask) -> None:
-    """Map ApiError, HTTP errors and unexpected exceptions to JSON bodies."""
+    """Map MarconiError, werkzeug HTTP errors and unexpected exceptions to JSON error bodies."""
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        return error_body(exc.message, exc.status, **exc.details)
+    @app.errorhandler(MarconiError)
+    def _marconi_error(exc: MarconiError):
+        if exc.status >= 500:
+            log.warning("%s %s: %s %s", request.method, request.path, exc.status, exc.message)
+        return _respond(exc.to_dict())
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -44,9 +56,12 @@ def register(app: Flask) -> None:
             405: f"method {request.method} is not allowed here",
             413: f"upload too large: the limit is {app.config.get('MAX_CONTENT_LENGTH')} bytes",
         }
-        return error_body(messages.get(exc.code, exc.description or exc.name), exc.code or 500)
+        status = exc.code or 500
+        return _respond({"error": messages.get(status, exc.description or exc.name), "status": status,
+                         "code": _CODE_FOR_STATUS.get(status) or _http_code(exc)})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_body("internal error: it has been logged; please report it with the request id", 500)
+        return _respond({"error": "internal error: it has been logged; please report it with the request id",
+                         "status": 500, "code": "internal"})

@@ -1,0 +1,231 @@
+"""The one way views read their input: a pydantic v2 model per request, checked here, errors in plain words.
+
+::
+
+    class SongsQuery(BaseModel):                     # lax: query strings are text ("5" → 5)
+        model_config = ConfigDict(json_schema_extra={"example": "/api/songs?q=love&limit=20"})
+        q: str = Field(min_length=1, max_length=200)
+        limit: int = Field(20, ge=1, le=100)
+
+    args = query_args(SongsQuery)                    # or json_body(RadioRequest), form_args(SearchForm)
+
+A JSON body model sets ``model_config = ConfigDict(extra="forbid", strict=True)`` so that ``"5"`` is not a
+number and unknown fields are refused. Whatever is wrong becomes ``marconi.errors.BadRequest`` whose message
+names the field and the rule, e.g. ``'size' must be an integer from 1 to 200``; when the model declares an
+example (``json_schema_extra={"example": ...}``) the message ends with it, so a client sees what a good request
+looks like. Strings holding NUL characters are refused before validation (PostgreSQL cannot store them). An empty
+query or form value counts as not given.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from typing import Any, TypeVar
+
+from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
+from flask import request
+from pydantic import BaseModel, ValidationError
+
+from marconi.errors import BadRequest
+
+M = TypeVar("M", bound=BaseModel)
+MAX_ERRORS = 3
+
+
+def json_body(model: type[M]) -> M:
+    """Return the request's JSON body validated as ``model``; BadRequest when absent, not an object, or invalid."""
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest(_with_example(model, "send a JSON body with Content-Type: application/json"))
+    if not isinstance(body, dict):
+        raise BadRequest(_with_example(model, f"the JSON body must be an object, not {_json_kind(body)}"))
+    return validate(model, body)
+
+
+def query_args(model: type[M]) -> M:
+    """Return the query string validated as ``model`` (list fields take repeated keys; empty values are unset)."""
+    return validate(model, _multidict(model, request.args))
+
+
+def form_args(model: type[M]) -> M:
+    """Return the multipart/urlencoded form fields (not the files) validated as ``model``."""
+    return validate(model, _multidict(model, request.form))
+
+
+def validate(model: type[M], data: Any) -> M:
+    """Return ``data`` validated as ``model``, or raise BadRequest naming each bad field and its rule."""
+    nul = _nul_path(data)
+    if nul is not None:
+        raise BadRequest(f"'{nul}' must not contain NUL characters" if nul else "NUL characters are not allowed")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(_with_example(model, describe(model, exc))) from None
+
+
+def describe(model: type[BaseModel], exc: ValidationError) -> str:
+    """Return a pydantic validation error as one plain sentence per problem (at most three), joined by '; '."""
+    errors = exc.errors(include_url=False)
+    unknown = [_loc(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
+    messages = [_unknown_message(model, unknown)] if unknown else []
+    for err in errors:
+        if err["type"] != "extra_forbidden":
+            text = _message(model, err)
+            if text not in messages:
+                messages.append(text)
+    more = len(messages) - MAX_ERRORS
+    return "; ".join(messages[:MAX_ERRORS]) + (f" (and {more} more)" if more > 0 else "")
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+def example_of(model: type[BaseModel]) -> Any:
+    """Return the model's declared example (``model_config["json_schema_extra"]["example"]``), or None."""
+    extra = model.model_config.get("json_schema_extra")
+    return extra.get("example") if isinstance(extra, dict) else None
+
+
+def _with_example(model: type[BaseModel], message: str) -> str:
+    example = example_of(model)
+    if example is None:
+        return message
+    shown = example if isinstance(example, str) else json.dumps(example)
+    return f"{message}; for example {shown}"
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__)
+
+
+def _is_list_field(model: type[BaseModel], name: str) -> bool:
+    info = model.model_fields.get(name)
+    if info is None:
+        return False
+    annotation = info.annotation
+    candidates = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    return any(typing.get_origin(a) in (list, tuple, set, frozenset) or a in (list, tuple, set)
+               for a in (annotation, *candidates))
+
+
+
+def _multidict(model: type[BaseModel], args) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key in args:
+        values = [v for v in args.getlist(key) if v != ""]
+        if values:
+            data[key] = values if _is_list_field(model, key) else values[0]
+    return data
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """Return the location of the first string (or key) holding a NUL character, '' for the top level, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return path
+            found = _nul_path(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _bounds(model: type[BaseModel], err: dict) -> dict[str, Any]:
+    """The numeric or length bounds that apply where the error happened: the field's, else the error's own."""
+    ctx = dict(err.get("ctx") or {})
+    loc = err["loc"]
+    info = model.model_fields.get(loc[0]) if len(loc) == 1 and isinstance(loc[0], str) else None
+    if info is not None:
+        for meta in info.metadata:
+            for cls, key in ((Ge, "ge"), (Gt, "gt"), (Le, "le"), (Lt, "lt"), (MinLen, "min_length"),
+                             (MaxLen, "max_length")):
+                if isinstance(meta, cls):
+                    ctx[key] = getattr(meta, key)
+    return ctx
+
+
+def _range(b: dict) -> str:
+    if "ge" in b and "le" in b:
+        return f" from {b['ge']} to {b['le']}"
+    parts = [f"{w} {b[k]}" for k, w in (("ge", "at least"), ("gt", "greater than"), ("le", "at most"),
+                                         ("lt", "less than")) if k in b]
+    return " of " + " and ".join(parts) if parts else ""
+
+
+def _numeric_kind(model: type[BaseModel], err: dict) -> str:
+    kind = err["type"]
+    if kind.startswith("int"):
+        return "an integer"
+    if kind.startswith("float") or kind == "finite_number":
+        return "a number"
+    loc = err["loc"]
+    info = model.model_fields.get(loc[0]) if len(loc) == 1 and isinstance(loc[0], str) else None
+    annotation = info.annotation if info is not None else None
+    types = set(typing.get_args(annotation)) | {annotation}
+    return "an integer" if int in types and float not in types else "a number"
+
+
+NUMERIC = {"int_type", "int_parsing", "int_from_float", "int_parsing_size", "float_type", "float_parsing",
+           "finite_number", "greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"}
+
+
+def _message(model: type[BaseModel], err: dict) -> str:
+    """One error as "'field' must be ..."."""
+    kind, where, ctx = err["type"], _loc(err["loc"]), err.get("ctx") or {}
+    name = f"'{where}'" if where else "the request"
+    if kind == "missing":
+        return f"{name} is required"
+    if kind in NUMERIC:
+        return f"{name} must be {_numeric_kind(model, err)}{_range(_bounds(model, err))}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{name} must be true or false"
+    if kind == "string_type":
+        return f"{name} must be a string"
+    if kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        return f"{name} must not be empty" if n == 1 else f"{name} must be at least {n} characters"
+    if kind == "string_too_long":
+        return f"{name} is limited to {ctx.get('max_length')} characters"
+    if kind == "string_pattern_mismatch":
+        return f"{name} must match the pattern {ctx.get('pattern')}"
+    if kind in ("list_type", "tuple_type", "set_type"):
+        return f"{name} must be a list"
+    if kind in ("too_short", "too_long"):
+        b = _bounds(model, err)
+        lo, hi = b.get("min_length"), b.get("max_length")
+        if lo is not None and hi is not None:
+            return f"{name} must hold {lo} to {hi} items"
+        return f"{name} must hold at least {lo} item(s)" if lo is not None else f"{name} must hold at most {hi} items"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"{name} must be an object"
+    if kind in ("literal_error", "enum"):
+        return f"{name} must be {ctx.get('expected')}"
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if where and msg.split(" ", 1)[0] in ("must", "is", "may", "cannot", "should"):
+        return f"{name} {msg}"
+    msg = msg[:1].lower() + msg[1:]
+    return f"{name}: {msg}" if where else msg
+
+
+def _unknown_message(model: type[BaseModel], unknown: list[str]) -> str:
+    fields = [f"'{n}'" + (" (required)" if f.is_required() else "") for n, f in model.model_fields.items()]
+    names = ", ".join(f"'{u}'" for u in unknown)
+    return f"unknown field{'s' if len(unknown) > 1 else ''} {names}: the fields are {', '.join(fields)}"
