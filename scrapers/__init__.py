@@ -37,7 +37,7 @@ def job_lock(engine: sa.Engine, job: str) -> Iterator[None]:
         try:
             yield
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+            scrape.release_job_lock(conn, job)
             conn.commit()
 
 

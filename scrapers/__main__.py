@@ -11,7 +11,7 @@ import logging
 
 import click
 
-from marconi.config import from_env
+from marconi.config import ConfigError, from_env, setup_logging
 
 log = logging.getLogger("scrapers")
 
@@ -24,8 +24,11 @@ class Ctx:
         from scrapers.http import HttpSettings
 
         overrides = {"database_url": database_url} if database_url else {}
-        self.config = from_env().with_overrides(**overrides)
-        self.scraper_config = scraper_env()
+        try:
+            self.config = from_env().with_overrides(**overrides)
+            self.scraper_config = scraper_env()
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
         self.http = HttpSettings().with_overrides(**http_overrides)
         self.progress = progress
         self._engine = None
@@ -94,8 +97,7 @@ def main(ctx, database_url, rate, concurrency, timeout, max_retries, backoff_bas
     Spotify needs SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET. Every command resumes where the last run
     stopped; run it again after an interruption.
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging("DEBUG" if verbose else "WARNING")
     if verbose:
         logging.getLogger("scrapers").setLevel(logging.INFO)
     http = {"rate": rate, "concurrency": concurrency, "read_timeout": timeout, "max_retries": max_retries,

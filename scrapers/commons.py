@@ -2,7 +2,7 @@
 
 For a batch of queued files (``commons_files``) one ``action=query&prop=imageinfo`` request returns the thumbnail URL
 at ``iiurlwidth`` and the licence metadata (``extmetadata``); each thumbnail is then downloaded, validated through
-``marconi.embed.imageio`` (decodable, sane size) and stored with ``marconi.db.ingest.upsert_image``: the image row,
+``marconi.imageio`` (decodable, sane size) and stored with ``marconi.db.images.upsert_image``: the image row,
 its bytes and the file's 'done' mark in one transaction. Requests carry ``maxlag=5``; the session honours
 Retry-After on 429/503 and on maxlag errors.
 """
@@ -19,9 +19,9 @@ import requests
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from marconi import imageio
 from marconi.db import scrape
-from marconi.db.ingest import ImageRecord, upsert_image
-from marconi.embed import imageio
+from marconi.db.images import ImageRecord, upsert_image
 from scrapers import bounded_map, finish_summary
 from scrapers.http import ScraperSession, get_json
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
+from marconi.config import ConfigError, parse_bool
+
 SPOTIFY_API_URL = "https://api.spotify.com/v1/"
 SPOTIFY_TOKEN_URL = "https://accounts.spotify.com/api/token"
 WIKIDATA_SPARQL_URL = "https://query.wikidata.org/sparql"
@@ -50,5 +52,9 @@ def from_env(environ: dict | None = None) -> ScraperConfig:
     """Build the scraper config from SPOTIPY_CLIENT_ID/SECRET, MARCONI_*_URL and MARCONI_LIVE_TESTS."""
     env = os.environ if environ is None else environ
     values = {name: env[var] for var, name in ENV_VARS.items() if env.get(var)}
-    values["live_tests"] = env.get("MARCONI_LIVE_TESTS", "").strip().lower() in ("1", "true", "yes", "on")
+    raw = env.get("MARCONI_LIVE_TESTS", "").strip()
+    try:
+        values["live_tests"] = parse_bool(raw) if raw else False
+    except ValueError:
+        raise ConfigError(f"MARCONI_LIVE_TESTS must be one of 1/0, true/false, yes/no, on/off, got {raw!r}") from None
     return ScraperConfig(**values)

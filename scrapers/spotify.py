@@ -27,7 +27,8 @@ from spotipy.oauth2 import SpotifyClientCredentials
 from tqdm import tqdm
 
 from marconi.db import scrape
-from marconi.db.ingest import Playlist, Track, upsert_playlists, upsert_tracks
+from marconi.db.playlists import Playlist, upsert_playlists
+from marconi.db.tracks import Track, upsert_tracks
 from scrapers import bounded_map, finish_summary
 from scrapers.config import ScraperConfig
 from scrapers.http import ScraperSession

@@ -25,6 +25,11 @@ def try_job_lock(conn: sa.Connection, job: str) -> bool:
                              {"job": job}).scalar())
 
 
+def release_job_lock(conn: sa.Connection, job: str) -> None:
+    """Release the advisory lock of ``job`` taken by ``try_job_lock`` on this connection."""
+    conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext('marconi.scrapers:' || :job))"), {"job": job})
+
+
 # ------------------------------------------------------------------------------------------- spotify words
 def reopen_failed_words(conn: sa.Connection, max_attempts: int) -> int:
     """Put failed search words with attempts left back into 'searching' (they keep their offset); return how many."""

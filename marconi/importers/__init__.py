@@ -1,4 +1,4 @@
-"""File importers: playlist data sets on disk → ingest tables (through marconi.db.ingest)."""
+"""File importers: playlist data sets on disk → ingest tables (through marconi.db)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Playlist importers: the Cornell yes.com format and Spotify Million Playlist Dataset JSON slices.
 
 Each parser yields ``Track`` and ``Playlist`` objects; ``import_playlists`` writes them in batches, one transaction
-per batch, through the idempotent upserts of marconi.db.ingest. Importing the same files twice changes nothing.
+per batch, through the idempotent upserts of marconi.db.tracks and marconi.db.playlists. Importing the same files
+twice changes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from marconi.db.ingest import Playlist, Track, upsert_playlists, upsert_tracks
+from marconi.db.playlists import Playlist, upsert_playlists
+from marconi.db.tracks import Track, upsert_tracks
 from marconi.importers import ImportFormatError
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,18 @@
+"""What the database holds: row counts of the ingest tables and the database's size."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+
+def counts(conn: sa.Connection) -> dict[str, int]:
+    """Return row counts of the ingest tables."""
+    row = conn.execute(sa.text(
+        "SELECT (SELECT count(*) FROM tracks), (SELECT count(*) FROM playlists), "
+        "(SELECT count(*) FROM playlist_tracks), (SELECT count(*) FROM images)")).one()
+    return {"tracks": row[0], "playlists": row[1], "playlist_tracks": row[2], "images": row[3]}
+
+
+def database_bytes(conn: sa.Connection) -> int:
+    """Return the size of the current database in bytes."""
+    return conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar()
