@@ -120,8 +120,8 @@ def fake_cleared(fake):
 @pytest.fixture(scope="session")
 def trained_url(new_database, data_dir, tmp_path_factory) -> tuple[str, Path]:
     """A database with yes_small (minus a holdout) imported and a song model serving: (url, split dir)."""
-    from marconi.embed.song2vec import train_songs
-    from marconi.evaluation import split_yes
+    from marconi.training.song2vec import train_songs
+    from marconi.evaluation.radio import split_yes
     from marconi.importers.playlists import import_playlists
 
     url = new_database()

@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
-from marconi.api.errors import ApiError
-from marconi.radio import RadioError, make_radio, parse_request
+from marconi.api.params import json_body
+from marconi.recommenders.request import RadioRequest
+from marconi.recommenders.song2vec import radio as make_radio
 
 bp = Blueprint("radio", __name__)
 
 
 @bp.post("/api/radio")
 def radio():
-    """Body {"seeds": [track keys], "size": 25, "max_per_artist": null} → ordered playlist."""
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError("send a JSON body with Content-Type: application/json, e.g. "
-                       "{\"seeds\": [\"yes_small:0\"], \"size\": 25}", 400)
-    try:
-        req = parse_request(body)
-        with current_app.extensions["marconi.engine"].connect() as conn:
-            cfg = current_app.config["MARCONI"]
-            result = make_radio(conn, req, cfg.ann, cfg.hnsw_ef_search)
-    except RadioError as exc:
-        raise ApiError(str(exc), exc.status, **exc.details) from None
-    return jsonify(result)
+    """Body {"seeds": [track keys], "size": 25, "max_per_artist": null, "variety": 0} → ordered playlist."""
+    req = json_body(RadioRequest)
+    config = current_app.config["MARCONI"]
+    with current_app.extensions["marconi.engine"].connect() as conn:
+        return jsonify(make_radio(conn, req, config.ann, config.hnsw_ef_search))

@@ -1,6 +1,8 @@
-"""Catalogue reads for songs: search by title/artist."""
+"""Songs: catalogue search, the radio question, and the playlists as training and baseline data."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
 
@@ -40,3 +42,62 @@ def search_songs(conn: sa.Connection, q: str, limit: int = 20, offset: int = 0) 
         total = conn.execute(_COUNT, {"q": q}).scalar()
     return total, [{"key": r["key"], "title": r["title"], "artist": r["artist"], "has_vector": r["has_vector"]}
                    for r in rows]
+
+
+_RADIO = sa.text(
+    """
+    WITH seeds AS (
+        SELECT s.key, s.ord, t.title, t.artist, sv.run_id
+        FROM unnest(CAST(:seeds AS text[])) WITH ORDINALITY AS s(key, ord)
+        LEFT JOIN tracks t ON t.key = s.key
+        LEFT JOIN song_vectors sv ON sv.track_id = t.id
+    )
+    SELECT EXISTS (SELECT 1 FROM song_vectors) AS serving,
+           to_regclass('song_vectors_hvec_hnsw') IS NOT NULL AS hnsw,
+           (SELECT json_agg(json_build_object('key', key, 'title', title, 'artist', artist, 'run_id', run_id)
+                            ORDER BY ord) FROM seeds) AS seeds,
+           (SELECT json_agg(json_build_object('key', r.key, 'title', r.title, 'artist', r.artist,
+                                              'distance', r.distance, 'score', r.score, 'run_id', r.run_id))
+            FROM radio(CAST(:seeds AS text[]), :size, :max_per_artist, :variety, :exact, :ef_search) r) AS playlist
+    """
+)
+
+
+def radio(conn: sa.Connection, seeds: Sequence[str], size: int, max_per_artist: int | None, variety: float,
+          exact: bool, ef_search: int) -> dict:
+    """Ask the SQL function radio() and describe the seeds, in one statement (so from one model run).
+
+    Returns {serving, hnsw, seeds: [{key, title, artist, run_id}], playlist: [{key, title, artist, distance, score,
+    run_id}]}; a seed unknown to the catalogue has a null title, one without a vector a null run_id.
+    """
+    row = conn.execute(_RADIO, {"seeds": list(seeds), "size": size, "max_per_artist": max_per_artist,
+                                "variety": float(variety), "exact": exact, "ef_search": ef_search}).mappings().one()
+    return {"serving": row["serving"], "hnsw": row["hnsw"], "seeds": row["seeds"] or [],
+            "playlist": row["playlist"] or []}
+
+
+def playlist_sequences(conn: sa.Connection) -> Iterator[tuple[list[int], list[str]]]:
+    """Yield (track ids, lower-cased artists) of every playlist, in order (streamed)."""
+    result = conn.execution_options(stream_results=True, max_row_buffer=5000).execute(sa.text(
+        """
+        SELECT array_agg(pt.track_id ORDER BY pt.position), array_agg(lower(t.artist) ORDER BY pt.position)
+        FROM playlist_tracks pt JOIN tracks t ON t.id = pt.track_id
+        GROUP BY pt.playlist_id ORDER BY pt.playlist_id
+        """
+    ))
+    for ids, artists in result:
+        yield list(ids), list(artists)
+
+
+def playlist_keys(conn: sa.Connection) -> list[list[str]]:
+    """Every playlist as its list of track keys, in order."""
+    rows = conn.execute(sa.text(
+        "SELECT array_agg(t.key ORDER BY pt.position) FROM playlist_tracks pt "
+        "JOIN tracks t ON t.id = pt.track_id GROUP BY pt.playlist_id ORDER BY pt.playlist_id")).scalars()
+    return [list(keys) for keys in rows]
+
+
+def count_with_prefix(conn: sa.Connection, prefix: str) -> int:
+    """How many tracks have keys starting with ``prefix:``."""
+    return conn.execute(sa.text("SELECT count(*) FROM tracks WHERE key LIKE :p"),
+                        {"p": prefix.replace("%", r"\%").replace("_", r"\_") + ":%"}).scalar()

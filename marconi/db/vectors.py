@@ -1,12 +1,12 @@
-"""Model runs and their vectors: build a staging table, index it, swap it in atomically.
+"""Vector tables of model runs: build a staging table, index it, and swap it in by renaming.
 
-A reader never sees half a model: the serving table is replaced by a fully built and indexed staging table with
-renames inside one transaction, and the run is marked serving in the same transaction.
+Each kind of model has one live table (``LIVE_TABLES``) whose rows all carry the ``run_id`` of the run that wrote
+them. A build fills ``<live>_staging`` and commits it; the swap then replaces the live table with renames in one
+short transaction. Identifiers here are chosen by code, never by users.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
@@ -16,55 +16,11 @@ from marconi.db.copy import copy_rows
 LIVE_TABLES = {"songs": "song_vectors", "images": "image_vectors"}
 
 
-def has_pgvector(conn: sa.Connection, table: str = "song_vectors") -> bool:
+def has_pgvector(conn: sa.Connection, table: str) -> bool:
     """Return True when ``table`` has the pgvector ``hvec`` column (pgvector installed at migration time)."""
     return bool(conn.execute(sa.text(
         "SELECT 1 FROM information_schema.columns WHERE table_name = :t AND column_name = 'hvec'"), {"t": table}
     ).first())
-
-
-def create_run(conn: sa.Connection, kind: str, model: str, params: dict, dims: int) -> int:
-    """Record a new model run in state 'building'; return its id."""
-    return conn.execute(sa.text(
-        "INSERT INTO model_runs (kind, model, params, dims) VALUES (:k, :m, CAST(:p AS jsonb), :d) RETURNING id"),
-        {"k": kind, "m": model, "p": json.dumps(params), "d": dims}).scalar_one()
-
-
-def fail_run(conn: sa.Connection, run_id: int, reason: str) -> None:
-    """Mark a run failed with the reason in its metrics."""
-    conn.execute(sa.text(
-        "UPDATE model_runs SET status = 'failed', finished_at = now(), "
-        "metrics = metrics || jsonb_build_object('error', CAST(:r AS text)) WHERE id = :i"), {"i": run_id, "r": reason})
-
-
-def save_artifact(conn: sa.Connection, run_id: int, name: str, data: bytes) -> None:
-    """Store a binary artifact (e.g. a fitted PCA as .npz bytes) with its run."""
-    conn.execute(sa.text(
-        "INSERT INTO model_artifacts (run_id, name, data) VALUES (:r, :n, :d) "
-        "ON CONFLICT (run_id, name) DO UPDATE SET data = EXCLUDED.data"), {"r": run_id, "n": name, "d": data})
-
-
-def load_artifact(conn: sa.Connection, run_id: int, name: str) -> bytes | None:
-    """Return an artifact's bytes, or None."""
-    row = conn.execute(sa.text("SELECT data FROM model_artifacts WHERE run_id = :r AND name = :n"),
-                       {"r": run_id, "n": name}).first()
-    return bytes(row[0]) if row else None
-
-
-def serving_run(conn: sa.Connection, kind: str) -> dict | None:
-    """Return the serving run of ``kind`` as a dict, or None when nothing serves yet."""
-    row = conn.execute(sa.text(
-        "SELECT id, kind, model, params, dims, n_vectors, status, started_at, finished_at, metrics "
-        "FROM model_runs WHERE kind = :k AND status = 'serving'"), {"k": kind}).mappings().first()
-    return dict(row) if row else None
-
-
-def list_runs(conn: sa.Connection, limit: int = 20) -> list[dict]:
-    """Return the most recent model runs, newest first."""
-    rows = conn.execute(sa.text(
-        "SELECT id, kind, model, params, dims, n_vectors, status, started_at, finished_at, metrics "
-        "FROM model_runs ORDER BY id DESC LIMIT :n"), {"n": limit}).mappings().all()
-    return [dict(r) for r in rows]
 
 
 def staging_name(live: str) -> str:
@@ -85,6 +41,11 @@ def create_staging(conn: sa.Connection, live: str, hvec_dims: int | None = None)
     return staging
 
 
+def drop_staging(conn: sa.Connection, live: str) -> None:
+    """Drop a leftover staging table of ``live`` (from a build that stopped)."""
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {staging_name(live)}"))
+
+
 def load_staging(conn: sa.Connection, staging: str, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
     """COPY rows into the staging table; return how many."""
     return copy_rows(conn, staging, columns, rows)
@@ -93,6 +54,7 @@ def load_staging(conn: sa.Connection, staging: str, columns: Sequence[str], rows
 def index_staging(conn: sa.Connection, live: str, hnsw: bool = False) -> None:
     """Build on the staging table every index the live table has (plus HNSW on hvec when asked), then ANALYZE."""
     staging = staging_name(live)
+    schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
     defs = conn.execute(sa.text(
         "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t"),
         {"t": live}).all()
@@ -100,7 +62,7 @@ def index_staging(conn: sa.Connection, live: str, hnsw: bool = False) -> None:
         if name.endswith("_hvec_hnsw"):
             continue
         new_def = definition.replace(f"INDEX {name} ON", f"INDEX {name}_staging ON", 1)
-        new_def = new_def.replace(f" ON {_qualified(conn, live)} ", f" ON {staging} ", 1).replace(
+        new_def = new_def.replace(f" ON {schema}.{live} ", f" ON {staging} ", 1).replace(
             f" ON {live} ", f" ON {staging} ", 1)
         conn.execute(sa.text(new_def))
         if name.endswith("_pkey"):
@@ -114,15 +76,14 @@ def index_staging(conn: sa.Connection, live: str, hnsw: bool = False) -> None:
     conn.execute(sa.text(f"ANALYZE {staging}"))
 
 
-def _qualified(conn: sa.Connection, table: str) -> str:
-    schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
-    return f"{schema}.{table}"
+def swap_tables(conn: sa.Connection, live: str, lock_timeout_ms: int) -> None:
+    """Replace ``live`` by its staging table, in the caller's transaction.
 
-
-def swap_in(conn: sa.Connection, kind: str, run_id: int, n_vectors: int, metrics: dict | None = None) -> None:
-    """Replace the live vector table by the staging one and mark ``run_id`` serving, all in the caller's transaction."""
-    live = LIVE_TABLES[kind]
+    The live table's ACCESS EXCLUSIVE lock is asked for with ``lock_timeout_ms``, so a reader holding a lock makes
+    this raise (SQLSTATE 55P03) instead of making every later reader queue behind the swap.
+    """
     staging = staging_name(live)
+    conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": f"{int(lock_timeout_ms)}ms"})
     conn.execute(sa.text(f"LOCK TABLE {live} IN ACCESS EXCLUSIVE MODE"))
     # the new table gets the grants the old one had (e.g. SELECT for the read-only SQL role)
     conn.execute(sa.text(
@@ -144,9 +105,15 @@ def swap_in(conn: sa.Connection, kind: str, run_id: int, n_vectors: int, metrics
             conn.execute(sa.text(f"ALTER INDEX {name} RENAME TO {name[: -len('_staging')]}"))
         elif name == f"{staging}_pkey":
             conn.execute(sa.text(f"ALTER INDEX {name} RENAME TO {live}_pkey"))
-    conn.execute(sa.text(
-        "UPDATE model_runs SET status = 'retired' WHERE kind = :k AND status = 'serving'"), {"k": kind})
-    conn.execute(sa.text(
-        "UPDATE model_runs SET status = 'serving', finished_at = now(), n_vectors = :n, "
-        "metrics = metrics || CAST(:m AS jsonb) WHERE id = :i"),
-        {"n": n_vectors, "m": json.dumps(metrics or {}), "i": run_id})
+
+
+def lock_blockers(conn: sa.Connection, live: str) -> list[dict]:
+    """Sessions holding a lock on ``live`` (pid, user, state, query start, query), for saying who delays a swap."""
+    rows = conn.execute(sa.text(
+        """
+        SELECT a.pid, a.usename, a.state, a.query_start, left(a.query, 200) AS query
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.relation = to_regclass(:t) AND l.granted AND a.pid <> pg_backend_pid()
+        ORDER BY a.query_start
+        """), {"t": live}).mappings().all()
+    return [dict(r) for r in rows]

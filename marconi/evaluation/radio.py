@@ -1,6 +1,6 @@
 """Offline evaluation of radio quality on held-out playlists, against popularity and co-occurrence baselines.
 
-Metrics (all through the served path for Marconi: ``marconi.radio.make_radio`` against Postgres):
+Metrics (all through the served path for Marconi: the SQL function radio(), as the API asks it):
 
 * next-song HR@10, HR@50 and MRR (cut at 50): seed = the current song, target = the song that follows it;
 * radio recall@50: seeds = the first 3 songs of a held-out playlist, targets = the rest of it.
@@ -12,22 +12,23 @@ import logging
 import random
 import shutil
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from marconi.db import songs as songs_db
 from marconi.importers import ImportFormatError
 from marconi.importers.playlists import read_yes_playlists
-from marconi.radio import NeedsRetraining, RadioError, RadioRequest, make_radio
+from marconi.recommenders import Recommender
+from marconi.recommenders.cooccurrence import Cooccurrence
+from marconi.recommenders.counts import PlaylistCounts
+from marconi.recommenders.popularity import Popularity
+from marconi.recommenders.song2vec import Song2VecRadio
 
 log = logging.getLogger(__name__)
-
-Recommender = Callable[[Sequence[str], int], list[str]]
-
 
 def split_yes(directory: Path, out: Path, fraction: float = 0.1, min_length: int = 5, seed: int = 42) -> dict:
     """Split a yes.com train.txt into OUT/train.txt and OUT/holdout.txt (random playlists with ≥ min_length songs).
@@ -73,73 +74,6 @@ def load_holdout(path: Path, prefix: str) -> list[list[str]]:
     return [[f"{prefix}:{i}" for i in songs] for _, songs in read_yes_playlists(Path(path), prefix, 10**9) if songs]
 
 
-class Baselines:
-    """Popularity and ±window co-occurrence recommenders built from the playlists in the database."""
-
-    def __init__(self, conn: sa.Connection, window: int = 5):
-        rows = conn.execute(sa.text(
-            "SELECT pt.playlist_id, array_agg(t.key ORDER BY pt.position) FROM playlist_tracks pt "
-            "JOIN tracks t ON t.id = pt.track_id GROUP BY pt.playlist_id")).all()
-        self.keys: list[str] = []
-        index: dict[str, int] = {}
-        seqs = []
-        for _, keys in rows:
-            seq = []
-            for k in keys:
-                if k not in index:
-                    index[k] = len(self.keys)
-                    self.keys.append(k)
-                seq.append(index[k])
-            seqs.append(seq)
-        self.index = index
-        n = len(self.keys)
-        self.popularity = np.zeros(n)
-        r, c = [], []
-        for seq in seqs:
-            for i, a in enumerate(seq):
-                self.popularity[a] += 1
-                for j in range(max(0, i - window), min(len(seq), i + window + 1)):
-                    if j != i:
-                        r.append(a)
-                        c.append(seq[j])
-        self.cooc = sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(n, n))
-        self.cooc.sum_duplicates()
-        self.pop_order = np.argsort(-self.popularity, kind="stable")
-
-    def popular(self, seeds: Sequence[str], k: int) -> list[str]:
-        """The k most frequent songs, seeds excluded."""
-        s = set(seeds)
-        return [self.keys[i] for i in self.pop_order[: k + len(s)] if self.keys[i] not in s][:k]
-
-    def cooccurring(self, seeds: Sequence[str], k: int) -> list[str]:
-        """The songs most often within ±window of the seeds, ties and gaps filled by popularity."""
-        idx = [self.index[s] for s in seeds if s in self.index]
-        if not idx:
-            return self.popular(seeds, k)
-        scores = np.asarray(self.cooc[idx].sum(axis=0)).ravel() + self.popularity / (self.popularity.max() * 1e3)
-        for i in idx:
-            scores[i] = -np.inf
-        top = np.argpartition(-scores, min(k, len(scores) - 1))[: k + len(idx)]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        s = set(seeds)
-        return [self.keys[i] for i in top if self.keys[i] not in s][:k]
-
-
-def served_recommender(conn: sa.Connection, ann: str = "auto", variety: float = 0.0) -> Recommender:
-    """Marconi's radio through the served path (make_radio against Postgres); unanswerable seeds give []."""
-
-    def rec(seeds: Sequence[str], k: int) -> list[str]:
-        try:
-            req = RadioRequest(tuple(seeds), k, variety=variety)
-            return [p["key"] for p in make_radio(conn, req, ann)["playlist"]]
-        except NeedsRetraining:
-            raise
-        except RadioError:
-            return []
-
-    return rec
-
-
 def next_song_queries(holdout: list[list[str]], max_queries: int, seed: int = 7) -> list[tuple[str, str]]:
     """(current song, next song) pairs from the holdout, sampled down to max_queries."""
     pairs = [(p[i - 1], p[i]) for p in holdout for i in range(1, len(p)) if p[i] != p[i - 1]]
@@ -148,7 +82,7 @@ def next_song_queries(holdout: list[list[str]], max_queries: int, seed: int = 7)
     return pairs
 
 
-def evaluate(rec: Recommender, pairs: list[tuple[str, str]], holdout: list[list[str]], name: str,
+def evaluate(recommender: Recommender, pairs: list[tuple[str, str]], holdout: list[list[str]],
              progress: bool = True, tags: dict[str, frozenset] | None = None) -> dict:
     """Compute HR@10, HR@50, MRR@50 on next-song pairs and recall@50 of 3-seed radios.
 
@@ -158,6 +92,7 @@ def evaluate(rec: Recommender, pairs: list[tuple[str, str]], holdout: list[list[
     how on-topic they stay: the mean Jaccard similarity of the seed's tags and each recommended song's tags, over
     tagged seeds and tagged recommendations.
     """
+    rec, name = recommender.recommend, recommender.name
     hr10 = hr50 = mrr = 0.0
     in_top10: Counter = Counter()
     jaccards: list[float] = []
@@ -189,7 +124,7 @@ def evaluate(rec: Recommender, pairs: list[tuple[str, str]], holdout: list[list[
 def eval_radio(engine: sa.Engine, holdout: Path, source: str | None = None, max_queries: int = 5000,
                baselines: bool = True, ann: str = "auto", progress: bool = True,
                varieties: Sequence[float] = (0.0,), tags: Path | None = None,
-               data_dir: Path | None = None) -> list[dict]:
+               data_dir: Path | None = None, ef_search: int = 400) -> list[dict]:
     """Evaluate the serving radio (and the baselines) on a yes.com-format holdout file; return one row each.
 
     ``tags`` is a yes.com tags.txt for ``tag_jaccard@10``. By default it is the one beside the holdout file, else
@@ -207,15 +142,13 @@ def eval_radio(engine: sa.Engine, holdout: Path, source: str | None = None, max_
     pairs = next_song_queries(plists, max_queries)
     results = []
     with engine.connect() as conn:
-        known = conn.execute(sa.text("SELECT count(*) FROM tracks WHERE key LIKE :p"), {"p": prefix + ":%"}).scalar()
-        if not known:
+        if not songs_db.count_with_prefix(conn, prefix):
             raise ImportFormatError(holdout, None, f"no tracks with keys '{prefix}:…' in the database: import the "
                                     "training part first or pass --source")
         if baselines:
-            b = Baselines(conn)
-            results.append(evaluate(b.popular, pairs, plists, "popularity", progress, song_tags))
-            results.append(evaluate(b.cooccurring, pairs, plists, "co-occurrence ±5", progress, song_tags))
+            counts = PlaylistCounts.from_playlists(songs_db.playlist_keys(conn))
+            for baseline in (Popularity(counts), Cooccurrence(counts)):
+                results.append(evaluate(baseline, pairs, plists, progress, song_tags))
         for v in varieties:
-            name = "marconi (served)" if v == 0 else f"marconi variety {v:g}"
-            results.append(evaluate(served_recommender(conn, ann, v), pairs, plists, name, progress, song_tags))
+            results.append(evaluate(Song2VecRadio(conn, ann, v, ef_search), pairs, plists, progress, song_tags))
     return results

@@ -21,7 +21,8 @@ import numpy as np
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from marconi.db import vectors as vdb
+from marconi import runs
+from marconi.db import songs as songs_db
 from marconi.db.cube import CUBE_MAX_DIM, to_cube, to_vector
 
 log = logging.getLogger(__name__)
@@ -58,19 +59,6 @@ class SongParams:
             raise ValueError("max_artist_share must be in (0, 1]")
 
 
-def read_playlists(conn: sa.Connection) -> Iterator[tuple[list[int], list[str]]]:
-    """Yield (track ids, artists) of every playlist, in order."""
-    result = conn.execution_options(stream_results=True, max_row_buffer=5000).execute(sa.text(
-        """
-        SELECT array_agg(pt.track_id ORDER BY pt.position), array_agg(lower(t.artist) ORDER BY pt.position)
-        FROM playlist_tracks pt JOIN tracks t ON t.id = pt.track_id
-        GROUP BY pt.playlist_id ORDER BY pt.playlist_id
-        """
-    ))
-    for ids, artists in result:
-        yield list(ids), list(artists)
-
-
 def filter_playlist(ids: list[int], artists: list[str], p: SongParams) -> bool:
     """True when a playlist is kept for training: length within limits and no artist over max_artist_share."""
     if not p.min_playlist_length <= len(ids) <= p.max_playlist_length:
@@ -87,7 +75,7 @@ def sentences(conn: sa.Connection, p: SongParams) -> tuple[list[list[str]], dict
     """Return the kept playlists as lists of track-id strings and counts of kept/dropped playlists."""
     kept: list[list[str]] = []
     stats = Counter()
-    for ids, artists in read_playlists(conn):
+    for ids, artists in songs_db.playlist_sequences(conn):
         if filter_playlist(ids, artists, p):
             kept.append([str(i) for i in ids])
             stats["kept"] += 1
@@ -162,24 +150,13 @@ def hub_scores(qv: np.ndarray, items: np.ndarray, k: int = 10, max_queries: int 
     return out
 
 
-def write_vectors(engine: sa.Engine, run_id: int, ids: list[int], qv: np.ndarray, iv: np.ndarray,
-                  metrics: dict, hub: np.ndarray | None = None) -> None:
-    """Build song_vectors_staging, index it and swap it in, all in one transaction."""
+def vector_rows(run_id: int, ids: list[int], qv: np.ndarray, iv: np.ndarray, hub: np.ndarray,
+                hnsw: bool) -> Iterator[list]:
+    """Rows for song_vectors: track, run, item cube, query cube, hub score (and the pgvector item vector)."""
     hdims = qv.shape[1]  # the item vector without the extra coordinate
-    if hub is None:
-        t0 = time.time()
-        hub = hub_scores(qv, iv[:, :hdims])
-        log.info("hub scores for %d songs (radio variety) in %.1fs", len(ids), time.time() - t0)
-    with engine.begin() as conn:
-        hnsw = vdb.has_pgvector(conn, "song_vectors")
-        # hvec: the item vector without the extra coordinate, for pgvector's inner-product HNSW index
-        staging = vdb.create_staging(conn, "song_vectors", hvec_dims=hdims if hnsw else None)
-        cols = ["track_id", "run_id", "vec", "qvec", "hub"] + (["hvec"] if hnsw else [])
-        rows = ([tid, run_id, to_cube(iv[i]), to_cube(qv[i]), float(hub[i])]
-                + ([to_vector(iv[i][:hdims])] if hnsw else []) for i, tid in enumerate(ids))
-        n = vdb.load_staging(conn, staging, cols, rows)
-        vdb.index_staging(conn, "song_vectors", hnsw=hnsw)
-        vdb.swap_in(conn, "songs", run_id, n, metrics)
+    for i, tid in enumerate(ids):
+        row = [tid, run_id, to_cube(iv[i]), to_cube(qv[i]), float(hub[i])]
+        yield row + [to_vector(iv[i][:hdims])] if hnsw else row
 
 
 def train_songs(engine: sa.Engine, progress: bool = True, **options) -> dict:
@@ -193,17 +170,18 @@ def train_songs(engine: sa.Engine, progress: bool = True, **options) -> dict:
         raise RuntimeError("no playlists to train on: import some first (`marconi import playlists --help`)")
     log.info("training on %d playlists (%d dropped by the filters)", stats.get("kept", 0), stats.get("dropped", 0))
     dims = p.vector_size + (1 if p.scoring == "ip" else 0)
-    with engine.begin() as conn:
-        run_id = vdb.create_run(conn, "songs", "song2vec", asdict(p), dims)
-    try:
+    with runs.build(engine, "songs", "song2vec", asdict(p), dims) as run:
         model = fit(sents, p, progress=progress)
         ids, qv, iv, m = item_vectors(model, p.scoring)
+        t1 = time.time()
+        hub = hub_scores(qv, iv[:, : qv.shape[1]])
+        log.info("hub scores for %d songs (radio variety) in %.1fs", len(ids), time.time() - t1)
+        hnsw = run.has_pgvector()
+        cols = ["track_id", "run_id", "vec", "qvec", "hub"] + (["hvec"] if hnsw else [])
+        n = run.stage(cols, vector_rows(run.id, ids, qv, iv, hub, hnsw), hnsw_dims=qv.shape[1] if hnsw else None)
         metrics = {"playlists_kept": stats.get("kept", 0), "playlists_dropped": stats.get("dropped", 0),
-                   "vocabulary": len(ids), "item_norm": m, "train_seconds": round(time.time() - t0, 2)}
-        write_vectors(engine, run_id, ids, qv, iv, metrics)
-    except BaseException as exc:
-        with engine.begin() as conn:
-            vdb.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
-        raise
-    log.info("model run %d serving: %d song vectors, %d dims, %.1fs", run_id, len(ids), dims, time.time() - t0)
-    return {"run_id": run_id, "vectors": len(ids), "dims": dims, **metrics}
+                   "vocabulary": len(ids), "item_norm": m, "hub_scores": True,
+                   "train_seconds": round(time.time() - t0, 2)}
+        run.publish(n, metrics)
+    log.info("model run %d serving: %d song vectors, %d dims, %.1fs", run.id, n, dims, time.time() - t0)
+    return {"run_id": run.id, "vectors": n, "dims": dims, **metrics}

@@ -97,7 +97,7 @@ def search():
 @bp.get("/radio")
 def radio():
     """Song radio: pick seed songs, get a playlist."""
-    from marconi.radio import MAX_SEEDS, MAX_SIZE
+    from marconi.recommenders.request import MAX_SEEDS, MAX_SIZE
 
     return render_template("radio.html", page="radio", max_size=MAX_SIZE, max_seeds=MAX_SEEDS)
 

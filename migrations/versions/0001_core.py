@@ -12,6 +12,28 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+RADIO = """
+        CREATE FUNCTION radio(seed_keys text[], n integer DEFAULT 25, max_per_artist integer DEFAULT NULL)
+        RETURNS TABLE (key text, title text, artist text, distance double precision)
+        LANGUAGE sql STABLE AS $$
+            WITH nn AS MATERIALIZED (
+                SELECT sv.track_id, cube_distance(sv.vec, song_query_vector(seed_keys)) AS distance
+                FROM song_vectors sv
+                ORDER BY sv.vec <-> song_query_vector(seed_keys)
+                LIMIT (n + cardinality(seed_keys)) * CASE WHEN max_per_artist IS NULL THEN 1 ELSE 5 END
+            ), ranked AS (
+                SELECT t.key, t.title, t.artist, nn.distance,
+                       row_number() OVER (PARTITION BY lower(t.artist) ORDER BY nn.distance) AS artist_rank
+                FROM nn JOIN tracks t ON t.id = nn.track_id
+                WHERE NOT (t.key = ANY(seed_keys))
+            )
+            SELECT key, title, artist, distance FROM ranked
+            WHERE max_per_artist IS NULL OR artist_rank <= max_per_artist
+            ORDER BY distance
+            LIMIT n
+        $$
+"""
+
 
 def upgrade() -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS cube")
@@ -148,29 +170,7 @@ def upgrade() -> None:
         'Query vector for a radio: the sum of the seeds'' unit input vectors (NULL when no seed has a vector).'
         """
     )
-    op.execute(
-        """
-        CREATE FUNCTION radio(seed_keys text[], n integer DEFAULT 25, max_per_artist integer DEFAULT NULL)
-        RETURNS TABLE (key text, title text, artist text, distance double precision)
-        LANGUAGE sql STABLE AS $$
-            WITH nn AS MATERIALIZED (
-                SELECT sv.track_id, cube_distance(sv.vec, song_query_vector(seed_keys)) AS distance
-                FROM song_vectors sv
-                ORDER BY sv.vec <-> song_query_vector(seed_keys)
-                LIMIT (n + cardinality(seed_keys)) * CASE WHEN max_per_artist IS NULL THEN 1 ELSE 5 END
-            ), ranked AS (
-                SELECT t.key, t.title, t.artist, nn.distance,
-                       row_number() OVER (PARTITION BY lower(t.artist) ORDER BY nn.distance) AS artist_rank
-                FROM nn JOIN tracks t ON t.id = nn.track_id
-                WHERE NOT (t.key = ANY(seed_keys))
-            )
-            SELECT key, title, artist, distance FROM ranked
-            WHERE max_per_artist IS NULL OR artist_rank <= max_per_artist
-            ORDER BY distance
-            LIMIT n
-        $$
-        """
-    )
+    op.execute(RADIO)
     op.execute(
         """
         COMMENT ON FUNCTION radio(text[], integer, integer) IS

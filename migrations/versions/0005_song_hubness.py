@@ -18,19 +18,7 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE song_vectors ADD COLUMN IF NOT EXISTS hub real")
-    op.execute(
-        """
-        COMMENT ON COLUMN song_vectors.hub IS
-        'Hubness: the song''s mean score over the 10 queries that score it highest (NULL: trained before 0005).'
-        """
-    )
-    # score = the inner product with the unit query direction, recovered from the cube distance d to the query q:
-    # |q - v|^2 = |q|^2 + M^2 - 2 q.v, where M is the item norm of the serving run (every item vector has norm M).
-    op.execute(
-        """
+RADIO_VARIETY = """
         CREATE FUNCTION radio(seed_keys text[], n integer, max_per_artist integer, variety double precision)
         RETURNS TABLE (key text, title text, artist text, distance double precision, score double precision)
         LANGUAGE sql STABLE AS $$
@@ -60,8 +48,20 @@ def upgrade() -> None:
             ORDER BY score DESC
             LIMIT n
         $$
+"""
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE song_vectors ADD COLUMN IF NOT EXISTS hub real")
+    op.execute(
+        """
+        COMMENT ON COLUMN song_vectors.hub IS
+        'Hubness: the song''s mean score over the 10 queries that score it highest (NULL: trained before 0005).'
         """
     )
+    # score = the inner product with the unit query direction, recovered from the cube distance d to the query q:
+    # |q - v|^2 = |q|^2 + M^2 - 2 q.v, where M is the item norm of the serving run (every item vector has norm M).
+    op.execute(RADIO_VARIETY)
     op.execute(
         """
         COMMENT ON FUNCTION radio(text[], integer, integer, double precision) IS

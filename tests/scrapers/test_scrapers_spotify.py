@@ -251,8 +251,9 @@ def test_wrong_credentials_fail_clearly(engine, fake):
 
 def test_end_to_end_discover_tracks_train_radio(engine, fake):
     """discover → tracks → train_songs → a radio answer for a scraped track."""
-    from marconi.embed.song2vec import train_songs
-    from marconi.radio import RadioRequest, make_radio
+    from marconi.recommenders.request import RadioRequest
+    from marconi.recommenders.song2vec import radio
+    from marconi.training.song2vec import train_songs
 
     discover(engine, client_for(fake), max_playlists=60, page_size=50, progress=False)
     s = fetch_tracks(engine, client_for(fake), concurrency=4, progress=False)
@@ -262,7 +263,7 @@ def test_end_to_end_discover_tracks_train_radio(engine, fake):
     key = rows(engine, """SELECT t.key FROM tracks t JOIN playlist_tracks pt ON pt.track_id = t.id
                           GROUP BY t.key ORDER BY count(*) DESC, t.key LIMIT 1""")[0][0]
     with engine.connect() as conn:
-        answer = make_radio(conn, RadioRequest((key,), 5))
+        answer = radio(conn, RadioRequest(seeds=(key,), size=5))
     assert answer["size"] == 5 and all(p["key"].startswith("spotify:track:") for p in answer["playlist"])
     assert key not in [p["key"] for p in answer["playlist"]]
 

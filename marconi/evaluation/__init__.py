@@ -1,0 +1,1 @@
+"""Offline quality measures on held-out data, against simple baselines: `marconi eval ...`."""

@@ -1,0 +1,38 @@
+"""What a radio request may ask for, checked before anything touches the database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+MAX_SIZE = 200
+MAX_SEEDS = 50
+
+SeedKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+class RadioRequest(BaseModel):
+    """A radio from seed songs: ``seeds`` are track keys (find them with GET /api/songs?q=...)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
+                              json_schema_extra={"example": {"seeds": ["yes_small:61"], "size": 25}})
+
+    seeds: tuple[SeedKey, ...] = Field(min_length=1, max_length=MAX_SEEDS,
+                                       description="track keys of the seed songs")
+    size: int = Field(25, ge=1, le=MAX_SIZE, description="number of songs in the playlist")
+    max_per_artist: int | None = Field(None, ge=1, description="at most this many songs per artist (null: no limit)")
+    variety: float = Field(0.0, ge=0, le=1, description="0 = the closest songs; 0.25 to 0.5 gives way to the songs "
+                                                         "that turn up in every radio")
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _list_of_seeds(cls, value):
+        """Accept a JSON list for the tuple."""
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: tuple[str, ...]) -> tuple[str, ...]:
+        """Drop repeated seeds, keeping the first of each."""
+        return tuple(dict.fromkeys(seeds))

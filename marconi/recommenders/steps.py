@@ -1,0 +1,67 @@
+"""The pure steps around a radio answer: check the seeds, describe the playlist. No database here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from marconi.errors import Conflict, NotFound, Unavailable
+
+
+class UnknownSeeds(NotFound):
+    """Seed keys that are not in the catalogue, or none of which the serving model knows."""
+
+    code = "unknown_seeds"
+
+
+class NeedsRetraining(Conflict):
+    """The serving song model has no hub scores, so variety cannot be applied."""
+
+    code = "needs_retraining"
+
+
+class NoSongModel(Unavailable):
+    """No song model is serving yet (or the asked-for index is missing)."""
+
+    code = "no_song_model"
+
+
+def split_seeds(seeds: Sequence[dict]) -> tuple[list[dict], list[str]]:
+    """Return (seeds the model knows, keys of seeds it does not know); raise UnknownSeeds for unknown keys.
+
+    Each seed is ``{key, title, artist, run_id}`` as the database describes it: no title means the key is not in
+    the catalogue, no run_id that the song is in the catalogue but not in the model (too rare to train on).
+    """
+    unknown = [s["key"] for s in seeds if s["title"] is None]
+    if unknown:
+        raise UnknownSeeds(f"unknown seed track keys: {', '.join(unknown)} (find keys with GET /api/songs?q=...)",
+                           unknown=unknown)
+    known = [s for s in seeds if s["run_id"] is not None]
+    ignored = [s["key"] for s in seeds if s["run_id"] is None]
+    if not known:
+        raise UnknownSeeds("none of the seeds is in the song model (too rare in the training playlists): "
+                           f"{', '.join(ignored)}", unknown=ignored)
+    return known, ignored
+
+
+def spotify_url(key: str) -> str | None:
+    """Open-in-Spotify link for keys that are Spotify track URIs."""
+    if key.startswith("spotify:track:"):
+        return "https://open.spotify.com/track/" + key.rsplit(":", 1)[1]
+    return None
+
+
+def playlist_items(rows: Sequence[dict], variety: float) -> list[dict]:
+    """The playlist as the API shows it; raise NeedsRetraining when variety met a model without hub scores."""
+    if variety > 0 and any(r["score"] is None for r in rows):
+        raise NeedsRetraining("the serving song model was trained before variety existed: run `marconi train "
+                              "songs` once to use 'variety', or leave it at 0")
+    return [{"key": r["key"], "title": r["title"], "artist": r["artist"], "distance": round(r["distance"], 6),
+             "score": r["score"], "spotify_url": spotify_url(r["key"])} for r in rows]
+
+
+def model_run_of(seeds: Sequence[dict], rows: Sequence[dict]) -> int:
+    """The one model run an answer comes from; raise AssertionError if its rows name two (they never should)."""
+    runs = {r["run_id"] for r in rows} | {s["run_id"] for s in seeds if s["run_id"] is not None}
+    if len(runs) != 1:
+        raise AssertionError(f"a radio answer mixed model runs {sorted(runs)}")
+    return runs.pop()

@@ -1,0 +1,210 @@
+"""The model-run lifecycle: ``building`` → ``serving`` | ``failed``, the swap, and a per-process metadata cache.
+
+One function builds a run of any kind::
+
+    with runs.build(engine, "songs", "song2vec", params, dims) as run:
+        run.save_artifact("pca.npz", data)       # optional, stored with the run
+        n = run.stage(columns, rows)             # vectors into the staging table, indexed, committed
+        run.publish(n, metrics)                  # metrics recorded, then the swap: the run serves
+
+While it builds, the process holds the kind's build lock on a connection of its own, so a second build of the
+same kind is refused, and a run left ``building`` by a process that died (a crash, ``kill -9``) is marked
+``failed`` with the reason by the next build or by :func:`sweep_dead_builders` (run at app start-up and by
+``marconi status``). Vectors are staged and committed before the swap, and the swap is one short transaction
+that asks for its lock with a ``lock_timeout`` and retries: a long reader delays the swap, never the traffic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+from marconi.db import runs as runs_db
+from marconi.db import vectors as vectors_db
+from marconi.errors import Conflict, Unavailable
+
+log = logging.getLogger(__name__)
+
+KINDS = ("songs", "images")
+DIED = "the process building this run stopped before it finished (killed or crashed); its vectors never served"
+
+
+class BuildInProgress(Conflict):
+    """Another process is building a run of the same kind."""
+
+    code = "build_in_progress"
+
+
+class SwapTimeout(Unavailable):
+    """The live vector table stayed locked by other sessions for longer than the swap may wait."""
+
+    code = "swap_timeout"
+
+
+class RunBuild:
+    """A run being built: stage its vectors, store artifacts, then publish it (see :func:`build`)."""
+
+    def __init__(self, engine: sa.Engine, kind: str, run_id: int, swap_lock_timeout_ms: int, swap_wait_s: float):
+        """Use :func:`build` rather than calling this."""
+        self.engine, self.kind, self.id = engine, kind, run_id
+        self.live = vectors_db.LIVE_TABLES[kind]
+        self.swap_lock_timeout_ms, self.swap_wait_s = swap_lock_timeout_ms, swap_wait_s
+        self.published = False
+
+    def save_artifact(self, name: str, data: bytes) -> None:
+        """Store a binary artifact with the run (committed at once)."""
+        with self.engine.begin() as conn:
+            runs_db.save_artifact(conn, self.id, name, data)
+
+    def has_pgvector(self) -> bool:
+        """True when the live table has the pgvector column (so :meth:`stage` can build an HNSW index)."""
+        with self.engine.connect() as conn:
+            return vectors_db.has_pgvector(conn, self.live)
+
+    def stage(self, columns: Sequence[str], rows: Iterable[Sequence], hnsw_dims: int | None = None) -> int:
+        """COPY the run's vector rows into a fresh staging table, index it and commit; return the row count.
+
+        With ``hnsw_dims`` the ``hvec`` column is typed vector(hnsw_dims) and gets an HNSW inner-product index.
+        """
+        t0 = time.perf_counter()
+        with self.engine.begin() as conn:
+            staging = vectors_db.create_staging(conn, self.live, hvec_dims=hnsw_dims)
+            n = vectors_db.load_staging(conn, staging, columns, rows)
+            vectors_db.index_staging(conn, self.live, hnsw=bool(hnsw_dims))
+        log.info("run %d: %d vectors staged and indexed in %.1fs", self.id, n, time.perf_counter() - t0)
+        return n
+
+    def publish(self, n_vectors: int, metrics: dict) -> None:
+        """Record the run's metrics, then swap its staged vectors in and mark it serving."""
+        with self.engine.begin() as conn:
+            runs_db.record_built(conn, self.id, n_vectors, metrics)
+        swap_in(self.engine, self.kind, self.id, self.swap_lock_timeout_ms, self.swap_wait_s)
+        self.published = True
+
+
+def swap_in(engine: sa.Engine, kind: str, run_id: int, lock_timeout_ms: int = 200, wait_s: float = 600.0) -> None:
+    """Replace the live vectors of ``kind`` by the staged ones and mark ``run_id`` serving, in one transaction.
+
+    Each try waits at most ``lock_timeout_ms`` for the table lock, then gives way (so readers queued behind it go
+    on) and tries again with a growing pause, for up to ``wait_s`` seconds; then raises SwapTimeout.
+    """
+    live = vectors_db.LIVE_TABLES[kind]
+    deadline = time.monotonic() + wait_s
+    pause, tries, warned = 0.05, 0, False
+    while True:
+        tries += 1
+        try:
+            with engine.begin() as conn:
+                vectors_db.swap_tables(conn, live, lock_timeout_ms)
+                runs_db.mark_serving(conn, kind, run_id)
+            log.info("run %d serving (%s swapped in after %d tr%s)", run_id, live, tries, "y" if tries == 1 else "ies")
+            return
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) != "55P03":  # lock_not_available
+                raise
+        with engine.connect() as conn:
+            blockers = vectors_db.lock_blockers(conn, live)
+        who = ", ".join(f"pid {b['pid']} ({b['usename']}, {b['state']})" for b in blockers) or "another session"
+        if time.monotonic() > deadline:
+            raise SwapTimeout(f"run {run_id} could not be swapped in: {who} held a lock on {live} for over "
+                              f"{wait_s:.0f}s. End that session (SELECT pg_terminate_backend(pid)) and build again.")
+        if not warned:
+            log.warning("run %d waits to swap in: %s holds a lock on %s; retrying (traffic is not blocked)",
+                        run_id, who, live)
+            warned = True
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
+
+
+@contextmanager
+def build(engine: sa.Engine, kind: str, model: str, params: dict, dims: int, swap_lock_timeout_ms: int = 200,
+          swap_wait_s: float = 600.0) -> Iterator[RunBuild]:
+    """Create a run of ``kind`` in state 'building' and yield it; mark it failed if the block raises.
+
+    Raises BuildInProgress when another live process builds the same kind. Runs left 'building' by dead processes
+    are marked failed first.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown run kind {kind!r}")
+    lock_conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        if not runs_db.try_build_lock(lock_conn, kind):
+            pid = runs_db.build_lock_holder(lock_conn, kind)
+            raise BuildInProgress(f"another process (database backend pid {pid}) is building a {kind} model; "
+                                  "wait for it to finish or stop it, then try again")
+        _fail_dead(lock_conn, kind)
+        run_id = runs_db.create_run(lock_conn, kind, model, params, dims)
+        run = RunBuild(engine, kind, run_id, swap_lock_timeout_ms, swap_wait_s)
+        try:
+            yield run
+            if not run.published:
+                raise RuntimeError("the build ended without publishing its vectors")
+        except BaseException as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            runs_db.fail_run(lock_conn, run_id, reason)
+            vectors_db.drop_staging(lock_conn, vectors_db.LIVE_TABLES[kind])
+            log.error("run %d failed: %s", run_id, reason)
+            raise
+        finally:
+            runs_db.release_build_lock(lock_conn, kind)
+    finally:
+        lock_conn.close()
+
+
+def _fail_dead(conn: sa.Connection, kind: str) -> list[int]:
+    """Mark the 'building' runs of ``kind`` failed; the caller holds the kind's build lock, so their builders died."""
+    dead = runs_db.building_runs(conn, kind)
+    for run_id in dead:
+        runs_db.fail_run(conn, run_id, DIED)
+        log.warning("run %d (%s) was left building by a process that stopped; marked failed", run_id, kind)
+    if dead:
+        vectors_db.drop_staging(conn, vectors_db.LIVE_TABLES[kind])
+    return dead
+
+
+def sweep_dead_builders(engine: sa.Engine) -> list[int]:
+    """Mark failed every 'building' run whose builder is gone; return their ids. Live builds are left alone."""
+    swept: list[int] = []
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for kind in KINDS:
+            if not runs_db.building_runs(conn, kind) or not runs_db.try_build_lock(conn, kind):
+                continue
+            try:
+                swept += _fail_dead(conn, kind)
+            finally:
+                runs_db.release_build_lock(conn, kind)
+    return swept
+
+
+def serving_run(conn: sa.Connection, kind: str) -> dict | None:
+    """The serving run of ``kind`` (id, model, params, dims, metrics, ...), or None."""
+    return runs_db.serving_run(conn, kind)
+
+
+_cache: dict[int, dict] = {}
+_cache_lock = threading.Lock()
+CACHE_SIZE = 16
+
+
+def run_by_id(conn: sa.Connection, run_id: int) -> dict | None:
+    """One run's metadata, cached per process: a run that has served never changes."""
+    run = _cache.get(run_id)
+    if run is not None:
+        return run
+    run = runs_db.run_by_id(conn, run_id)
+    if run is not None and run["status"] in ("serving", "retired"):
+        with _cache_lock:
+            if len(_cache) >= CACHE_SIZE:
+                _cache.pop(next(iter(_cache)))
+            _cache[run_id] = run
+    return run
+
+
+def artifact(conn: sa.Connection, run_id: int, name: str) -> bytes | None:
+    """An artifact stored with a run, or None."""
+    return runs_db.load_artifact(conn, run_id, name)
