@@ -92,6 +92,24 @@ def test_radio_variety_over_http(client):
     assert bad.status_code == 400 and "variety" in bad.get_json()["error"]
 
 
+@pytest.mark.parametrize("body", [
+    {"size": 25}, {"size": 10, "max_per_artist": 1}, {"size": 15, "variety": 0.5}, {"size": 50, "variety": 0.25,
+                                                                                     "max_per_artist": 2}])
+def test_api_and_sql_radio_give_the_same_playlist(client, trained_engine, body):
+    """Radio is defined once: the API answers with the SQL function users call, on the same run."""
+    import sqlalchemy as sa
+
+    for seeds in ([_seed(client, "halo")], [_seed(client, "halo"), _seed(client, "bad romance")]):
+        api = client.post("/api/radio", json={"seeds": seeds, **body}).get_json()
+        with trained_engine.connect() as conn:
+            sql = conn.execute(sa.text("SELECT key, score, run_id FROM radio(:s, :n, :m, :v)"),
+                               {"s": seeds, "n": body["size"], "m": body.get("max_per_artist"),
+                                "v": body.get("variety", 0.0)}).all()
+        assert [p["key"] for p in api["playlist"]] == [r.key for r in sql]
+        assert [p["score"] for p in api["playlist"]] == [r.score for r in sql]
+        assert {r.run_id for r in sql} == {api["model_run"]}
+
+
 def test_radio_unknown_seed_is_404_naming_it(client):
     seed = _seed(client, "halo")
     r = client.post("/api/radio", json={"seeds": [seed, "yes_small:999999", "nope"]})

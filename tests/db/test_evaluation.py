@@ -2,7 +2,7 @@
 
 import pytest
 
-from marconi.evaluation import eval_radio, evaluate
+from marconi.evaluation.radio import eval_radio, evaluate
 
 
 def test_metrics_on_recommenders_with_known_answers():
@@ -10,10 +10,20 @@ def test_metrics_on_recommenders_with_known_answers():
     pairs = [("a", "b"), ("b", "c"), ("x", "y")]
     following = {p[i]: p[i + 1] for p in holdout for i in range(len(p) - 1)}
 
-    def second(seeds, k):  # the true next song always at rank 2, behind a song that opens every list
-        return ["hub", following.get(seeds[-1], "?")] + [f"filler{i}" for i in range(k - 2)]
+    class Second:  # the true next song always at rank 2, behind a song that opens every list
+        name = "second"
 
-    r = evaluate(second, pairs, holdout, "second", progress=False)
+        def recommend(self, seeds, k):
+            return ["hub", following.get(seeds[-1], "?")] + [f"filler{i}" for i in range(k - 2)]
+
+    class Never:
+        name = "never"
+
+        def recommend(self, seeds, k):
+            return []
+
+    second, never = Second(), Never()
+    r = evaluate(second, pairs, holdout, progress=False)
     assert r["HR@10"] == 1.0 and r["HR@50"] == 1.0 and r["MRR"] == 0.5
     assert r["max_share@10"] == 1.0  # "hub" is in every top 10
     assert r["distinct@10"] == 1 + 3 + 8  # hub, the three next songs, filler0..7
@@ -21,15 +31,12 @@ def test_metrics_on_recommenders_with_known_answers():
     assert r["radios"] == 2 and r["recall@50"] == pytest.approx((1 / 3 + 1 / 2) / 2, abs=1e-4)  # rounded to 4 places
 
     tags = {"a": frozenset({1, 2}), "b": frozenset({2}), "x": frozenset({3}), "hub": frozenset({1, 2, 3, 4})}
-    t = evaluate(second, pairs, holdout, "second", progress=False, tags=tags)
+    t = evaluate(second, pairs, holdout, progress=False, tags=tags)
     # seed a: hub 2/4, b 1/2; seed b: hub 1/4 (c has no tags); seed x: hub 1/4 (y has no tags)
     assert t["tag_jaccard@10"] == pytest.approx((0.5 + 0.5 + 0.25 + 0.25) / 4, abs=1e-4)
     assert r["tag_jaccard@10"] is None  # no tags given
 
-    def never(seeds, k):
-        return []
-
-    z = evaluate(never, pairs, holdout, "never", progress=False)
+    z = evaluate(never, pairs, holdout, progress=False)
     assert z["HR@10"] == z["MRR"] == z["recall@50"] == z["distinct@10"] == z["max_share@10"] == 0
 
 

@@ -108,8 +108,8 @@ def test_runaway_query_is_cut_off(new_database, base_config):
 
 def test_reader_keeps_access_after_a_model_swap(new_database, base_config, tmp_path):
     from marconi.db import make_engine
-    from marconi.embed.song2vec import train_songs
     from marconi.importers.playlists import import_playlists
+    from marconi.training.song2vec import train_songs
 
     d = tmp_path / "tiny"
     d.mkdir()

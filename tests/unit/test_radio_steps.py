@@ -1,102 +1,115 @@
-"""The pure radio steps, without a database."""
+"""The pure radio steps and the baseline recommenders, without a database."""
 
-import numpy as np
 import pytest
 
-from marconi import radio
+from marconi.api.params import validate
+from marconi.errors import BadRequest
+from marconi.recommenders.cooccurrence import Cooccurrence
+from marconi.recommenders.counts import PlaylistCounts
+from marconi.recommenders.popularity import Popularity
+from marconi.recommenders.request import RadioRequest
+from marconi.recommenders.steps import (
+    NeedsRetraining,
+    UnknownSeeds,
+    model_run_of,
+    playlist_items,
+    split_seeds,
+    spotify_url,
+)
 
 
-def test_parse_request_accepts_valid_body_and_dedupes_seeds():
-    req = radio.parse_request({"seeds": ["a:1", " a:1 ", "a:2"], "size": 10, "max_per_artist": 2})
+def test_request_accepts_valid_body_and_dedupes_seeds():
+    req = validate(RadioRequest, {"seeds": ["a:1", " a:1 ", "a:2"], "size": 10, "max_per_artist": 2})
     assert req.seeds == ("a:1", "a:2")
-    assert req.size == 10 and req.max_per_artist == 2
+    assert req.size == 10 and req.max_per_artist == 2 and req.variety == 0.0
+    assert validate(RadioRequest, {"seeds": ["a"], "variety": 1}).variety == 1.0
 
 
 @pytest.mark.parametrize("body, fragment", [
-    (None, "JSON object"),
-    ([], "JSON object"),
     ({}, "seeds"),
     ({"seeds": []}, "seeds"),
     ({"seeds": "a:1"}, "seeds"),
-    ({"seeds": [1, 2]}, "string"),
-    ({"seeds": [""]}, "string"),
+    ({"seeds": [1, 2]}, "seeds"),
+    ({"seeds": [""]}, "seeds"),
     ({"seeds": ["a"], "size": 0}, "size"),
     ({"seeds": ["a"], "size": 201}, "size"),
     ({"seeds": ["a"], "size": "10"}, "size"),
     ({"seeds": ["a"], "size": True}, "size"),
     ({"seeds": ["a"], "max_per_artist": 0}, "max_per_artist"),
-    ({"seeds": ["a"], "colour": "red"}, "unknown fields"),
-    ({"seeds": ["s"] * 51}, "at most"),
+    ({"seeds": ["a"], "colour": "red"}, "colour"),
+    ({"seeds": ["s"] * 51}, "seeds"),
     ({"seeds": ["a"], "variety": -0.1}, "variety"),
     ({"seeds": ["a"], "variety": 1.5}, "variety"),
     ({"seeds": ["a"], "variety": "0.5"}, "variety"),
     ({"seeds": ["a"], "variety": True}, "variety"),
+    ({"seeds": ["a\x00b"]}, "NUL"),
 ])
-def test_parse_request_rejects_bad_bodies(body, fragment):
-    with pytest.raises(radio.RadioError) as exc:
-        radio.parse_request(body)
+def test_request_rejects_bad_bodies_naming_the_field(body, fragment):
+    with pytest.raises(BadRequest) as exc:
+        validate(RadioRequest, body)
     assert fragment in str(exc.value)
     assert exc.value.status == 400
 
 
-def test_query_vector_sums_and_pad_adds_zero_coordinate():
-    q = radio.query_vector([np.array([1.0, 0.0]), np.array([0.0, 1.0])])
-    assert np.allclose(q, [1.0, 1.0])
-    assert np.allclose(radio.pad(q, 3), [1.0, 1.0, 0.0])
+def _seed(key, title="t", run_id=7):
+    return {"key": key, "title": title, "artist": "a", "run_id": run_id}
 
 
-def test_drop_seeds_and_cap_artists_keep_order():
-    cands = [{"key": k, "artist": a} for k, a in
-             [("s", "X"), ("1", "A"), ("2", "a"), ("3", "B"), ("4", "A "), ("5", "C")]]
-    kept = radio.cap_artists(radio.drop_seeds(cands, ["s"]), 1)
-    assert [c["key"] for c in kept] == ["1", "3", "5"]
-    assert [c["key"] for c in radio.cap_artists(cands, None)] == ["s", "1", "2", "3", "4", "5"]
+def test_split_seeds_ignores_songs_outside_the_model_and_refuses_unknown_keys():
+    known, ignored = split_seeds([_seed("a"), _seed("rare", run_id=None), _seed("b")])
+    assert [s["key"] for s in known] == ["a", "b"] and ignored == ["rare"]
+    with pytest.raises(UnknownSeeds) as exc:
+        split_seeds([_seed("a"), _seed("x", title=None), _seed("y", title=None)])
+    assert exc.value.status == 404 and exc.value.details["unknown"] == ["x", "y"]
+    with pytest.raises(UnknownSeeds, match="none of the seeds"):
+        split_seeds([_seed("rare", run_id=None)])
 
 
-def test_scores_recover_inner_product_from_augmented_distance():
-    rng = np.random.default_rng(0)
-    items = rng.normal(size=(50, 4))
-    norms = np.linalg.norm(items, axis=1)
-    m = norms.max()
-    aug = np.hstack([items, np.sqrt(m * m - norms * norms)[:, None]])
-    q = rng.normal(size=4)
-    qa = radio.pad(q, 5)
-    dist = np.linalg.norm(aug - qa, axis=1)
-    # nearest by Euclidean distance == largest inner product
-    assert np.argmin(dist) == np.argmax(items @ q)
-    cands = radio.add_scores([{"distance": float(d)} for d in dist], qa, m)
-    assert np.allclose([c["score"] for c in cands], items @ q / np.linalg.norm(q), atol=1e-5)
-
-
-def test_candidate_count_grows_with_artist_cap():
-    plain = radio.candidate_count(radio.RadioRequest(("a",), 25))
-    capped = radio.candidate_count(radio.RadioRequest(("a",), 25, 1))
-    assert plain >= 26 and capped > plain
-
-
-def test_variety_is_parsed_and_fetches_more_candidates():
-    req = radio.parse_request({"seeds": ["a"], "size": 10, "variety": 0.25})
-    assert req.variety == 0.25
-    assert radio.parse_request({"seeds": ["a"], "variety": 1}).variety == 1.0
-    assert radio.parse_request({"seeds": ["a"]}).variety == 0.0
-    plain = radio.candidate_count(radio.RadioRequest(("a",), 10))
-    assert radio.candidate_count(req) >= radio.VARIETY_CANDIDATES > plain
-
-
-def test_variety_demotes_hubs_and_keeps_the_rest_in_order():
-    cands = [{"key": "hub", "score": 0.9, "hub": 1.0}, {"key": "b", "score": 0.8, "hub": 0.2},
-             {"key": "c", "score": 0.7, "hub": 0.1}, {"key": "d", "score": 0.3, "hub": 0.1}]
-    same = radio.apply_variety([dict(c) for c in cands], 0.0)
-    assert [c["key"] for c in same] == ["hub", "b", "c", "d"]
-    mixed = radio.apply_variety([dict(c) for c in cands], 0.5)
-    assert [c["key"] for c in mixed] == ["b", "c", "hub", "d"]  # 0.7, 0.65, 0.4, 0.25
-    assert [c["score"] for c in mixed] == sorted((c["score"] for c in mixed), reverse=True)
-    assert mixed[0]["score"] == pytest.approx(0.8 - 0.5 * 0.2)
-    with pytest.raises(radio.NeedsRetraining) as exc:
-        radio.apply_variety([{"key": "x", "score": 1.0, "hub": None}], 0.5)
+def test_playlist_items_add_links_and_refuse_variety_without_hub_scores():
+    rows = [{"key": "spotify:track:abc", "title": "t", "artist": "a", "distance": 1.23456789, "score": 0.5,
+             "run_id": 3}, {"key": "yes_small:1", "title": "u", "artist": "b", "distance": 2.0, "score": 0.4,
+                            "run_id": 3}]
+    items = playlist_items(rows, 0.0)
+    assert items[0]["spotify_url"] == "https://open.spotify.com/track/abc" and items[1]["spotify_url"] is None
+    assert items[0]["distance"] == 1.234568 and "run_id" not in items[0]
+    unscored = [dict(r, score=None) for r in rows]
+    assert len(playlist_items(unscored, 0.0)) == 2  # without variety the scores are not needed
+    with pytest.raises(NeedsRetraining) as exc:
+        playlist_items(unscored, 0.5)
     assert exc.value.status == 409 and "marconi train songs" in str(exc.value)
 
 
+def test_an_answer_names_exactly_one_model_run():
+    assert model_run_of([_seed("a", run_id=4)], [{"run_id": 4}, {"run_id": 4}]) == 4
+    assert model_run_of([_seed("a", run_id=4)], []) == 4
+    with pytest.raises(AssertionError, match="mixed"):
+        model_run_of([_seed("a", run_id=4)], [{"run_id": 5}])
+
+
 def test_spotify_url_only_for_spotify_keys():
-    assert radio.spotify_url("spotify:track:abc") == "https://open.spotify.com/track/abc"
-    assert radio.spotify_url("yes_small:1") is None
+    assert spotify_url("spotify:track:abc") == "https://open.spotify.com/track/abc"
+    assert spotify_url("yes_small:1") is None
+
+
+PLAYLISTS = [["a", "b", "c", "d"], ["a", "b", "e"], ["b", "c"], ["x", "y", "b"], ["b"]]
+
+
+def test_counts_plays_and_windowed_cooccurrence():
+    counts = PlaylistCounts.from_playlists(PLAYLISTS, window=1)
+    pop = dict(zip(counts.keys, counts.popularity, strict=True))
+    assert pop == {"a": 2, "b": 5, "c": 2, "d": 1, "e": 1, "x": 1, "y": 1}
+    i = counts.index
+    assert counts.cooc[i["a"], i["b"]] == 2 and counts.cooc[i["b"], i["c"]] == 2
+    assert counts.cooc[i["a"], i["c"]] == 0  # two apart: outside a window of 1
+    assert counts.cooc[i["y"], i["b"]] == counts.cooc[i["b"], i["y"]] == 1
+
+
+def test_popularity_and_cooccurrence_baselines():
+    counts = PlaylistCounts.from_playlists(PLAYLISTS, window=1)
+    assert Popularity(counts).recommend(["z"], 2) == ["b", "a"]  # b most played; a before c (first seen)
+    assert Popularity(counts).recommend(["b"], 2) == ["a", "c"]  # seeds are left out
+    cooc = Cooccurrence(counts)
+    assert cooc.recommend(["a"], 1) == ["b"]
+    assert cooc.recommend(["d"], 2) == ["c", "b"]  # c is d's only neighbour; then popularity fills in
+    assert cooc.recommend(["unknown"], 2) == ["b", "a"]  # unknown seeds: popularity
+    assert "b" not in cooc.recommend(["b", "a"], 5)
