@@ -1,4 +1,4 @@
-"""Tests for marconi.embed.imageio: every failure mode is an ImageError with its code; real images load as RGB."""
+"""Tests for marconi.imageio: every failure mode is an ImageError with its code; real images load as RGB."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from marconi.embed.imageio import ImageError, image_info, load_image, make_thumbnail, to_rgb
+from marconi.imageio import ImageError, image_info, load_image, make_thumbnail, to_rgb
 
 DATA_DIR = Path(os.environ.get("MARCONI_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
 SAMPLES = DATA_DIR / "images" / "skimage-samples"
@@ -61,7 +61,20 @@ def expect_error(code: str, data: bytes, **kwargs) -> ImageError:
 def test_empty():
     err = expect_error("empty", b"")
     assert "empty" in str(err)
-    assert err.to_dict() == {"code": "empty", "message": str(err)}
+    assert err.to_dict() == {"error": str(err), "status": 400, "code": "empty"}
+
+
+@pytest.mark.parametrize("code, status", [("empty", 400), ("not_an_image", 400), ("truncated", 400),
+                                          ("too_many_pixels", 413), ("unsupported_format", 415)])
+def test_status_follows_the_code(code, status):
+    from marconi.errors import BadRequest, MarconiError
+
+    err = ImageError(code, "a message")
+    assert isinstance(err, BadRequest) and isinstance(err, MarconiError)
+    assert (err.code, err.status, err.message) == (code, status, "a message")
+    assert err.to_dict() == {"error": "a message", "status": status, "code": code}
+    with pytest.raises(ValueError):
+        ImageError("no_such_code", "x")
 
 
 def test_random_bytes_are_not_an_image():
