@@ -1,6 +1,6 @@
 """Image encoder throughput (hand-run): images/s for decode+resize+model and for the model alone.
 
-"end-to-end" feeds JPEG/PNG bytes (Caltech-101 subset, cycled to --n) through encode_images: decode, resize and
+"end-to-end" feeds JPEG/PNG bytes (Caltech-101 subset, cycled to --n) through encode_stream: decode, resize and
 crop in --workers processes (0 = in this process), then the model. "model only" times encode_batch on random,
 already-normalised input that is already on the device. Prints the command line that produced the figures.
 
@@ -23,7 +23,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from marconi.embed.images import ENCODERS, EncoderUnavailable, encode_images, load_encoder  # noqa: E402
+from marconi.encoders import ENCODERS, EncoderUnavailable, load_encoder  # noqa: E402
+from marconi.encoders.batch import encode_stream  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -51,14 +52,14 @@ def model_only(encoder, batch_size: int, n: int, warmup: int) -> float:
 
 
 def end_to_end(encoder, items: list, batch_size: int, workers: int, progress: bool) -> tuple[float, int]:
-    """Return (images/s, failures) for encode_images over ``items``."""
+    """Return (images/s, failures) for encode_stream over ``items``."""
     warm = items[: batch_size * 2]
-    for _ in encode_images(encoder, warm, batch_size=batch_size, workers=0, progress=False):
+    for _ in encode_stream(encoder, warm, batch_size=batch_size, workers=0, progress=False):
         pass
     sync(encoder.device)
     done = failed = 0
     start = time.perf_counter()
-    for keys, _, bad in encode_images(encoder, items, batch_size=batch_size, workers=workers, progress=progress):
+    for keys, _, bad in encode_stream(encoder, items, batch_size=batch_size, workers=workers, progress=progress):
         done += len(keys)
         failed += len(bad)
     sync(encoder.device)

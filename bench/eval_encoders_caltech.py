@@ -34,16 +34,10 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from marconi.embed.images import (  # noqa: E402
-    ENCODERS,
-    Encoder,
-    EncoderUnavailable,
-    PooledEfficientNet,
-    VGG16ConvPooled,
-    encode_images,
-    global_pool,
-    load_encoder,
-)
+from marconi.encoders import ENCODERS, Encoder, EncoderUnavailable, load_encoder  # noqa: E402
+from marconi.encoders.batch import encode_stream  # noqa: E402
+from marconi.encoders.efficientnet import PooledEfficientNet  # noqa: E402
+from marconi.encoders.vgg16 import VGG16ConvPooled, global_pool  # noqa: E402
 
 VGG_VARIANTS = ("conv5_3-avg", "conv5_3-max", "conv5_3-gem", "pool5-avg")
 LITE_VARIANTS = ("head-avg", "head-max", "head-gem")
@@ -156,7 +150,7 @@ def run(name: str, geometry: str, items, args) -> list[dict]:
     width = spec.dims // len(variants)
     keys, rows, failures = [], [], []
     start = time.perf_counter()
-    for batch_keys, feats, bad in encode_images(
+    for batch_keys, feats, bad in encode_stream(
         encoder, items, batch_size=args.batch_size, workers=args.workers, progress=not args.quiet
     ):
         keys += batch_keys

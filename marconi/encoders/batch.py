@@ -1,0 +1,184 @@
+"""Batch encoding as read → map → write: decode in worker processes, encode on the device, yield in input order.
+
+Decoding and resizing are pure CPU work done by the encoder's picklable :class:`Preprocess` in a small pool of
+worker processes (:class:`DecodePool`, which survives a crashing decoder); they hand back uint8 pixels (4x less to
+copy than float32). The mapper, :meth:`Encoder.encode_batch`, is the only step that touches the device, and runs in
+the caller's process. The caller reads the input and writes the output (e.g. to Postgres).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import numpy as np
+import torch
+
+from marconi.encoders.base import Encoder
+from marconi.encoders.preprocess import Preprocess
+from marconi.imageio import DEFAULT_MAX_PIXELS, ImageError, load_image
+
+
+def _decode_prepare(data: bytes, transform: Preprocess, max_pixels: int) -> tuple[np.ndarray | None, str | None]:
+    """Return (uint8 pixels, None) or (None, reason) for one image; never raises (runs in worker processes)."""
+    try:
+        img = load_image(data, max_pixels=max_pixels, draft_size=transform.draft_size)
+        return transform.prepare(img), None
+    except ImageError as exc:
+        return None, f"{exc.code}: {exc}"
+    except Exception as exc:  # one bad image must not stop an import
+        return None, f"error: {type(exc).__name__}: {exc}"
+
+
+Decoded = tuple[np.ndarray | None, str | None]
+
+
+def _decode_chunk(chunk: list[bytes], transform: Preprocess, max_pixels: int) -> list[Decoded]:
+    """Decode a list of images in one worker round trip."""
+    return [_decode_prepare(data, transform, max_pixels) for data in chunk]
+
+
+def _chunks(items: Iterable[tuple[Any, bytes]], size: int) -> Iterator[tuple[list[Any], list[bytes]]]:
+    """Yield (keys, datas) lists of up to ``size`` items."""
+    keys: list[Any] = []
+    datas: list[bytes] = []
+    for key, data in items:
+        keys.append(key)
+        datas.append(data)
+        if len(keys) == size:
+            yield keys, datas
+            keys, datas = [], []
+    if keys:
+        yield keys, datas
+
+
+class DecodePool:
+    """Worker processes for decoding; survives a worker crash (e.g. a decoder segfault on a hostile file)."""
+
+    def __init__(self, workers: int, job: Callable[[list[bytes]], list[Decoded]]):
+        """Start ``workers`` processes that run ``job`` on lists of image bytes."""
+        self.workers, self.job = workers, job
+        self.executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
+
+    def submit(self, datas: list[bytes]) -> Future:
+        """Queue one chunk."""
+        return self.executor.submit(self.job, datas)
+
+    def restart(self) -> None:
+        """Replace a broken pool."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor = self._start()
+
+    def isolated(self, data: bytes) -> Decoded:
+        """Decode one image alone, so that a crash is blamed on that image only."""
+        try:
+            return self.submit([data]).result()[0]
+        except BrokenProcessPool:
+            self.restart()
+            return None, "error: the image decoder crashed on this file"
+
+    def close(self) -> None:
+        """Stop the workers without waiting for queued work."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _decoded(
+    items: Iterable[tuple[Any, bytes]], transform: Preprocess, max_pixels: int, workers: int, in_flight: int
+) -> Iterator[tuple[Any, Decoded]]:
+    """Yield (key, (pixels, reason)) in input order, decoding in ``workers`` processes when workers > 0.
+
+    The input is read in this (the caller's) thread, a few chunks ahead of the results, so memory stays bounded
+    for any length of input and a database cursor is never touched from another thread. If a worker dies, the
+    pool is restarted and the images of the affected chunk are retried one by one.
+    """
+    if workers <= 0:
+        for key, data in items:
+            yield key, _decode_prepare(data, transform, max_pixels)
+        return
+    chunk_size = max(1, min(16, in_flight // (4 * workers)))
+    max_chunks = max(2 * workers, in_flight // chunk_size)
+    pool = DecodePool(workers, functools.partial(_decode_chunk, transform=transform, max_pixels=max_pixels))
+    window: collections.deque[list] = collections.deque()
+
+    def oldest() -> Iterator[tuple[Any, Decoded]]:
+        keys, datas, future = window.popleft()
+        try:
+            results = future.result()
+        except BrokenProcessPool:
+            pool.restart()
+            results = [pool.isolated(data) for data in datas]
+            for entry in window:  # chunks queued on the dead pool are sent again (finished ones are kept)
+                done = entry[2].done() and not entry[2].cancelled() and entry[2].exception() is None
+                if not done:
+                    entry[2] = pool.submit(entry[1])
+        yield from zip(keys, results, strict=True)
+
+    try:
+        for keys, datas in _chunks(items, chunk_size):
+            window.append([keys, datas, pool.submit(datas)])
+            while len(window) >= max_chunks:
+                yield from oldest()
+        while window:
+            yield from oldest()
+    finally:
+        pool.close()
+
+
+def encode_stream(
+    encoder: Encoder,
+    items: Iterable[tuple[Any, bytes]],
+    batch_size: int = 64,
+    workers: int = 0,
+    progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[tuple[list[Any], np.ndarray, list[tuple[Any, str]]]]:
+    """Yield (keys, features, failures) per batch for (key, image bytes) items, in input order.
+
+    ``features`` is (len(keys), dims) float32 with L2-normalised rows; ``failures`` lists (key, reason) for
+    images that could not be decoded ("code: message", codes as in :class:`ImageError`) — one bad image never
+    raises. Decoding and resizing run in ``workers`` processes when workers > 0. A tqdm bar shows images/s.
+    """
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
+    pin = encoder.device.type == "cuda"
+    in_flight = 2 * batch_size + 32 * max(workers, 0)
+    bar = tqdm(total=total, unit="img", desc=f"encode {encoder.name}", disable=not progress, smoothing=0.05)
+    stream = _decoded(items, encoder.preprocess, max_pixels, workers, in_flight)
+    keys: list[Any] = []
+    pixels: list[np.ndarray] = []
+    failures: list[tuple[Any, str]] = []
+
+    def flush() -> np.ndarray:
+        if not pixels:
+            return np.zeros((0, encoder.dims), dtype=np.float32)
+        batch = torch.from_numpy(np.stack(pixels))
+        return encoder.encode_batch(batch.pin_memory() if pin else batch)
+
+    try:
+        for key, (arr, reason) in stream:
+            bar.update(1)
+            if arr is None:
+                failures.append((key, reason or "error"))
+                continue
+            keys.append(key)
+            pixels.append(arr)
+            if len(keys) == batch_size:
+                yield keys, flush(), failures
+                keys, pixels, failures = [], [], []
+        if keys or failures:
+            yield keys, flush(), failures
+    finally:
+        stream.close()
+        bar.close()
