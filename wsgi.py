@@ -1,5 +1,1 @@
-"""WSGI entry point: ``gunicorn wsgi:app``."""
-
-from marconi import create_app
-
-app = create_app()
+from marconi.wsgi import app  # noqa: F401

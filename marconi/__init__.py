@@ -5,32 +5,40 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 log = logging.getLogger("marconi")
 
+if TYPE_CHECKING:
+    from flask import Flask
 
-def create_app(test_config: dict | None = None):
-    """Build the Flask app: config → engine (schema checked) → blueprints → JSON error handlers.
+    from marconi.config import Config
 
-    ``test_config`` overrides settings by Config field name (e.g. ``{"database_url": ...}``).
+
+def create_app(config: Config | Mapping | None = None) -> Flask:
+    """Build the Flask app: config → logging → engine (schema checked) → blueprints → one error handler.
+
+    ``config`` is a Config, or a dict of overrides by field name applied to the environment's settings
+    (e.g. ``{"database_url": ...}``), or None for the environment's settings alone.
     """
     from flask import Flask, g, request
 
-    from marconi.api import errors, health, radio, songs
-    from marconi.config import from_env
+    from marconi import config as settings
+    from marconi import web
+    from marconi.api import errors, health, images, openapi, radio, songs
     from marconi.db import make_engine, migrate
 
-    config = from_env().with_overrides(**(test_config or {}))
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    engine = make_engine(config, connect_args={"options": f"-c statement_timeout={config.statement_timeout_ms}"})
+    cfg = settings.load(config)
+    settings.setup_logging(cfg.log_level)
+    engine = make_engine(cfg, connect_args={"options": f"-c statement_timeout={cfg.statement_timeout_ms}"})
     migrate.check(engine)
 
     app = Flask(__name__)
-    app.config["MARCONI"] = config
-    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
-    app.config["JSON_SORT_KEYS"] = False
+    app.config["MARCONI"] = cfg
+    app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
     app.json.sort_keys = False
     app.extensions["marconi.engine"] = engine
 
@@ -47,16 +55,11 @@ def create_app(test_config: dict | None = None):
                  request.request_id)
         return response
 
-    for bp in (health.bp, songs.bp, radio.bp):
-        app.register_blueprint(bp)
-    _optional_blueprints(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(songs.bp)
+    app.register_blueprint(radio.bp)
+    images.register(app)  # TEMPORARY: becomes app.register_blueprint(images.bp) once its set-up is bp.record_once
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(web.bp)
     errors.register(app)
     return app
-
-
-def _optional_blueprints(app) -> None:
-    """Register blueprints added by later stages (images, pages, openapi) when present."""
-    from marconi.plugins import optional_modules
-
-    for module in optional_modules(("marconi.api.images", "marconi.api.openapi", "marconi.web")):
-        module.register(app)

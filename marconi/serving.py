@@ -1,5 +1,5 @@
 """Running the app under gunicorn: the command line `marconi serve` uses, and a background server for benchmarks
-and tests."""
+and tests. Worker, thread and timeout defaults come from ``marconi.config``."""
 
 from __future__ import annotations
 
@@ -11,20 +11,29 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from marconi.config import REPO_ROOT
+from marconi.config import REPO_ROOT, Config, from_env
+
+WSGI_APP = "marconi.wsgi:app"
 
 
-def gunicorn_args(host: str, port: int, workers: int = 2, threads: int = 4, access_log: bool = False) -> list[str]:
-    """The gunicorn command line `marconi serve` runs (threaded workers: gthread when threads > 1)."""
-    args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--threads", str(threads), "--timeout", "120"]
-    return args + (["--access-logfile", "-"] if access_log else []) + ["wsgi:app"]
+def gunicorn_args(host: str, port: int, config: Config | None = None, *, workers: int | None = None,
+                  threads: int | None = None, access_log: bool = False) -> list[str]:
+    """The gunicorn command line serving ``marconi.wsgi:app`` (threaded workers: gthread when threads > 1).
+
+    Workers, threads and the timeout come from ``config`` (the environment's when None) unless given here.
+    """
+    cfg = config or from_env()
+    args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
+            "--workers", str(workers or cfg.gunicorn_workers), "--threads", str(threads or cfg.gunicorn_threads),
+            "--timeout", str(cfg.gunicorn_timeout)]
+    return args + (["--access-logfile", "-"] if access_log else []) + [WSGI_APP]
 
 
 @contextmanager
-def background_gunicorn(database_url: str, workers: int = 2, threads: int = 4, env: dict | None = None,
-                        ready_timeout: float = 60.0) -> Iterator[str]:
-    """Serve wsgi:app against ``database_url`` on a free loopback port; yield its base URL once /healthz answers.
+def background_gunicorn(database_url: str, workers: int | None = None, threads: int | None = None,
+                        env: dict | None = None, ready_timeout: float = 60.0) -> Iterator[str]:
+    """Serve marconi.wsgi:app against ``database_url`` on a free loopback port; yield its base URL once /healthz
+    answers.
 
     ``env`` adds environment variables (e.g. MARCONI_* settings). The server is stopped on exit.
     """
@@ -34,8 +43,8 @@ def background_gunicorn(database_url: str, workers: int = 2, threads: int = 4, e
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     full_env = dict(os.environ, DATABASE_URL=database_url, MARCONI_LOG_LEVEL="WARNING", **(env or {}))
-    proc = subprocess.Popen(gunicorn_args("127.0.0.1", port, workers, threads), cwd=REPO_ROOT, env=full_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = gunicorn_args("127.0.0.1", port, from_env(full_env), workers=workers, threads=threads)
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout

@@ -120,9 +120,9 @@ def fake_cleared(fake):
 @pytest.fixture(scope="session")
 def trained_url(new_database, data_dir, tmp_path_factory) -> tuple[str, Path]:
     """A database with yes_small (minus a holdout) imported and a song model serving: (url, split dir)."""
-    from marconi.training.song2vec import train_songs
     from marconi.evaluation.radio import split_yes
     from marconi.importers.playlists import import_playlists
+    from marconi.training.song2vec import train_songs
 
     url = new_database()
     split = tmp_path_factory.mktemp("split") / "yes_small"
@@ -180,7 +180,8 @@ def image_sets(data_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def images_engine(trained_url, image_sets, base_config):
     """The trained database, plus the index images imported and encoded with EfficientNet-Lite0 on the CPU."""
-    from marconi.images import encode_images, import_images
+    from marconi.image_search.build import encode_images
+    from marconi.importers.images import import_images
 
     eng = make_engine(Config(), url=trained_url[0])
     import_images(eng, image_sets[0], progress=False)

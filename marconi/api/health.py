@@ -1,14 +1,38 @@
-"""Health, readiness and status."""
+"""Health, readiness and status: /healthz, /readyz, /api/status."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify
+from datetime import date, datetime
 
-from marconi.db.ingest import counts
-from marconi.db.vectors import serving_run
+import sqlalchemy as sa
+from flask import Blueprint, jsonify
+
+from marconi.api import engine
+from marconi.db.status import counts, database_bytes
+from marconi.runs import KINDS, serving_run
 
 bp = Blueprint("health", __name__)
+
+
+def _plain(run: dict | None) -> dict | None:
+    """A run row with its timestamps as ISO strings (JSON's default would be an HTTP date)."""
+    if run is None:
+        return None
+    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in run.items()}
+
+
+def readiness(conn: sa.Connection) -> dict:
+    """Return {status, songs_model, images_model}: ready when at least one model run serves."""
+    runs = {kind: serving_run(conn, kind) for kind in KINDS}
+    ready = any(runs.values())
+    return {"status": "ready" if ready else "no model serving",
+            **{f"{kind}_model": run and run["id"] for kind, run in runs.items()}}
+
+
+def status_report(conn: sa.Connection) -> dict:
+    """Return what is loaded (row counts), which model runs serve, and the database size in bytes."""
+    return {"counts": counts(conn), "serving": {kind: _plain(serving_run(conn, kind)) for kind in KINDS},
+            "database_bytes": database_bytes(conn)}
 
 
 @bp.get("/healthz")
@@ -19,28 +43,17 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """The database answers and at least one model is serving."""
+    """The database answers and at least one model is serving (else 503)."""
     try:
-        with current_app.extensions["marconi.engine"].connect() as conn:
-            songs = serving_run(conn, "songs")
-            images = serving_run(conn, "images")
+        with engine().connect() as conn:
+            body = readiness(conn)
     except sa.exc.SQLAlchemyError as exc:
         return jsonify({"status": "unavailable", "error": f"database unreachable: {exc.__class__.__name__}"}), 503
-    ready = bool(songs or images)
-    body = {"status": "ready" if ready else "no model serving", "songs_model": songs and songs["id"],
-            "images_model": images and images["id"]}
-    return jsonify(body), 200 if ready else 503
+    return jsonify(body), 200 if body["status"] == "ready" else 503
 
 
 @bp.get("/api/status")
 def status():
     """What is loaded, which model runs serve, and the database size."""
-    with current_app.extensions["marconi.engine"].connect() as conn:
-        c = counts(conn)
-        runs = {k: serving_run(conn, k) for k in ("songs", "images")}
-        size = conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar()
-    for r in runs.values():
-        if r:
-            for key in ("started_at", "finished_at"):
-                r[key] = r[key].isoformat() if r[key] else None
-    return jsonify({"counts": c, "serving": runs, "database_bytes": size})
+    with engine().connect() as conn:
+        return jsonify(status_report(conn))

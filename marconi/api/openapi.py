@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of every JSON endpoint, served at /api/openapi.json.
 
-Kept true by tests/test_contract.py, which validates real responses against these schemas and fuzzes the app
+Kept true by tests/api/test_contract.py, which validates real responses against these schemas and fuzzes the app
 with schemathesis.
 """
 
@@ -171,11 +171,6 @@ def spec() -> dict:
 def openapi():
     """The OpenAPI document."""
     return jsonify(spec())
-
-
-def register(app) -> None:
-    """Attach the blueprint."""
-    app.register_blueprint(bp)
 
 
 def _inline(node, components: dict):

@@ -2,41 +2,55 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from typing import Annotated
 
-from marconi.api.errors import ApiError
+import sqlalchemy as sa
+from flask import Blueprint, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from marconi.api import engine
+from marconi.api.params import query_args
 from marconi.db.songs import search_songs
+from marconi.errors import BadRequest
 
 bp = Blueprint("songs", __name__)
 
 
+class SongsQuery(BaseModel):
+    """?q=words&limit=20&offset=0: words of the title or artist, and the page."""
+
+    model_config = ConfigDict(json_schema_extra={"example": "/api/songs?q=love&limit=20"})
+
+    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=100_000)
+
+
+def songs_page(conn: sa.Connection, query: SongsQuery) -> dict:
+    """Return one page of songs matching ``query``, with the total and the next page's offset (None at the end)."""
+    total, items = search_songs(conn, query.q, query.limit, query.offset)
+    end = query.offset + query.limit
+    return {"q": query.q, "total": total, "limit": query.limit, "offset": query.offset,
+            "next_offset": end if end < total else None, "songs": items}
+
+
+@bp.get("/api/songs")
+def songs():
+    """Search songs: ?q=words&limit=20&offset=0."""
+    query = query_args(SongsQuery)
+    with engine().connect() as conn:
+        return jsonify(songs_page(conn, query))
+
+
 def int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    """Parse an integer query parameter within [lo, hi] or raise a 400 ApiError."""
+    """TEMPORARY, for marconi.api.images until it reads its parameters through marconi.api.params."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(f"'{name}' must be an integer", 400) from None
+        raise BadRequest(f"'{name}' must be an integer from {lo} to {hi}") from None
     if not lo <= value <= hi:
-        raise ApiError(f"'{name}' must be between {lo} and {hi}", 400)
+        raise BadRequest(f"'{name}' must be an integer from {lo} to {hi}")
     return value
-
-
-@bp.get("/api/songs")
-def songs():
-    """Search songs: ?q=words&limit=20&offset=0."""
-    q = (request.args.get("q") or "").strip()
-    if not q:
-        raise ApiError("give a search term: /api/songs?q=title or artist words", 400)
-    if "\x00" in q:
-        raise ApiError("'q' must not contain NUL characters", 400)
-    if len(q) > 200:
-        raise ApiError("'q' is limited to 200 characters", 400)
-    limit = int_arg("limit", 20, 1, 100)
-    offset = int_arg("offset", 0, 0, 100_000)
-    with current_app.extensions["marconi.engine"].connect() as conn:
-        total, items = search_songs(conn, q, limit, offset)
-    nxt = offset + limit if offset + limit < total else None
-    return jsonify({"q": q, "total": total, "limit": limit, "offset": offset, "next_offset": nxt, "songs": items})

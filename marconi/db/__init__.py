@@ -7,13 +7,15 @@ data, and never commit: the caller owns the transaction.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import sqlalchemy as sa
 
 from marconi.config import Config
 
 log = logging.getLogger(__name__)
+
+READER = "marconi_reader"  # the read-only role of migration 0004, for users' SQL (`marconi sql`)
 
 
 def database_url(config: Config) -> str:
@@ -29,6 +31,14 @@ def with_database(url: str, name: str) -> str:
     """Return the libpq URL ``url`` pointing at database ``name`` (host, socket and user kept)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + name))
+
+
+def reader_url(url: str, password: str | None = None) -> str:
+    """Return ``url`` with the user replaced by the read-only role (and its password when given)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    auth = READER + (":" + quote(password, safe="") if password else "")
+    return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -16,3 +16,8 @@ def counts(conn: sa.Connection) -> dict[str, int]:
 def database_bytes(conn: sa.Connection) -> int:
     """Return the size of the current database in bytes."""
     return conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar()
+
+
+def songs_missing_hub_scores(conn: sa.Connection) -> bool:
+    """True when some song vectors lack the hub scores radio variety needs (trained before migration 0005)."""
+    return conn.execute(sa.text("SELECT 1 FROM song_vectors WHERE hub IS NULL LIMIT 1")).first() is not None

@@ -18,17 +18,10 @@ STATIC = Path(__file__).parent / "static"
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 
 
-def register(app) -> None:
-    """Attach the page blueprint and the template helpers it needs."""
-    app.register_blueprint(bp)
-    app.jinja_env.filters["filesize"] = filesize
-    app.jinja_env.filters["when"] = when
-    app.jinja_env.globals["asset"] = asset
-
-    @app.context_processor
-    def _optional_links():
-        rules = {r.rule for r in current_app.url_map.iter_rules()}
-        return {"openapi_url": "/api/openapi.json" if "/api/openapi.json" in rules else None}
+@bp.app_context_processor
+def _links():
+    rules = {r.rule for r in current_app.url_map.iter_rules()}
+    return {"openapi_url": "/api/openapi.json" if "/api/openapi.json" in rules else None}
 
 
 @cache
@@ -36,6 +29,7 @@ def _digest(filename: str) -> str:
     return hashlib.sha256((STATIC / filename).read_bytes()).hexdigest()[:10]
 
 
+@bp.app_template_global()
 def asset(filename: str) -> str:
     """URL of a static file, versioned by its content so browsers can cache it forever."""
     return url_for("web.static", filename=filename, v=_digest(filename))
@@ -53,6 +47,7 @@ def _cache_assets(response):
     return response
 
 
+@bp.app_template_filter()
 def filesize(n: int | None) -> str:
     """Return a byte count as a short human string, e.g. ``12.3 MB``."""
     if n is None:
@@ -65,6 +60,7 @@ def filesize(n: int | None) -> str:
     return f"{n} bytes"
 
 
+@bp.app_template_filter()
 def when(value: datetime | str | None) -> str:
     """Return a timestamp as ``YYYY-MM-DD HH:MM UTC`` (ISO strings are accepted)."""
     if not value:
@@ -105,7 +101,9 @@ def radio():
 @bp.get("/status")
 def status():
     """What is loaded, which model runs serve, and how big the database is (the /api/status data, as a page)."""
-    from marconi.api.health import status as api_status
+    from marconi.api import engine
+    from marconi.api.health import status_report
 
-    data = api_status().get_json()
+    with engine().connect() as conn:
+        data = status_report(conn)
     return render_template("status.html", page="status", status=data)

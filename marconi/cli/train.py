@@ -1,0 +1,59 @@
+"""`marconi train …`: build models from the data in the database."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import click
+
+from marconi.cli.context import Ctx, echo_json, pass_ctx
+from marconi.training.song2vec import SongParams
+
+SONG_HELP = {
+    "vector_size": "Dimensions (≤ 99 for ip scoring, ≤ 100 for cosine: cube's limit).",
+    "window": "Context window in songs.",
+    "sg": "1 = skip-gram, 0 = CBOW.",
+    "negative": "Negative samples per positive.",
+    "ns_exponent": "Exponent of the negative-sampling distribution (0.75 in word2vec; lower suits playlists).",
+    "sample": "Down-sampling threshold for very frequent songs.",
+    "epochs": "Passes over the playlists.",
+    "min_count": "Ignore songs seen fewer times.",
+    "alpha": "Initial learning rate.",
+    "max_playlist_length": "Drop playlists longer than this.",
+    "min_playlist_length": "Drop playlists shorter than this.",
+    "max_artist_share": "Drop playlists where one artist has more than this share of the tracks.",
+    "scoring": "ip: seeds' input vectors · candidates' output vectors (default). cosine: original marconi.",
+    "seed": "Random seed.",
+    "workers": "Training threads.",
+}
+
+
+def song_options(func):
+    """Add one option per SongParams field (its default and type come from SongParams)."""
+    for f in reversed(fields(SongParams)):
+        kw = {"default": f.default, "show_default": True, "help": SONG_HELP.get(f.name, "")}
+        kw["type"] = click.Choice(["ip", "cosine"]) if f.name == "scoring" else type(f.default)
+        func = click.option("--" + f.name.replace("_", "-"), f.name, **kw)(func)
+    return func
+
+
+@click.group()
+def train():
+    """Train models from the data in the database."""
+
+
+@train.command("songs")
+@song_options
+@pass_ctx
+def train_songs_cmd(c: Ctx, **options):
+    """Train song2vec on the imported playlists and swap the new vectors in atomically.
+
+    The previous model keeps serving until the new one is complete; a crash or kill leaves it in place.
+    """
+    from marconi.training.song2vec import train_songs
+
+    try:
+        summary = train_songs(c.checked_engine(), progress=True, **options)
+    except (ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    echo_json(summary)
