@@ -15,7 +15,8 @@ metadata at 169.254.169.254, the database port, an intranet admin page). The rul
 - The body may not exceed the upload limit: a larger ``Content-Length`` is refused before reading, and a body
   without one stops at the limit. Content encodings are not accepted (no gzip bombs).
 
-Every failure is a :class:`FetchError` with a machine-readable ``code`` and the HTTP status the API answers with.
+Every failure is a :class:`FetchError` (a :class:`marconi.errors.Unprocessable`) with a machine-readable ``code``
+and the HTTP status the API answers with (422, or 400 for a URL refused by its shape or address, 413 too large).
 """
 
 from __future__ import annotations
@@ -31,20 +32,20 @@ from urllib.parse import urljoin, urlsplit
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from marconi.errors import Unprocessable
+
 MAX_URL_LENGTH = 2048
 MAX_REDIRECTS = 3
 USER_AGENT = "Marconi image search (+https://github.com/marconi; fetches one image per user request)"
 _CHUNK = 64 * 1024
 
 
-class FetchError(Exception):
-    """A URL that could not be fetched; ``code`` is machine-readable, ``status`` is the HTTP status to answer."""
+class FetchError(Unprocessable):
+    """A URL that could not be fetched; ``code`` is machine-readable, ``status`` the HTTP status (422 unless said)."""
 
     def __init__(self, code: str, message: str, status: int = 422):
         """Create the error."""
-        super().__init__(message)
-        self.code = code
-        self.status = status
+        super().__init__(message, code=code, status=status)
 
 
 def parse_networks(spec: str | None) -> tuple:

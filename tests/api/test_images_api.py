@@ -116,23 +116,25 @@ def test_missing_field_bad_k_and_oversized_upload(client, app, images_engine):
 
 
 def test_image_knn_sql_uses_gist_and_similar_images_function(images_engine):
-    from marconi.db.neighbours import _IMAGES_CUBE
+    from marconi.db.images import NEAREST_SQL, SIMILAR_SQL
 
     with images_engine.connect() as conn:
-        q = conn.execute(sa.text("SELECT vec::text FROM image_vectors LIMIT 1")).scalar()
-        plan = "\n".join(r[0] for r in conn.execute(sa.text("EXPLAIN " + _IMAGES_CUBE.text), {"q": q, "k": 10}))
+        q, some_id = conn.execute(sa.text("SELECT vec::text, image_id FROM image_vectors LIMIT 1")).one()
+        plan = "\n".join(r[0] for r in conn.execute(sa.text("EXPLAIN " + NEAREST_SQL.text), {"q": q, "k": 10}))
+        similar_plan = "\n".join(r[0] for r in conn.execute(sa.text("EXPLAIN " + SIMILAR_SQL.text),
+                                                             {"i": some_id, "k": 10}))
         some = conn.execute(sa.text(
             "SELECT i.id, i.label FROM images i JOIN image_vectors v ON v.image_id = i.id WHERE i.label = 'dalmatian' "
             "LIMIT 1")).one()
         rows = conn.execute(sa.text("SELECT id, label FROM similar_images(:i, 5)"), {"i": some.id}).all()
-    assert "image_vectors_vec_gist" in plan
+    assert "image_vectors_vec_gist" in plan and "image_vectors_vec_gist" in similar_plan
     assert len(rows) == 5 and some.id not in [r.id for r in rows]
     assert sum(r.label == "dalmatian" for r in rows) >= 3
 
 
 def test_import_is_idempotent_and_skips_unreadable(new_database, base_config, image_sets, tmp_path):
     from marconi.db import make_engine
-    from marconi.images import import_images
+    from marconi.importers.images import import_images
 
     tree = tmp_path / "tree"
     shutil.copytree(image_sets[1] / "cup", tree / "cup")
@@ -152,14 +154,14 @@ def test_import_is_idempotent_and_skips_unreadable(new_database, base_config, im
 
 
 def test_failed_encode_leaves_previous_index_serving(images_engine, base_config, monkeypatch):
-    import marconi.embed.images as enc_mod
-    from marconi.images import encode_images
+    import marconi.encoders.batch as enc_mod
+    from marconi.image_search.build import encode_images
 
     with images_engine.connect() as conn:
         before = conn.execute(sa.text("SELECT id FROM model_runs WHERE kind='images' AND status='serving'")).scalar()
         n_before = conn.execute(sa.text("SELECT count(*) FROM image_vectors")).scalar()
 
-    real = enc_mod.encode_images
+    real = enc_mod.encode_stream
 
     def crashing(*args, **kwargs):
         for i, batch in enumerate(real(*args, **kwargs)):
@@ -167,7 +169,7 @@ def test_failed_encode_leaves_previous_index_serving(images_engine, base_config,
                 raise RuntimeError("simulated crash mid-encode")
             yield batch
 
-    monkeypatch.setattr(enc_mod, "encode_images", crashing)
+    monkeypatch.setattr(enc_mod, "encode_stream", crashing)
     with pytest.raises(RuntimeError, match="simulated"):
         encode_images(images_engine, base_config.with_overrides(device="cpu"), batch_size=8, progress=False)
     with images_engine.connect() as conn:
@@ -179,9 +181,14 @@ def test_failed_encode_leaves_previous_index_serving(images_engine, base_config,
 
 
 def test_eval_images_reports_precision_and_separation(images_engine, image_sets, base_config):
-    from marconi.images import eval_images
+    from marconi.evaluation.images import eval_images
 
     res = eval_images(images_engine, image_sets[1], base_config.with_overrides(device="cpu"), progress=False)
+    with images_engine.connect() as conn:
+        loo = conn.execute(sa.text(
+            "SELECT metrics->'leave_one_out' FROM model_runs WHERE kind = 'images' AND status = 'serving'")).scalar()
+    print(f"\neval images (30 held-out queries): {res}\nleave-one-out at build (90 indexed): {loo}")
+    assert loo["P@1"] >= 0.9 and loo["mean_confidence_right"] > loo["mean_confidence_wrong"]
     assert res["queries"] == 30
     assert res["P@1"] >= 0.8 and 0 < res["P@10"] <= 1
     assert res["confidence_auc"] is None or 0 <= res["confidence_auc"] <= 1

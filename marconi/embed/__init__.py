@@ -1,1 +1,0 @@
-"""Embedding stages: read ingest tables, train or encode, write vector tables."""
