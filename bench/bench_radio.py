@@ -1,12 +1,13 @@
 """Benchmark the radio kNN question at 10k / 100k / 1M synthetic, clustered song vectors.
 
-For each size it builds a database with that many songs through the real write path (staging table, GiST and
-HNSW indexes, atomic swap), then measures per query (p50/p95, ms):
+For each size it builds a database with that many songs through the real write path (a model run: staging table,
+GiST and HNSW indexes, swap), then measures per query of 1-3 seeds (p50/p95, ms):
 
-* cube GiST:  ORDER BY vec <-> q LIMIT k on the cube column (exact)
-* pgvector HNSW: ORDER BY hvec <-> q LIMIT k on the pgvector column kept in step with it (approximate)
+* cube GiST: ``radio_candidates(seeds, k, exact => true)``, ORDER BY vec <-> q LIMIT k on the cube column (exact)
+* pgvector HNSW: ``radio_candidates(seeds, k, ef_search => 100 | 400)`` on the pgvector column (approximate)
 * numpy brute force: the exact answer in process (the reference for recall@10)
-* the HTTP radio endpoint under gunicorn (2 workers), sequential requests
+* the whole radio as the API asks it (one statement: seeds, candidates, scores, filters), in process
+* the HTTP radio endpoint under gunicorn, sequential requests
 
 Run by hand (results go to docs/benchmarks.md):
     .venv/bin/python bench/bench_radio.py --sizes 10000 100000 1000000 --queries 200
@@ -25,14 +26,16 @@ import numpy as np
 import requests
 import sqlalchemy as sa
 
+from marconi import runs
 from marconi.config import from_env
 from marconi.db import database_url, make_engine, migrate, with_database
-from marconi.db import vectors as vdb
-from marconi.db.ingest import Track, upsert_tracks
-from marconi.db.neighbours import nearest_songs
-from marconi.embed.song2vec import write_vectors
-from marconi.radio import RadioRequest, make_radio
+from marconi.db.tracks import Track, upsert_tracks
+from marconi.recommenders.request import RadioRequest
+from marconi.recommenders.song2vec import radio
 from marconi.serving import background_gunicorn
+from marconi.training.song2vec import hub_scores, vector_rows
+
+CANDIDATES = sa.text("SELECT track_id FROM radio_candidates(:seeds, :k, :exact, :ef)")
 
 
 def synthetic(n: int, dims: int, clusters: int, rng) -> tuple[np.ndarray, np.ndarray, float]:
@@ -65,10 +68,13 @@ def build(url: str, n: int, dims: int, rng) -> tuple[sa.Engine, np.ndarray, np.n
                                                    for j, k in enumerate(keys[i:i + 100_000], start=i)]))
     ids = [ids_by_key[k] for k in keys]
     qv, iv, m = synthetic(n, dims, max(10, n // 1000), rng)
-    with eng.begin() as conn:
-        run = vdb.create_run(conn, "songs", "synthetic", {"n": n, "vector_size": dims}, dims + 1)
     t1 = time.time()
-    write_vectors(eng, run, ids, qv, iv, {"item_norm": m})
+    with runs.build(eng, "songs", "synthetic", {"n": n, "vector_size": dims}, dims + 1) as run:
+        hnsw = run.has_pgvector()
+        cols = ["track_id", "run_id", "vec", "qvec", "hub"] + (["hvec"] if hnsw else [])
+        written = run.stage(cols, vector_rows(run.id, ids, qv, iv, hub_scores(qv, iv[:, :dims]), hnsw),
+                            hnsw_dims=dims if hnsw else None)
+        run.publish(written, {"item_norm": m})
     print(f"  n={n}: tracks {t1 - t0:.1f}s, vectors+GiST+HNSW+swap {time.time() - t1:.1f}s", flush=True)
     return eng, qv, iv, ids, keys
 
@@ -88,37 +94,34 @@ def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: boo
     qs = [np.concatenate([qv[s].sum(axis=0), [0.0]]) for s in seeds]
     res = {"n": n, "dims": dims + 1, "k": k, "queries": queries}
     # exact reference, numpy brute force (Euclidean on the augmented vectors == maximum inner product)
-    t, exact = [], []
+    t, exact_ids = [], []
     ivf = iv.astype(np.float32)
     for q in qs:
         t0 = time.perf_counter()
         d = ((ivf - q.astype(np.float32)) ** 2).sum(axis=1)
         top = np.argpartition(d, k)[:k]
-        exact.append({ids[i] for i in top})
+        exact_ids.append({ids[i] for i in top})
         t.append((time.perf_counter() - t0) * 1000)
     res["numpy_p50_ms"], res["numpy_p95_ms"] = pct(t, 50), pct(t, 95)
     with eng.connect() as conn:
-        for method, ef in (("cube", 0), ("hnsw", 100), ("hnsw", 400)):
-            if ef:
-                method_name = f"hnsw{ef}"
-            else:
-                method_name = method
-            for q in qs[:5]:
-                nearest_songs(conn, q, k, method, ef, dims)  # warm the cache
+        for method_name, exact, ef in (("cube", True, 0), ("hnsw100", False, 100), ("hnsw400", False, 400)):
+            params = [{"seeds": [keys[i] for i in s], "k": k, "exact": exact, "ef": ef} for s in seeds]
+            for p in params[:5]:
+                conn.execute(CANDIDATES, p)  # warm the cache
             t, rec = [], []
-            for q, ex in zip(qs, exact, strict=True):
+            for p, ex in zip(params, exact_ids, strict=True):
                 t0 = time.perf_counter()
-                got = nearest_songs(conn, q, k, method, ef, dims)
+                got = conn.execute(CANDIDATES, p).scalars().all()
                 t.append((time.perf_counter() - t0) * 1000)
-                rec.append(len({g["track_id"] for g in got} & ex) / k)
+                rec.append(len(set(got) & ex) / k)
             res[f"{method_name}_p50_ms"], res[f"{method_name}_p95_ms"] = pct(t, 50), pct(t, 95)
             res[f"{method_name}_recall@{k}"] = float(np.mean(rec))
         t = []
         for s in seeds:
             t0 = time.perf_counter()
-            make_radio(conn, RadioRequest(tuple(keys[i] for i in s), 25))
+            radio(conn, RadioRequest(seeds=tuple(keys[i] for i in s), size=25))
             t.append((time.perf_counter() - t0) * 1000)
-        res["make_radio_p50_ms"], res["make_radio_p95_ms"] = pct(t, 50), pct(t, 95)
+        res["radio_p50_ms"], res["radio_p95_ms"] = pct(t, 50), pct(t, 95)
     if http:
         res.update(bench_http(url, keys, seeds))
     print(json.dumps(res), flush=True)
@@ -155,14 +158,14 @@ def main() -> None:
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; "
           f"command: {' '.join(sys.argv)}")
     print("| songs | cube GiST p50/p95 ms | HNSW ef=100 p50/p95 ms (recall@10) | HNSW ef=400 p50/p95 ms "
-          "(recall@10) | numpy p50 ms | make_radio p50 ms | HTTP p50/p95 ms |")
+          "(recall@10) | numpy p50 ms | radio p50 ms | HTTP p50/p95 ms |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         http = f"{r['http_p50_ms']:.1f} / {r['http_p95_ms']:.1f}" if "http_p50_ms" in r else "-"
         print(f"| {r['n']:,} | {r['cube_p50_ms']:.1f} / {r['cube_p95_ms']:.1f} | {r['hnsw100_p50_ms']:.2f} / "
               f"{r['hnsw100_p95_ms']:.2f} ({r['hnsw100_recall@10']:.3f}) | {r['hnsw400_p50_ms']:.2f} / "
               f"{r['hnsw400_p95_ms']:.2f} ({r['hnsw400_recall@10']:.3f}) | {r['numpy_p50_ms']:.1f} | "
-              f"{r['make_radio_p50_ms']:.1f} | {http} |")
+              f"{r['radio_p50_ms']:.1f} | {http} |")
 
 
 if __name__ == "__main__":

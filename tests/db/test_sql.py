@@ -9,8 +9,8 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from marconi.cli_sql import reader_url
 from marconi.config import REPO_ROOT
+from marconi.db import reader_url
 
 EXAMPLES = sorted((REPO_ROOT / "sql" / "examples").glob("*.sql"))
 
@@ -137,3 +137,23 @@ def test_marconi_sql_command_runs_as_reader(trained_url):
     assert "marconi_reader" in out.stdout
     denied = subprocess.run(env_cmd[:-1] + ["DELETE FROM tracks"], capture_output=True, text=True, timeout=120)
     assert denied.returncode != 0 and "read-only" in denied.stderr
+
+
+def test_radio_walkthrough_runs_in_psql_and_agrees_with_the_api(trained_url, trained_engine):
+    """sql/radio.sql (the documented radio question) runs as the reader and gives the playlist the API gives."""
+    from marconi.cli.sql import find_psql
+    from marconi.recommenders.request import RadioRequest
+    from marconi.recommenders.song2vec import radio
+
+    with trained_engine.connect() as conn:
+        seeds = conn.execute(sa.text("SELECT t.key FROM tracks t JOIN song_vectors sv ON sv.track_id = t.id "
+                                     "ORDER BY t.id LIMIT 2 OFFSET 10")).scalars().all()
+        api = radio(conn, RadioRequest(seeds=tuple(seeds), size=25, max_per_artist=2, variety=0.25))
+    out = subprocess.run([find_psql(), reader_url(trained_url[0]), "-X", "-q", "-A", "-t", "-F", "|",
+                          "-v", "ON_ERROR_STOP=1", "-v", "seeds={" + ",".join(seeds) + "}",
+                          "-f", str(REPO_ROOT / "sql" / "radio.sql")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = [line.split("|") for line in out.stdout.splitlines() if line]
+    candidates, playlist = lines[:35], lines[35:]
+    assert len(candidates) == 35 and {c[0] for c in candidates} == {str(api["model_run"])}
+    assert [p[0] for p in playlist] == [p["key"] for p in api["playlist"]]
