@@ -121,7 +121,7 @@ def calibrate(full: np.ndarray, labels: list, k: int = 10, sample: int = 2000, s
               "auc_confidence": rounded(auc(conf, y)),
               "auc_confidence_leave_one_out": rounded(auc(conf[loo], y[loo])),
               "auc_top1_similarity": rounded(auc(x[:, 0], y)),
-              "mean_confidence_right": round(float(conf[y == 1].mean()), 4),
-              "mean_confidence_wrong": round(float(conf[y == 0].mean()), 4),
+              "mean_confidence_right": round(float(conf[y == 1].mean()), 4) if (y == 1).any() else None,
+              "mean_confidence_wrong": round(float(conf[y == 0].mean()), 4) if (y == 0).any() else None,
               "mean_confidence_unknown_class": round(float(conf[kind].mean()), 4) if kind.any() else None}
     return cal.to_dict(), report
