@@ -20,14 +20,6 @@ log = logging.getLogger(__name__)
 _CODE_FOR_STATUS = {cls.status: cls.code for cls in MarconiError.__subclasses__()}
 
 
-class ApiError(MarconiError):
-    """TEMPORARY alias for views not yet converted: raise a ``marconi.errors`` class instead."""
-
-    def __init__(self, message: str, status: int = 400, **details):
-        details.setdefault("code", _CODE_FOR_STATUS.get(status, "error"))
-        super().__init__(message, status=status, **details)
-
-
 def _respond(body: dict):
     """Return the Flask JSON response for an error body, with the request id added."""
     rid = getattr(request, "request_id", None) if request else None

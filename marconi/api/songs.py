@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import sqlalchemy as sa
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from marconi.api import engine
 from marconi.api.params import query_args
 from marconi.db.songs import search_songs
-from marconi.errors import BadRequest
 
 bp = Blueprint("songs", __name__)
 
@@ -41,16 +40,3 @@ def songs():
     with engine().connect() as conn:
         return jsonify(songs_page(conn, query))
 
-
-def int_arg(name: str, default: int, lo: int, hi: int) -> int:
-    """TEMPORARY, for marconi.api.images until it reads its parameters through marconi.api.params."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"'{name}' must be an integer from {lo} to {hi}") from None
-    if not lo <= value <= hi:
-        raise BadRequest(f"'{name}' must be an integer from {lo} to {hi}")
-    return value
