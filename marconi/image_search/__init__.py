@@ -5,5 +5,6 @@
 - :mod:`~marconi.image_search.build`: ``encode_images``: read images from Postgres, encode, reduce, calibrate, write
   a model run.
 - :mod:`~marconi.image_search.search`: ``ImageSearcher``: encode → kNN → optional re-rank → confidence, one run per
-  answer.
+  answer; the answer's message and ``confident`` flag (``config.image_confident_threshold``).
+- :mod:`~marconi.image_search.request`: what a search request may hold (checked by ``marconi.api.params``).
 """

@@ -69,8 +69,7 @@ class ImageSearcher:
     """
 
     def __init__(self, config: Config, engine: sa.Engine | None = None):
-        """Remember the settings (device, model dir, re-ranking, threshold) and the engine used by the *_request
-        methods; nothing is loaded until the first query."""
+        """Keep the settings and the engine (for the one-call methods); nothing is loaded before the first query."""
         self.config = config
         self.engine = engine
         self._lock = threading.Lock()
