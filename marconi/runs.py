@@ -79,10 +79,11 @@ class RunBuild:
         log.info("run %d: %d vectors staged and indexed in %.1fs", self.id, n, time.perf_counter() - t0)
         return n
 
-    def publish(self, n_vectors: int, metrics: dict) -> None:
-        """Record the run's metrics, then swap its staged vectors in and mark it serving."""
+    def publish(self, n_vectors: int, metrics: dict, dims: int | None = None) -> None:
+        """Record the run's metrics (and its dimensions, when they turned out other than planned), then swap its
+        staged vectors in and mark it serving."""
         with self.engine.begin() as conn:
-            runs_db.record_built(conn, self.id, n_vectors, metrics)
+            runs_db.record_built(conn, self.id, n_vectors, metrics, dims)
         swap_in(self.engine, self.kind, self.id, self.swap_lock_timeout_ms, self.swap_wait_s)
         self.published = True
 

@@ -21,11 +21,11 @@ def create_run(conn: sa.Connection, kind: str, model: str, params: dict, dims: i
         {"k": kind, "m": model, "p": json.dumps(params), "d": dims}).scalar_one()
 
 
-def record_built(conn: sa.Connection, run_id: int, n_vectors: int, metrics: dict) -> None:
+def record_built(conn: sa.Connection, run_id: int, n_vectors: int, metrics: dict, dims: int | None = None) -> None:
     """Store what a finished build measured (before it serves, so readers of its vectors find its metadata)."""
     conn.execute(sa.text(
-        "UPDATE model_runs SET n_vectors = :n, metrics = metrics || CAST(:m AS jsonb) WHERE id = :i"),
-        {"n": n_vectors, "m": json.dumps(metrics), "i": run_id})
+        "UPDATE model_runs SET n_vectors = :n, metrics = metrics || CAST(:m AS jsonb), dims = coalesce(:d, dims) "
+        "WHERE id = :i"), {"n": n_vectors, "m": json.dumps(metrics), "d": dims, "i": run_id})
 
 
 def mark_serving(conn: sa.Connection, kind: str, run_id: int) -> None:

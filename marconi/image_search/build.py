@@ -100,7 +100,7 @@ def encode_images(engine: sa.Engine, config: Config | None = None, encoder: str 
         run.save_artifact("pca.npz", pca.to_bytes())
         rows = ((iid, run.id, to_cube(reduced[i]), to_pg_array(full[i])) for i, iid in enumerate(ids))
         written = run.stage(COLUMNS, rows)
-        run.publish(written, metrics)
+        run.publish(written, metrics, dims=pca.dims)
     for key, reason in failures:
         log.warning("image %s not encoded: %s", key, reason)
     log.info("image model run %d serving: %d vectors (%s), %.1f img/s, leave-one-out %s", run.id, written, name,
