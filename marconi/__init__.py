@@ -58,7 +58,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(songs.bp)
     app.register_blueprint(radio.bp)
-    images.register(app)  # TEMPORARY: becomes app.register_blueprint(images.bp) once its set-up is bp.record_once
+    app.register_blueprint(images.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(web.bp)
     errors.register(app)

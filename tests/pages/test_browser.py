@@ -40,8 +40,9 @@ def images_ready(trained_url, data_dir, base_config, tmp_path_factory):
     """The shared trained database with the Caltech index set imported and an image model serving."""
     from marconi.config import Config
     from marconi.db import make_engine
-    from marconi.db.vectors import serving_run
-    from marconi.images import encode_images, import_images
+    from marconi.image_search.build import encode_images
+    from marconi.importers.images import import_images
+    from marconi.runs import serving_run
 
     eng = make_engine(Config(), url=trained_url[0])
     with eng.connect() as conn:
