@@ -21,7 +21,8 @@ class RadioRequest(BaseModel):
     seeds: tuple[SeedKey, ...] = Field(min_length=1, max_length=MAX_SEEDS,
                                        description="track keys of the seed songs")
     size: int = Field(25, ge=1, le=MAX_SIZE, description="number of songs in the playlist")
-    max_per_artist: int | None = Field(None, ge=1, description="at most this many songs per artist (null: no limit)")
+    max_per_artist: int | None = Field(None, ge=1, le=MAX_SIZE,
+                                       description="at most this many songs per artist (null: no limit)")
     variety: float = Field(0.0, ge=0, le=1, description="0 = the closest songs; 0.25 to 0.5 gives way to the songs "
                                                          "that turn up in every radio")
 
@@ -30,6 +31,12 @@ class RadioRequest(BaseModel):
     def _list_of_seeds(cls, value):
         """Accept a JSON list for the tuple."""
         return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("variety")
+    @classmethod
+    def _six_decimals(cls, variety: float) -> float:
+        """Round to 6 decimals: finer steps change nothing, and denormal numbers would underflow in SQL."""
+        return round(variety, 6)
 
     @field_validator("seeds")
     @classmethod

@@ -123,11 +123,18 @@ def test_radio_unknown_seed_is_404_naming_it(client):
     {"data": ""}, {"data": "not json", "content_type": "application/json"}, {"json": []}, {"json": {}},
     {"json": {"seeds": []}}, {"json": {"seeds": ["a"], "size": 0}}, {"json": {"seeds": ["a"], "size": 10_000}},
     {"json": {"seeds": [None]}}, {"json": {"seeds": ["a"], "max_per_artist": -1}},
+    {"json": {"seeds": ["a"], "max_per_artist": 2**31}}, {"json": {"seeds": ["a"], "size": 2**63}},
 ])
 def test_radio_bad_bodies_are_400_json(client, kwargs):
     r = client.post("/api/radio", **kwargs)
     assert r.status_code == 400
     assert r.get_json()["error"]
+
+
+def test_tiny_variety_is_not_a_500(client):
+    """Found by the API fuzzer: a denormal variety underflowed in SQL."""
+    r = client.post("/api/radio", json={"seeds": [_seed(client, "halo")], "size": 5, "variety": 5e-324})
+    assert r.status_code == 200 and r.get_json()["variety"] == 0
 
 
 def test_wrong_method_and_unknown_route_are_json(client):

@@ -23,6 +23,7 @@ def test_request_accepts_valid_body_and_dedupes_seeds():
     assert req.seeds == ("a:1", "a:2")
     assert req.size == 10 and req.max_per_artist == 2 and req.variety == 0.0
     assert validate(RadioRequest, {"seeds": ["a"], "variety": 1}).variety == 1.0
+    assert validate(RadioRequest, {"seeds": ["a"], "variety": 5e-324}).variety == 0.0  # no denormals for SQL
 
 
 @pytest.mark.parametrize("body, fragment", [
@@ -36,6 +37,7 @@ def test_request_accepts_valid_body_and_dedupes_seeds():
     ({"seeds": ["a"], "size": "10"}, "size"),
     ({"seeds": ["a"], "size": True}, "size"),
     ({"seeds": ["a"], "max_per_artist": 0}, "max_per_artist"),
+    ({"seeds": ["a"], "max_per_artist": 2**31}, "max_per_artist"),
     ({"seeds": ["a"], "colour": "red"}, "colour"),
     ({"seeds": ["s"] * 51}, "seeds"),
     ({"seeds": ["a"], "variety": -0.1}, "variety"),
