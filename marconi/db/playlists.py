@@ -1,8 +1,8 @@
-"""Playlists: idempotent upserts of playlists and their ordered tracks (``playlists``, ``playlist_tracks``)."""
+"""Playlists: idempotent upserts of playlists and their ordered tracks, and reading them back in order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -94,3 +94,24 @@ def upsert_playlists(conn: sa.Connection, playlists: Sequence[Playlist]) -> dict
     ))
     conn.execute(sa.text("TRUNCATE _in_playlists, _in_playlist_tracks"))
     return counts
+
+
+def playlist_sequences(conn: sa.Connection) -> Iterator[tuple[list[int], list[str]]]:
+    """Yield (track ids, lower-cased artists) of every playlist, in order (streamed)."""
+    result = conn.execution_options(stream_results=True, max_row_buffer=5000).execute(sa.text(
+        """
+        SELECT array_agg(pt.track_id ORDER BY pt.position), array_agg(lower(t.artist) ORDER BY pt.position)
+        FROM playlist_tracks pt JOIN tracks t ON t.id = pt.track_id
+        GROUP BY pt.playlist_id ORDER BY pt.playlist_id
+        """
+    ))
+    for ids, artists in result:
+        yield list(ids), list(artists)
+
+
+def playlist_keys(conn: sa.Connection) -> list[list[str]]:
+    """Every playlist as its list of track keys, in order."""
+    rows = conn.execute(sa.text(
+        "SELECT array_agg(t.key ORDER BY pt.position) FROM playlist_tracks pt "
+        "JOIN tracks t ON t.id = pt.track_id GROUP BY pt.playlist_id ORDER BY pt.playlist_id")).scalars()
+    return [list(keys) for keys in rows]

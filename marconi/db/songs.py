@@ -1,8 +1,8 @@
-"""Songs: catalogue search, the radio question, and the playlists as training and baseline data."""
+"""Songs: catalogue search and the radio question."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
@@ -74,30 +74,3 @@ def radio(conn: sa.Connection, seeds: Sequence[str], size: int, max_per_artist: 
                                 "variety": float(variety), "exact": exact, "ef_search": ef_search}).mappings().one()
     return {"serving": row["serving"], "hnsw": row["hnsw"], "seeds": row["seeds"] or [],
             "playlist": row["playlist"] or []}
-
-
-def playlist_sequences(conn: sa.Connection) -> Iterator[tuple[list[int], list[str]]]:
-    """Yield (track ids, lower-cased artists) of every playlist, in order (streamed)."""
-    result = conn.execution_options(stream_results=True, max_row_buffer=5000).execute(sa.text(
-        """
-        SELECT array_agg(pt.track_id ORDER BY pt.position), array_agg(lower(t.artist) ORDER BY pt.position)
-        FROM playlist_tracks pt JOIN tracks t ON t.id = pt.track_id
-        GROUP BY pt.playlist_id ORDER BY pt.playlist_id
-        """
-    ))
-    for ids, artists in result:
-        yield list(ids), list(artists)
-
-
-def playlist_keys(conn: sa.Connection) -> list[list[str]]:
-    """Every playlist as its list of track keys, in order."""
-    rows = conn.execute(sa.text(
-        "SELECT array_agg(t.key ORDER BY pt.position) FROM playlist_tracks pt "
-        "JOIN tracks t ON t.id = pt.track_id GROUP BY pt.playlist_id ORDER BY pt.playlist_id")).scalars()
-    return [list(keys) for keys in rows]
-
-
-def count_with_prefix(conn: sa.Connection, prefix: str) -> int:
-    """How many tracks have keys starting with ``prefix:``."""
-    return conn.execute(sa.text("SELECT count(*) FROM tracks WHERE key LIKE :p"),
-                        {"p": prefix.replace("%", r"\%").replace("_", r"\_") + ":%"}).scalar()

@@ -52,3 +52,9 @@ def track_ids(conn: sa.Connection, keys: Sequence[str]) -> dict[str, int]:
         return {}
     rows = conn.execute(sa.text("SELECT key, id FROM tracks WHERE key = ANY(:keys)"), {"keys": list(keys)}).all()
     return {k: i for k, i in rows}
+
+
+def count_with_prefix(conn: sa.Connection, prefix: str) -> int:
+    """How many tracks have keys starting with ``prefix:``."""
+    return conn.execute(sa.text("SELECT count(*) FROM tracks WHERE key LIKE :p"),
+                        {"p": prefix.replace("%", r"\%").replace("_", r"\_") + ":%"}).scalar()

@@ -19,7 +19,8 @@ import numpy as np
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from marconi.db import songs as songs_db
+from marconi.db import playlists as playlists_db
+from marconi.db import tracks as tracks_db
 from marconi.importers import ImportFormatError
 from marconi.importers.playlists import read_yes_playlists
 from marconi.recommenders import Recommender
@@ -142,11 +143,11 @@ def eval_radio(engine: sa.Engine, holdout: Path, source: str | None = None, max_
     pairs = next_song_queries(plists, max_queries)
     results = []
     with engine.connect() as conn:
-        if not songs_db.count_with_prefix(conn, prefix):
+        if not tracks_db.count_with_prefix(conn, prefix):
             raise ImportFormatError(holdout, None, f"no tracks with keys '{prefix}:…' in the database: import the "
                                     "training part first or pass --source")
         if baselines:
-            counts = PlaylistCounts.from_playlists(songs_db.playlist_keys(conn))
+            counts = PlaylistCounts.from_playlists(playlists_db.playlist_keys(conn))
             for baseline in (Popularity(counts), Cooccurrence(counts)):
                 results.append(evaluate(baseline, pairs, plists, progress, song_tags))
         for v in varieties:

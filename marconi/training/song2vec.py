@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from marconi import runs
-from marconi.db import songs as songs_db
+from marconi.db import playlists as playlists_db
 from marconi.db.cube import CUBE_MAX_DIM, to_cube, to_vector
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def sentences(conn: sa.Connection, p: SongParams) -> tuple[list[list[str]], dict
     """Return the kept playlists as lists of track-id strings and counts of kept/dropped playlists."""
     kept: list[list[str]] = []
     stats = Counter()
-    for ids, artists in songs_db.playlist_sequences(conn):
+    for ids, artists in playlists_db.playlist_sequences(conn):
         if filter_playlist(ids, artists, p):
             kept.append([str(i) for i in ids])
             stats["kept"] += 1
