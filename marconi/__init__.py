@@ -27,7 +27,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     from flask import Flask, g, request
 
     from marconi import config as settings
-    from marconi import web
+    from marconi import runs, web
     from marconi.api import errors, health, images, openapi, radio, songs
     from marconi.db import make_engine, migrate
 
@@ -35,6 +35,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     settings.setup_logging(cfg.log_level)
     engine = make_engine(cfg, connect_args={"options": f"-c statement_timeout={cfg.statement_timeout_ms}"})
     migrate.check(engine)
+    runs.sweep_dead_builders(engine)  # runs left 'building' by a killed job are marked failed, with the reason
 
     app = Flask(__name__)
     app.config["MARCONI"] = cfg

@@ -155,6 +155,8 @@ class Config:
     gunicorn_workers: int = 2
     gunicorn_threads: int = 4
     gunicorn_timeout: int = 120
+    swap_lock_timeout_ms: int = 200
+    swap_wait_seconds: float = 600.0
 
     def __post_init__(self):
         for f in fields(self):
@@ -207,6 +209,8 @@ SETTINGS: dict[str, tuple[str, Rule]] = {
     "gunicorn_workers": ("MARCONI_GUNICORN_WORKERS", _integer(1)),
     "gunicorn_threads": ("MARCONI_GUNICORN_THREADS", _integer(1)),
     "gunicorn_timeout": ("MARCONI_GUNICORN_TIMEOUT", _integer(1)),
+    "swap_lock_timeout_ms": ("MARCONI_SWAP_LOCK_TIMEOUT_MS", _integer(1)),
+    "swap_wait_seconds": ("MARCONI_SWAP_WAIT_SECONDS", _number(0.0)),
 }
 
 ENV_VARS: dict[str, str] = {env: name for name, (env, _rule) in SETTINGS.items()}

@@ -24,6 +24,8 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from marconi.config import Config
+from marconi.config import load as load_config
 from marconi.db import runs as runs_db
 from marconi.db import vectors as vectors_db
 from marconi.errors import Conflict, Unavailable
@@ -123,15 +125,19 @@ def swap_in(engine: sa.Engine, kind: str, run_id: int, lock_timeout_ms: int = 20
 
 
 @contextmanager
-def build(engine: sa.Engine, kind: str, model: str, params: dict, dims: int, swap_lock_timeout_ms: int = 200,
-          swap_wait_s: float = 600.0) -> Iterator[RunBuild]:
+def build(engine: sa.Engine, kind: str, model: str, params: dict, dims: int, config: Config | None = None,
+          swap_wait_s: float | None = None) -> Iterator[RunBuild]:
     """Create a run of ``kind`` in state 'building' and yield it; mark it failed if the block raises.
 
     Raises BuildInProgress when another live process builds the same kind. Runs left 'building' by dead processes
-    are marked failed first.
+    are marked failed first. The swap's lock timeout and how long it may wait come from ``config`` (the
+    environment's when None); ``swap_wait_s`` overrides the latter.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown run kind {kind!r}")
+    cfg = load_config(config)
+    swap_lock_timeout_ms = cfg.swap_lock_timeout_ms
+    swap_wait_s = cfg.swap_wait_seconds if swap_wait_s is None else swap_wait_s
     lock_conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     try:
         if not runs_db.try_build_lock(lock_conn, kind):

@@ -53,7 +53,7 @@ def demo(ctx, port, host, serve_, images, retrain):
         no_hubs = songs_missing_hub_scores(conn)  # vectors trained before migration 0005 lack them
     if songs_run is None or retrain or s.inserted or s.updated or no_hubs:
         click.echo("==> training song2vec")
-        summary = train_songs(c.engine)
+        summary = train_songs(c.engine, config=c.config)
         click.echo(f"    model run {summary['run_id']}: {summary['vectors']} songs, {summary['dims']} dims")
     else:
         click.echo(f"==> song model run {songs_run['id']} already serving")

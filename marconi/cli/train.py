@@ -53,7 +53,7 @@ def train_songs_cmd(c: Ctx, **options):
     from marconi.training.song2vec import train_songs
 
     try:
-        summary = train_songs(c.checked_engine(), progress=True, **options)
+        summary = train_songs(c.checked_engine(), progress=True, config=c.config, **options)
     except (ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     echo_json(summary)

@@ -87,7 +87,7 @@ def encode_images(engine: sa.Engine, config: Config | None = None, encoder: str 
     if n == 0:
         raise NoImages("no images to encode: import some first (`marconi import images DIR`)")
     params = {"encoder": enc.describe(), "pca_dims": pca_dims, "batch_size": batch_size, "workers": workers}
-    with runs.build(engine, "images", name, params, min(pca_dims, CUBE_MAX_DIM, n, enc.dims)) as run:
+    with runs.build(engine, "images", name, params, min(pca_dims, CUBE_MAX_DIM, n, enc.dims), config) as run:
         ids, full, failures = _encode_all(engine, enc, n, batch_size, workers, progress, config.max_image_pixels)
         encode_s = time.time() - t0
         pca = PCA.fit(full, pca_dims)

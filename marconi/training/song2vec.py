@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from marconi import runs
+from marconi.config import Config
 from marconi.db import playlists as playlists_db
 from marconi.db.cube import CUBE_MAX_DIM, to_cube, to_vector
 
@@ -159,8 +160,11 @@ def vector_rows(run_id: int, ids: list[int], qv: np.ndarray, iv: np.ndarray, hub
         yield row + [to_vector(iv[i][:hdims])] if hnsw else row
 
 
-def train_songs(engine: sa.Engine, progress: bool = True, **options) -> dict:
-    """Train song2vec on the playlists in the database and swap the vectors in; return a summary of the run."""
+def train_songs(engine: sa.Engine, progress: bool = True, config: Config | None = None, **options) -> dict:
+    """Train song2vec on the playlists in the database and swap the vectors in; return a summary of the run.
+
+    ``options`` are :class:`SongParams` fields; ``config`` gives the swap settings (the environment's when None).
+    """
     p = SongParams(**options)
     p.validate()
     t0 = time.time()
@@ -170,7 +174,7 @@ def train_songs(engine: sa.Engine, progress: bool = True, **options) -> dict:
         raise RuntimeError("no playlists to train on: import some first (`marconi import playlists --help`)")
     log.info("training on %d playlists (%d dropped by the filters)", stats.get("kept", 0), stats.get("dropped", 0))
     dims = p.vector_size + (1 if p.scoring == "ip" else 0)
-    with runs.build(engine, "songs", "song2vec", asdict(p), dims) as run:
+    with runs.build(engine, "songs", "song2vec", asdict(p), dims, config) as run:
         model = fit(sents, p, progress=progress)
         ids, qv, iv, m = item_vectors(model, p.scoring)
         t1 = time.time()

@@ -185,3 +185,14 @@ def test_run_metadata_is_cached_once_a_run_has_served(songs_engine):
         runs_db.fail_run(conn, building, "test cleanup")
         conn.commit()
         assert runs.run_by_id(conn, building)["status"] == "failed"  # not cached while it could still change
+
+
+def test_app_start_up_fails_runs_left_building_by_a_killed_job(songs_engine, base_config):
+    from marconi import create_app
+
+    with songs_engine.begin() as conn:
+        dead = runs_db.create_run(conn, "images", "killed", {}, 9)
+    create_app(base_config.with_overrides(database_url=songs_engine.url.render_as_string(hide_password=False)
+                                          .replace("postgresql+psycopg2://", "postgresql://")))
+    status, metrics = status_of(songs_engine, dead)
+    assert status == "failed" and "stopped before it finished" in metrics["error"]
