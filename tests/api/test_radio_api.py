@@ -183,3 +183,23 @@ def test_migrations_downgrade_and_upgrade_again(new_database):
     current, head = migrate.revisions(eng)
     assert current == head
     eng.dispose()
+
+
+def test_a_radio_request_is_one_statement(client, app):
+    """Seeds, candidates, scores and the run label come from one statement (so from one model run)."""
+    import sqlalchemy as sa
+
+    seed = _seed(client, "halo")
+    statements = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    engine = app.extensions["marconi.engine"]
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        r = client.post("/api/radio", json={"seeds": [seed], "size": 10, "variety": 0.25})
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert r.status_code == 200 and r.get_json()["size"] == 10
+    assert len(statements) == 1, statements
