@@ -70,17 +70,19 @@ LANGUAGE sql STABLE AS $$
                  ELSE (n + cardinality(seed_keys)) * CASE WHEN max_per_artist IS NULL THEN 1 ELSE 4 END + 10
             END,
             exact, ef_search) c
-    ), q AS (
+    ), q AS MATERIALIZED (  -- computed once, not once per candidate
         SELECT greatest(cube_distance(song_query_vector(seed_keys), cube(0.0)), 1e-12) AS qn
+    ), run AS MATERIALIZED (  -- the run the candidates come from (one: they were read in one snapshot)
+        SELECT r.id, coalesce((r.metrics->>'item_norm')::float8, 1.0) AS norm
+        FROM model_runs r WHERE r.id = (SELECT c.run_id FROM cand c LIMIT 1)
     ), scored AS (
         SELECT t.key, t.title, t.artist, c.distance, c.run_id,
-               round(((q.qn * q.qn + m.norm * m.norm - c.distance * c.distance) / (2 * q.qn))::numeric, 6)::float8
+               round(((q.qn * q.qn + run.norm * run.norm - c.distance * c.distance) / (2 * q.qn))::numeric, 6)::float8
                  - CASE WHEN variety > 0 THEN variety * c.hub ELSE 0 END AS score
         FROM cand c
+        JOIN run ON run.id = c.run_id
         JOIN tracks t ON t.id = c.track_id
         CROSS JOIN q
-        CROSS JOIN LATERAL (SELECT coalesce((r.metrics->>'item_norm')::float8, 1.0) AS norm
-                            FROM model_runs r WHERE r.id = c.run_id) m
         WHERE NOT (t.key = ANY (seed_keys))
     ), ranked AS (
         SELECT s.*, row_number() OVER (PARTITION BY lower(btrim(s.artist))
