@@ -102,13 +102,22 @@ class Encoder:
             padded = padded.contiguous(memory_format=torch.channels_last)
         return self._forward(padded)[: len(x)]
 
-    def encode_batch(self, batch: torch.Tensor) -> np.ndarray:
-        """Return (N, dims) float32 L2-normalised features.
+    @property
+    def classes(self) -> int:
+        """How many classes the model's classifier head knows (1,000 ImageNet classes), or 0 without a head."""
+        head = getattr(self.model, "classifier", None)
+        return int(head.out_features) if head is not None else 0
+
+    def encode_batch(self, batch: torch.Tensor, with_classes: bool = False):
+        """Return (N, dims) float32 L2-normalised features; with ``with_classes``, (features, class probabilities).
 
         ``batch`` is N stacked :meth:`preprocess` outputs (float32), or uint8 pixels from
         :meth:`Preprocess.prepare`, which are then normalised on the device. Pinned CPU memory is copied
-        asynchronously.
+        asynchronously. Class probabilities (N, :attr:`classes`) come from the model's classifier head applied to
+        the same pooled features (one forward pass); an encoder without a head cannot give them (ValueError).
         """
+        if with_classes and not self.classes:
+            raise ValueError(f"{self.name} has no classifier head: it cannot tag images or answer text queries")
         if batch.dim() == 3:
             batch = batch.unsqueeze(0)
         with torch.inference_mode():
@@ -131,12 +140,18 @@ class Encoder:
                 step = self._compiled_rows
             with torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 feats = torch.cat([self._run(x[i : i + step], step) for i in range(0, len(x), step)])
+            probs = None
+            if with_classes:
+                probs = torch.softmax(self.model.classifier(feats.float()), dim=1).cpu().numpy().astype(np.float32)
             feats = F.normalize(feats.float(), dim=1)
-            return feats.cpu().numpy().astype(np.float32, copy=False)
+            feats = feats.cpu().numpy().astype(np.float32, copy=False)
+            return (feats, probs) if with_classes else feats
 
-    def encode_image(self, img: Image.Image) -> np.ndarray:
-        """Return the (dims,) float32 L2-normalised feature vector of one image (e.g. a query)."""
-        return self.encode_batch(self.preprocess(img).unsqueeze(0))[0]
+    def encode_image(self, img: Image.Image, with_classes: bool = False):
+        """Return the (dims,) float32 L2-normalised feature vector of one image (e.g. a query); with
+        ``with_classes``, (features, class probabilities)."""
+        out = self.encode_batch(self.preprocess(img).unsqueeze(0), with_classes=with_classes)
+        return (out[0][0], out[1][0]) if with_classes else out[0]
 
 
 Loader = Callable[[Path, Path | None], tuple[nn.Module, dict]]

