@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from marconi.encoders import efficientnet, vgg16
+from marconi.encoders import efficientnet, text, vgg16
 from marconi.encoders.base import Encoder, EncoderSpec, EncoderUnavailable
 from marconi.encoders.device import DeviceUnavailable, choose_device, resolve_dtype
 from marconi.encoders.preprocess import Preprocess
@@ -41,6 +41,7 @@ _SPECS = (
     efficientnet.SPEC,
     vgg16.CONV_SPEC,
     vgg16.FC7_SPEC,
+    text.SPEC,  # modality "text": load_encoder("minilm") returns a text.SentenceEncoder
 )
 
 ENCODERS: dict[str, EncoderSpec] = {spec.name: spec for spec in _SPECS}

@@ -1,0 +1,187 @@
+"""Tests for marconi.text: the ImageNet vocabulary, the WordNet reader and the small Parquet reader (no database)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from marconi.errors import Unavailable
+from marconi.text import parquet, vocabulary, wordnet
+from marconi.text.vocabulary import ancestor_matrix, class_texts, imagenet_classes
+from marconi.text.wordnet import WordNetNouns, WordNetUnavailable, parse_line
+
+DALMATIAN_LINE = ("02110341 05 n 03 dalmatian 0 coach_dog 0 carriage_dog 0 002 @ 02084071 n 0000 ~ 02110532 n 0000 "
+                  "| a large breed having a smooth white coat with black or brown spots; originated in Dalmatia  \n")
+
+
+def need_wordnet() -> None:
+    """Skip unless WordNet's noun database is installed."""
+    try:
+        wordnet.find_data_noun()
+    except WordNetUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def classes():
+    """Return the ImageNet classes (skipping without WordNet)."""
+    need_wordnet()
+    return imagenet_classes()
+
+
+# ------------------------------------------------------------------------------------------------------ wordnet
+def test_parse_line():
+    synset = parse_line(DALMATIAN_LINE)
+    assert synset.wnid == "n02110341"
+    assert synset.lemmas == ("dalmatian", "coach dog", "carriage dog")
+    assert synset.hypernyms == ("n02084071",)  # '~' (hyponym) pointers are not hypernyms
+    assert synset.definition.startswith("a large breed")
+
+
+def test_parse_line_instance_hypernym_and_examples():
+    line = ('09472597 17 n 01 Vesuvius 0 002 @i 09403734 n 0000 #p 08801678 n 0000 | a volcano; "it erupted"  \n')
+    synset = parse_line(line)
+    assert synset.hypernyms == ("n09403734",)
+    assert synset.definition == "a volcano"
+
+
+@pytest.mark.parametrize("line", ["", "hello world", "0211 05 n 03 dalmatian 0 | x", "02110341 05 n 0z x 0 000 | y"])
+def test_parse_line_rejects_garbage(line):
+    with pytest.raises(ValueError):
+        parse_line(line)
+
+
+def test_missing_wordnet_says_how_to_install(tmp_path):
+    with pytest.raises(WordNetUnavailable, match="apt-get install wordnet-base") as info:
+        wordnet.find_data_noun((tmp_path,))
+    assert isinstance(info.value, Unavailable) and info.value.status == 503
+
+
+def test_wordnet_reads_by_offset():
+    need_wordnet()
+    nouns = WordNetNouns()
+    assert nouns.synset("n02084071").lemmas[0] == "dog"
+    ancestors = dict(nouns.ancestors("n02110341"))
+    assert ancestors["n02084071"] == 1  # dog, one step up
+    assert ancestors["n00001740"] == max(ancestors.values())  # entity, at the top
+    with pytest.raises(KeyError):
+        nouns.synset("n00000001")
+    with pytest.raises(KeyError):
+        nouns.synset("dog")
+
+
+# --------------------------------------------------------------------------------------------------- vocabulary
+def test_thousand_classes_in_classifier_order(classes):
+    assert len(classes) == 1000
+    assert [c.index for c in classes] == list(range(1000))
+    assert classes[0].name == "tench" and classes[0].wnid == "n01440764"
+    assert classes[999].wnid == "n15075141"  # toilet tissue, the last output
+    assert len({c.wnid for c in classes}) == 1000
+
+
+def test_every_class_has_names_and_a_definition(classes):
+    assert all(c.names and all(n.strip() for n in c.names) for c in classes)
+    assert all(len(c.definition) > 3 for c in classes)
+    assert all(c.broader for c in classes)
+
+
+def test_dalmatian_broader_words(classes):
+    dalmatian = next(c for c in classes if c.wnid == "n02110341")
+    assert "dalmatian" in [n.lower() for n in dalmatian.names]
+    assert dalmatian.broader[0] == "dog"
+    assert {"dog", "canine", "carnivore", "mammal", "animal"} <= set(dalmatian.broader)
+    assert not {"entity", "physical entity", "object", "whole", "organism"} & set(dalmatian.broader)
+    assert "dog" in dalmatian.broader_words(max_depth=1)
+    assert "mammal" not in dalmatian.broader_words(max_depth=2)
+    assert {"dog", "dalmatian", "coach"} <= dalmatian.words()
+
+
+def test_hypernyms_nearest_first(classes):
+    for c in classes:
+        depths = [h.depth for h in c.hypernyms]
+        assert depths == sorted(depths)
+        assert not set(c.ancestors) & vocabulary.ABSTRACT
+
+
+def test_class_texts(classes):
+    texts = class_texts("definition")
+    assert len(texts) == 1000 and texts[0].startswith("tench: freshwater")
+    broader = class_texts("broader")
+    assert broader[251].startswith("dalmatian, coach dog, carriage dog; dog; canine")
+    with pytest.raises(ValueError):
+        classes[0].text("poem")
+
+
+def test_ancestor_matrix(classes):
+    wnids, names, matrix = ancestor_matrix()
+    assert matrix.shape == (len(wnids), 1000) and len(names) == len(wnids)
+    dog = wnids.index("n02084071")
+    assert matrix[dog, 251] == 1 and matrix[dog, 0] == 0
+    assert 100 < matrix[dog].sum() < 200  # the dog breeds
+
+
+def test_missing_timm_says_how_to_install(monkeypatch):
+    import importlib.metadata
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(vocabulary.ClassFilesUnavailable, match=r"pip install --no-deps timm==1\.0\.31"):
+        vocabulary.info_file("imagenet_synsets.txt")
+
+
+def test_tokens():
+    assert vocabulary.tokens("T-shirt, Tinca tinca") == ["t", "shirt", "tinca", "tinca"]
+
+
+# ------------------------------------------------------------------------------------------------------ parquet
+def test_snappy_literals_and_copies():
+    # "abcd" literal, then copy offset 4 length 8 (overlapping: repeats "abcd" twice)
+    data = bytes([12]) + bytes([3 << 2]) + b"abcd" + bytes([((8 - 4) << 2) | 1, 4])
+    assert parquet.snappy_decompress(data) == b"abcdabcdabcd"
+    long = b"x" * 70
+    block = bytes([70]) + bytes([60 << 2, 69]) + long  # a literal with a one-byte extended length
+    assert parquet.snappy_decompress(block) == long
+    with pytest.raises(parquet.ParquetError):
+        parquet.snappy_decompress(bytes([4, (4 - 4) << 2 | 1, 9]))  # a copy reaching before the start
+
+
+def test_rle_bitpacked_hybrid():
+    # a run of 5 copies of 3 (bit width 2), then one bit-packed group of 8 values 0..3,0..3
+    run = bytes([5 << 1, 3])
+    packed_values = [0, 1, 2, 3, 0, 1, 2, 3]
+    bits = sum(v << (2 * i) for i, v in enumerate(packed_values)).to_bytes(2, "little")
+    data = run + bytes([(1 << 1) | 1]) + bits
+    assert parquet.rle_bitpacked(data, 2, 13).tolist() == [3] * 5 + packed_values
+
+
+def test_plain_byte_arrays():
+    data = b"".join(struct.pack("<I", len(w)) + w for w in (b"the", b"", b"caf\xc3\xa9"))
+    assert parquet.plain_byte_arrays(data, 3) == [b"the", b"", b"caf\xc3\xa9"]
+
+
+def test_not_parquet(tmp_path: Path):
+    path = tmp_path / "x.parquet"
+    path.write_bytes(b"hello world, not parquet")
+    with pytest.raises(parquet.ParquetError, match="PAR1"):
+        parquet.read_string_column(path)
+
+
+def test_glove_word_list_reads_without_pyarrow():
+    from marconi.text.words import WORDS_FILE, WordVectorsUnavailable, _data_file
+
+    try:
+        path = _data_file(WORDS_FILE)
+    except WordVectorsUnavailable as exc:
+        pytest.skip(str(exc))
+    words = parquet.read_string_column(path)
+    assert len(words) == 400_000
+    assert words[:4] == ["the", ",", ".", "of"]
+    assert len(set(words)) == len(words)
+    with pytest.raises(parquet.ParquetError, match="no column"):
+        parquet.read_string_column(path, "nope")
+    assert np.isin(["dog", "dalmatian", "motorcycle"], words).all()
