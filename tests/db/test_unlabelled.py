@@ -1,0 +1,125 @@
+"""A collection without labels: a flat folder of photos (or one all under one label) is imported, encoded with a
+confidence calibrated on altered copies of its own images ("self-supervised"), and searched by photo."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from marconi.config import Config
+from marconi.db import make_engine
+
+FLAT = "flat"
+
+
+def _photos(data_dir, n_classes: int = 20, per_class: int = 2) -> list:
+    """A few Caltech photos from each of several classes (sorted, so the same every run)."""
+    src = data_dir / "images" / "caltech101"
+    classes = sorted(p for p in src.iterdir() if p.is_dir())[:n_classes]
+    return [f for c in classes for f in sorted(c.glob("*.jpg"))[:per_class]]
+
+
+def _encoded(new_database, base_config, folder):
+    """A fresh database with ``folder`` imported and encoded with EfficientNet-Lite0 on the CPU: (engine, summary)."""
+    from marconi.image_search.build import encode_images
+    from marconi.importers.images import import_images
+
+    eng = make_engine(Config(), url=new_database())
+    counts = import_images(eng, folder, progress=False)
+    assert counts["failed"] == 0 and counts["inserted"] > 0
+    summary = encode_images(eng, base_config.with_overrides(device="cpu", encoder="efficientnet-lite0"),
+                            progress=False)
+    return eng, summary
+
+
+@pytest.fixture(scope="module")
+def flat_folder(data_dir, tmp_path_factory):
+    """40 Caltech photos in one folder, no class folders: imported without labels."""
+    root = tmp_path_factory.mktemp("unlabelled") / FLAT
+    root.mkdir()
+    for f in _photos(data_dir):
+        shutil.copy(f, root / f"{f.parent.name}_{f.name}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def flat(new_database, base_config, flat_folder):
+    """The flat folder imported and encoded: (engine, encode summary)."""
+    eng, summary = _encoded(new_database, base_config, flat_folder)
+    yield eng, summary
+    eng.dispose()
+
+
+def _serving_metrics(eng) -> dict:
+    with eng.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT metrics FROM model_runs WHERE kind = 'images' AND status = 'serving'")).scalar_one()
+
+
+def _jpeg(path, scale: float, quality: int = 80) -> bytes:
+    """The photo at ``path`` resized by ``scale`` and re-encoded as JPEG: another file of the same picture."""
+    img = Image.open(path).convert("RGB")
+    img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_an_unlabelled_folder_is_served_with_a_self_supervised_calibration(flat):
+    eng, summary = flat
+    with eng.connect() as conn:
+        labels = conn.execute(sa.text("SELECT count(*), count(label) FROM images")).one()
+    assert labels == (40, 0)
+    metrics = _serving_metrics(eng)
+    print(f"\nunlabelled build: {summary}")
+    assert summary["vectors"] == 40
+    assert metrics["calibration"]["method"] == "self-supervised"
+    report = metrics["leave_one_out"]
+    assert report["method"] == "self-supervised" and report["copies"] > 0 and report["unreadable"] == 0
+    # the confidence separates "the collection holds this photo" from "it does not" on the held-out copies
+    assert report["auc_confidence"] >= 0.9
+    assert report["mean_confidence_right"] > report["mean_confidence_wrong"] + 0.3
+    json.dumps(metrics, allow_nan=False)  # no NaN or Infinity in the stored metrics
+    json.dumps(summary, allow_nan=False)
+
+
+def test_a_photo_search_finds_an_indexed_photo_and_doubts_an_unrelated_one(flat, flat_folder, base_config, data_dir):
+    from marconi.image_search.search import ImageSearcher
+
+    eng, _ = flat
+    searcher = ImageSearcher(base_config.with_overrides(device="cpu"), eng)
+    photo = sorted(flat_folder.iterdir())[7]
+    with eng.connect() as conn:
+        want = conn.execute(sa.text("SELECT id FROM images WHERE source_url = :u"),
+                            {"u": f"{FLAT}/{photo.name}"}).scalar_one()
+    same = searcher.search_bytes(_jpeg(photo, 0.7), k=5)
+    assert same["matches"][0]["id"] == want
+    assert same["confidence"] >= 0.8 and same["confident"]
+
+    gravel = data_dir / "images" / "skimage-samples" / "gravel.png"
+    other = searcher.search_bytes(gravel.read_bytes(), k=5)
+    print(f"\nconfidence: re-encoded indexed photo {same['confidence']}, gravel.png {other['confidence']}")
+    assert len(other["matches"]) == 5
+    assert other["confidence"] < same["confidence"] - 0.3 and not other["confident"]
+
+
+def test_a_folder_all_under_one_label_is_calibrated_without_labels(new_database, base_config, data_dir,
+                                                                   tmp_path_factory):
+    root = tmp_path_factory.mktemp("one-label")
+    (root / "holiday").mkdir()
+    for f in _photos(data_dir, n_classes=10, per_class=2):
+        shutil.copy(f, root / "holiday" / f"{f.parent.name}_{f.name}")
+    eng, summary = _encoded(new_database, base_config, root)
+    try:
+        metrics = _serving_metrics(eng)
+        assert metrics["calibration"]["method"] == "self-supervised"
+        assert metrics["leave_one_out"]["auc_confidence"] >= 0.8
+        json.dumps(metrics, allow_nan=False)
+        json.dumps(summary, allow_nan=False)
+    finally:
+        eng.dispose()
