@@ -54,7 +54,8 @@ class RunBuild:
     def __init__(self, engine: sa.Engine, kind: str, run_id: int, swap_lock_timeout_ms: int, swap_wait_s: float):
         """Use :func:`build` rather than calling this."""
         self.engine, self.kind, self.id = engine, kind, run_id
-        self.live = vectors_db.LIVE_TABLES[kind]
+        self.tables = vectors_db.LIVE_TABLES[kind]
+        self.staged: set[str] = set()
         self.swap_lock_timeout_ms, self.swap_wait_s = swap_lock_timeout_ms, swap_wait_s
         self.published = False
 
@@ -66,24 +67,33 @@ class RunBuild:
     def has_pgvector(self) -> bool:
         """True when the live table has the pgvector column (so :meth:`stage` can build an HNSW index)."""
         with self.engine.connect() as conn:
-            return vectors_db.has_pgvector(conn, self.live)
+            return vectors_db.has_pgvector(conn, self.tables[0])
 
-    def stage(self, columns: Sequence[str], rows: Iterable[Sequence], hnsw_dims: int | None = None) -> int:
-        """COPY the run's vector rows into a fresh staging table, index it and commit; return the row count.
+    def stage(self, columns: Sequence[str], rows: Iterable[Sequence], hnsw_dims: int | None = None,
+              table: str | None = None) -> int:
+        """COPY the run's rows for one live table (default: the vectors) into a fresh staging table, index it and
+        commit; return the row count. Every table of the kind must be staged before :meth:`publish`.
 
         With ``hnsw_dims`` the ``hvec`` column is typed vector(hnsw_dims) and gets an HNSW inner-product index.
         """
+        table = table or self.tables[0]
+        if table not in self.tables:
+            raise ValueError(f"{table} is not a table of {self.kind} runs ({', '.join(self.tables)})")
         t0 = time.perf_counter()
         with self.engine.begin() as conn:
-            staging = vectors_db.create_staging(conn, self.live, hvec_dims=hnsw_dims)
+            staging = vectors_db.create_staging(conn, table, hvec_dims=hnsw_dims)
             n = vectors_db.load_staging(conn, staging, columns, rows)
-            vectors_db.index_staging(conn, self.live, hnsw=bool(hnsw_dims))
-        log.info("run %d: %d vectors staged and indexed in %.1fs", self.id, n, time.perf_counter() - t0)
+            vectors_db.index_staging(conn, table, hnsw=bool(hnsw_dims))
+        self.staged.add(table)
+        log.info("run %d: %d rows of %s staged and indexed in %.1fs", self.id, n, table, time.perf_counter() - t0)
         return n
 
     def publish(self, n_vectors: int, metrics: dict, dims: int | None = None) -> None:
         """Record the run's metrics (and its dimensions, when they turned out other than planned), then swap its
         staged vectors in and mark it serving."""
+        missing = [t for t in self.tables if t not in self.staged]
+        if missing:
+            raise RuntimeError(f"run {self.id} cannot serve: {', '.join(missing)} not staged")
         with self.engine.begin() as conn:
             runs_db.record_built(conn, self.id, n_vectors, metrics, dims)
         swap_in(self.engine, self.kind, self.id, self.swap_lock_timeout_ms, self.swap_wait_s)
@@ -91,34 +101,36 @@ class RunBuild:
 
 
 def swap_in(engine: sa.Engine, kind: str, run_id: int, lock_timeout_ms: int = 200, wait_s: float = 600.0) -> None:
-    """Replace the live vectors of ``kind`` by the staged ones and mark ``run_id`` serving, in one transaction.
+    """Replace the live tables of ``kind`` by the staged ones and mark ``run_id`` serving, in one transaction.
 
     Each try waits at most ``lock_timeout_ms`` for the table lock, then gives way (so readers queued behind it go
     on) and tries again with a growing pause, for up to ``wait_s`` seconds; then raises SwapTimeout.
     """
-    live = vectors_db.LIVE_TABLES[kind]
+    tables = vectors_db.LIVE_TABLES[kind]
     deadline = time.monotonic() + wait_s
     pause, tries, warned = 0.05, 0, False
     while True:
         tries += 1
         try:
             with engine.begin() as conn:
-                vectors_db.swap_tables(conn, live, lock_timeout_ms)
+                for table in tables:
+                    vectors_db.swap_tables(conn, table, lock_timeout_ms)
                 runs_db.mark_serving(conn, kind, run_id)
-            log.info("run %d serving (%s swapped in after %d tr%s)", run_id, live, tries, "y" if tries == 1 else "ies")
+            log.info("run %d serving (%s swapped in after %d tr%s)", run_id, ", ".join(tables), tries,
+                     "y" if tries == 1 else "ies")
             return
         except sa.exc.OperationalError as exc:
             if getattr(exc.orig, "pgcode", None) != "55P03":  # lock_not_available
                 raise
         with engine.connect() as conn:
-            blockers = vectors_db.lock_blockers(conn, live)
+            blockers = [b for table in tables for b in vectors_db.lock_blockers(conn, table)]
         who = ", ".join(f"pid {b['pid']} ({b['usename']}, {b['state']})" for b in blockers) or "another session"
         if time.monotonic() > deadline:
-            raise SwapTimeout(f"run {run_id} could not be swapped in: {who} held a lock on {live} for over "
+            raise SwapTimeout(f"run {run_id} could not be swapped in: {who} held a lock on {tables[0]} for over "
                               f"{wait_s:.0f}s. End that session (SELECT pg_terminate_backend(pid)) and build again.")
         if not warned:
             log.warning("run %d waits to swap in: %s holds a lock on %s; retrying (traffic is not blocked)",
-                        run_id, who, live)
+                        run_id, who, ", ".join(tables))
             warned = True
         time.sleep(pause)
         pause = min(pause * 2, 2.0)
@@ -154,7 +166,8 @@ def build(engine: sa.Engine, kind: str, model: str, params: dict, dims: int, con
         except BaseException as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             runs_db.fail_run(lock_conn, run_id, reason)
-            vectors_db.drop_staging(lock_conn, vectors_db.LIVE_TABLES[kind])
+            for table in vectors_db.LIVE_TABLES[kind]:
+                vectors_db.drop_staging(lock_conn, table)
             log.error("run %d failed: %s", run_id, reason)
             raise
         finally:
@@ -170,7 +183,8 @@ def _fail_dead(conn: sa.Connection, kind: str) -> list[int]:
         runs_db.fail_run(conn, run_id, DIED)
         log.warning("run %d (%s) was left building by a process that stopped; marked failed", run_id, kind)
     if dead:
-        vectors_db.drop_staging(conn, vectors_db.LIVE_TABLES[kind])
+        for table in vectors_db.LIVE_TABLES[kind]:
+            vectors_db.drop_staging(conn, table)
     return dead
 
 

@@ -1,8 +1,9 @@
 """Vector tables of model runs: build a staging table, index it, and swap it in by renaming.
 
-Each kind of model has one live table (``LIVE_TABLES``) whose rows all carry the ``run_id`` of the run that wrote
-them. A build fills ``<live>_staging`` and commits it; the swap then replaces the live table with renames in one
-short transaction. Identifiers here are chosen by code, never by users.
+Each kind of model has its live tables (``LIVE_TABLES``, the first holding the vectors) whose rows all carry the
+``run_id`` of the run that wrote them. A build fills ``<live>_staging`` for each and commits them; the swap then
+replaces every live table of the kind with renames in one short transaction. Identifiers here are chosen by code,
+never by users.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 
 from marconi.db.copy import copy_rows
 
-LIVE_TABLES = {"songs": "song_vectors", "images": "image_vectors"}
+LIVE_TABLES = {"songs": ("song_vectors",), "images": ("image_vectors", "image_classes", "image_tags")}
 
 
 def has_pgvector(conn: sa.Connection, table: str) -> bool:

@@ -4,7 +4,8 @@ Read → map → write: the stored bytes are streamed from Postgres, decoded in 
 encoder (:mod:`marconi.encoders`, the only code touching the GPU), reduced by a PCA fitted on the indexed set,
 calibrated, and written through :func:`marconi.runs.build`: the PCA is stored with the run, the vectors are staged
 and indexed, and the run is swapped in whole. A crash at any point marks the run failed and leaves the previous
-index serving.
+index serving. An encoder with an ImageNet head also gives each image's top classes and readable tags (from the
+same forward pass), written with the run for text search and ``image_tags``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import sqlalchemy as sa
 
 from marconi import runs
 from marconi.config import Config
+from marconi.db import image_words as words_db
 from marconi.db import images as images_db
 from marconi.db.cube import CUBE_MAX_DIM, to_cube, to_pg_array
 from marconi.errors import Conflict
-from marconi.image_search.calibration import calibrate
+from marconi.image_search import tagging
+from marconi.image_search.calibration import calibrate, encode_with, stored_images
 from marconi.image_search.pca import PCA
 
 log = logging.getLogger(__name__)
@@ -50,19 +53,41 @@ class _Sized:
 
 
 def _encode_all(engine: sa.Engine, enc, n: int, batch_size: int, workers: int, progress: bool,
-                max_pixels: int) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
-    """Return (image ids, full features, failures) for every stored image, streamed from the database."""
+                max_pixels: int) -> tuple[list[int], np.ndarray, np.ndarray | None, list[tuple[int, str]]]:
+    """Return (image ids, full features, class probabilities or None, failures) for every stored image."""
     from marconi.encoders import batch
 
-    ids, feats, failures = [], [], []
+    ids, feats, probs, failures = [], [], [], []
     with engine.connect() as conn:
         items = _Sized(images_db.stream_image_bytes(conn), n)
-        for keys, f, failed in batch.encode_stream(enc, items, batch_size=batch_size, workers=workers,
-                                                   progress=progress, max_pixels=max_pixels):
+        for keys, f, failed, *p in batch.encode_stream(enc, items, batch_size=batch_size, workers=workers,
+                                                       progress=progress, max_pixels=max_pixels,
+                                                       with_classes=enc.classes > 0):
             ids += keys
             feats.append(f)
+            probs += p
             failures += failed
-    return ids, np.vstack(feats).astype(np.float32), failures
+    return ids, np.vstack(feats).astype(np.float32), np.vstack(probs) if probs else None, failures
+
+
+def _stage_words(run, conn_engine: sa.Engine, ids: list[int], probs: np.ndarray | None) -> dict:
+    """Stage each image's top classes and tags (empty without a classifier head); return counts for the metrics."""
+    if probs is None:
+        run.stage(words_db.IMAGE_CLASS_COLUMNS, [], table="image_classes")
+        run.stage(words_db.IMAGE_TAG_COLUMNS, [], table="image_tags")
+        return {"classes": 0, "tags": 0}
+    from marconi.text.vocabulary import imagenet_classes
+
+    vocabulary = imagenet_classes()
+    with conn_engine.begin() as conn:
+        words_db.upsert_classes(conn, [{"class_index": c.index, "wnid": c.wnid, "name": c.name, "names": list(c.names),
+                                        "definition": c.definition, "broader": list(c.broader)} for c in vocabulary])
+    classes, p = tagging.top_classes(probs)
+    n_classes = run.stage(words_db.IMAGE_CLASS_COLUMNS, tagging.class_rows(ids, run.id, classes, p),
+                          table="image_classes")
+    n_tags = run.stage(words_db.IMAGE_TAG_COLUMNS, tagging.tag_rows(ids, run.id, classes, p, vocabulary),
+                       table="image_tags")
+    return {"classes": len(vocabulary), "image_classes": n_classes, "tags": n_tags}
 
 
 def encode_images(engine: sa.Engine, config: Config | None = None, encoder: str | None = None,
@@ -88,18 +113,22 @@ def encode_images(engine: sa.Engine, config: Config | None = None, encoder: str 
         raise NoImages("no images to encode: import some first (`marconi import images DIR`)")
     params = {"encoder": enc.describe(), "pca_dims": pca_dims, "batch_size": batch_size, "workers": workers}
     with runs.build(engine, "images", name, params, min(pca_dims, CUBE_MAX_DIM, n, enc.dims), config) as run:
-        ids, full, failures = _encode_all(engine, enc, n, batch_size, workers, progress, config.max_image_pixels)
+        ids, full, probs, failures = _encode_all(engine, enc, n, batch_size, workers, progress,
+                                                 config.max_image_pixels)
         encode_s = time.time() - t0
         pca = PCA.fit(full, pca_dims)
         reduced = pca.transform(full)
         # ranked like the served index (PCA space), described by full-vector similarities like the search
-        cal, report = calibrate(full, [labels_by_id[i] for i in ids], rank=reduced)
+        # without usable labels: calibrated on altered copies of stored images, encoded like a query
+        cal, report = calibrate(full, [labels_by_id[i] for i in ids], rank=reduced, project=pca.transform,
+                                encode=encode_with(enc), originals=stored_images(engine, ids, config.max_image_pixels))
         metrics = {"encode_seconds": round(encode_s, 2), "images_per_second": round(len(ids) / encode_s, 1),
                    "failed": len(failures), "pca_dims": pca.dims, "calibration": cal,
                    "leave_one_out": report, "device": str(enc.device)}
         run.save_artifact("pca.npz", pca.to_bytes())
         rows = ((iid, run.id, to_cube(reduced[i]), to_pg_array(full[i])) for i, iid in enumerate(ids))
         written = run.stage(COLUMNS, rows)
+        metrics["words"] = _stage_words(run, engine, ids, probs)
         run.publish(written, metrics, dims=pca.dims)
     for key, reason in failures:
         log.warning("image %s not encoded: %s", key, reason)
