@@ -28,7 +28,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
 
     from marconi import config as settings
     from marconi import runs, web
-    from marconi.api import errors, health, images, openapi, radio, songs
+    from marconi.api import errors, health, images, openapi, radio, songs, words
     from marconi.db import make_engine, migrate
 
     cfg = settings.load(config)
@@ -60,6 +60,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     app.register_blueprint(songs.bp)
     app.register_blueprint(radio.bp)
     app.register_blueprint(images.bp)
+    app.register_blueprint(words.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(web.bp)
     errors.register(app)

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from marconi.api.params import form_args, json_body, query_args
 from marconi.db import images as images_db
 from marconi.errors import BadRequest, NotFound
-from marconi.image_search.request import MatchCount, UrlSearch
+from marconi.image_search.request import JsonSearch, MatchCount, TextQuery
 
 bp = Blueprint("images", __name__)
 
@@ -24,9 +24,11 @@ MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "i
 def _setup(state) -> None:
     """Give the app its per-process searcher when the blueprint is registered (after the engine is set)."""
     from marconi.image_search.search import ImageSearcher
+    from marconi.image_search.text_search import TextSearcher
 
     app = state.app
     app.extensions["marconi.image_searcher"] = ImageSearcher(app.config["MARCONI"], app.extensions["marconi.engine"])
+    app.extensions["marconi.text_searcher"] = TextSearcher(app.config["MARCONI"])
 
 
 def register(app) -> None:
@@ -67,12 +69,29 @@ def _k() -> int:
     return args.k if "k" in args.model_fields_set else form_args(MatchCount).k
 
 
+def _text_answer(text: str, k: int):
+    """The answer to a text query (same shape as a photo search's)."""
+    with current_app.extensions["marconi.engine"].connect() as conn:
+        return _answer(current_app.extensions["marconi.text_searcher"].search(conn, text, k))
+
+
+@bp.get("/api/images/search")
+def search_text():
+    """Words → images: ``?q=a vehicle with two wheels&k=10`` (ranked from the pixels, never from stored labels)."""
+    args = query_args(TextQuery)
+    return _text_answer(args.q, args.k)
+
+
 @bp.post("/api/images/search")
 def search():
-    """Multipart field ``image``, or JSON ``{"url": ...}`` (+ optional ``k``) → similar stored images + confidence."""
+    """Multipart field ``image``, or JSON ``{"url": ...}`` or ``{"text": ...}`` (+ optional ``k``) → images."""
     if request.is_json:
-        body = json_body(UrlSearch)
+        body = json_body(JsonSearch)
         k = body.k if "k" in body.model_fields_set else query_args(MatchCount).k
+        if (body.url is None) == (body.text is None):
+            raise BadRequest('send either "url" (an image to fetch) or "text" (words), e.g. {"text": "a red car"}')
+        if body.text is not None:
+            return _text_answer(body.text, k)
         return _answer(_searcher().search_url(body.url, k))
     k = _k()
     if "image" not in request.files:
@@ -85,6 +104,35 @@ def search():
 def similar(image_id: int):
     """More like this: the images most similar to a stored one (its stored vectors are the query)."""
     return _answer(_searcher().similar_to(image_id, query_args(MatchCount).k))
+
+
+@bp.get("/api/images/<int:image_id>/tags")
+def tags(image_id: int):
+    """An image's tags with scores: its top classes' names and broader words (from the serving image run)."""
+    from marconi.db import image_words
+
+    with current_app.extensions["marconi.engine"].connect() as conn:
+        exists, found = image_words.tags_of(conn, image_id)
+    if not exists:
+        raise NotFound(f"no image with id {image_id}")
+    return jsonify({"image_id": image_id, "tags": [{k: t[k] for k in ("tag", "score", "direct")} for t in found],
+                    "model_run": found[0]["run_id"] if found else None})
+
+
+@bp.post("/api/images/tags")
+def tag_photo():
+    """Tags of an uploaded photo (multipart field ``image``), as the serving encoder sees it; nothing is stored."""
+    from marconi.image_search.text_search import photo_tags
+    from marconi.imageio import load_image
+
+    if "image" not in request.files:
+        raise BadRequest("send the photo as multipart/form-data field 'image', e.g. curl -F image=@cat.jpg "
+                         f"{request.host_url}api/images/tags")
+    img = load_image(request.files["image"].read(), max_pixels=current_app.config["MARCONI"].max_image_pixels)
+    with current_app.extensions["marconi.engine"].connect() as conn:
+        snapshot = _searcher().snapshot(conn)
+    return jsonify({"tags": photo_tags(snapshot.encoder, img), "model_run": snapshot.run_id,
+                    "encoder": snapshot.encoder_name, "query": {"width": img.width, "height": img.height}})
 
 
 @bp.get("/api/images/<int:image_id>")

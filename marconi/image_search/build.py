@@ -81,7 +81,9 @@ def _stage_words(run, conn_engine: sa.Engine, ids: list[int], probs: np.ndarray 
     vocabulary = imagenet_classes()
     with conn_engine.begin() as conn:
         words_db.upsert_classes(conn, [{"class_index": c.index, "wnid": c.wnid, "name": c.name, "names": list(c.names),
-                                        "definition": c.definition, "broader": list(c.broader)} for c in vocabulary])
+                                        "definition": c.definition,
+                                        "broader": list(c.broader_words(tagging.BROADER_DEPTH, first_only=True))}
+                                       for c in vocabulary])
     classes, p = tagging.top_classes(probs)
     n_classes = run.stage(words_db.IMAGE_CLASS_COLUMNS, tagging.class_rows(ids, run.id, classes, p),
                           table="image_classes")

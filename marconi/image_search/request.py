@@ -9,14 +9,22 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_K = 50
 
 
-class UrlSearch(BaseModel):
-    """JSON body of POST /api/images/search: the image's URL and how many matches."""
+class JsonSearch(BaseModel):
+    """JSON body of POST /api/images/search: an image's URL or words, and how many matches."""
 
     model_config = ConfigDict(extra="forbid", strict=True,
-                              json_schema_extra={"example": {"url": "https://example.org/cat.jpg", "k": 10}})
+                              json_schema_extra={"example": {"text": "a vehicle with two wheels", "k": 10}})
 
     # Any: marconi.fetch.check_url says what is wrong with a bad URL, with the code bad_url, whatever its type.
-    url: Any
+    url: Any = None
+    text: str | None = Field(None, max_length=200)
+    k: int = Field(10, ge=1, le=MAX_K)
+
+
+class TextQuery(BaseModel):
+    """Query string of GET /api/images/search: the words and how many matches."""
+
+    q: str = Field(min_length=1, max_length=200)
     k: int = Field(10, ge=1, le=MAX_K)
 
 

@@ -15,6 +15,7 @@ TOP_CLASSES = 10  # stored per image for text search (ConSE uses the top 10)
 TAG_CLASSES = 5  # classes whose names and broader words become tags
 MIN_TAG_SCORE = 0.01
 MAX_TAGS = 25
+BROADER_DEPTH = 3  # broader words from the 3 nearest WordNet hypernyms (dalmatian → dog, canine, domestic animal)
 
 
 def top_classes(probs: np.ndarray, k: int = TOP_CLASSES) -> tuple[np.ndarray, np.ndarray]:
@@ -30,18 +31,19 @@ def tags_for(classes: Sequence[int], probs: Sequence[float], vocabulary: Sequenc
              k: int = TAG_CLASSES) -> list[tuple[str, float, bool]]:
     """Return (tag, score, direct) for one image, best first: ``direct`` for class names, else a broader word.
 
-    ``classes``/``probs`` are the image's top classes (most probable first); ``vocabulary[i]`` has ``names`` and
-    ``broader`` word lists.
+    ``classes``/``probs`` are the image's top classes (most probable first); ``vocabulary[i]`` is a
+    :class:`marconi.text.vocabulary.ImageNetClass` (its names, and broader words from its nearest hypernyms).
     """
     scores: dict[str, float] = {}
     direct: dict[str, bool] = {}
     for c, p in list(zip(classes, probs, strict=True))[:k]:
         entry = vocabulary[int(c)]
-        words = [(w.lower(), True) for w in entry.names] + [(w.lower(), False) for w in entry.broader]
+        words = [(w.lower(), True) for w in entry.names] + [
+            (w.lower(), False) for w in entry.broader_words(BROADER_DEPTH, first_only=True)]
         for word, is_name in _unique(words):
             scores[word] = scores.get(word, 0.0) + float(p)
             direct[word] = direct.get(word, False) or is_name
-    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], not direct[kv[0]], kv[0]))
     return [(w, round(s, 4), direct[w]) for w, s in ranked if s >= MIN_TAG_SCORE][:MAX_TAGS]
 
 

@@ -1,0 +1,99 @@
+"""Words → images, image → tags, over HTTP: ranked from the pixels only (the stored labels are never read)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+
+def _labels(body) -> list[str]:
+    return [m["label"] for m in body["matches"]]
+
+
+@pytest.mark.parametrize("query, label", [("dog", "dalmatian"), ("a vehicle with two wheels", "Motorbikes"),
+                                          ("sunflower", "sunflower"), ("a cup of coffee", "cup"),
+                                          ("aeroplane", "airplanes"), ("wristwatch", "watch")])
+def test_words_find_the_photos_that_show_them(client, images_engine, query, label):
+    body = client.get("/api/images/search", query_string={"q": query, "k": 10}).get_json()
+    labels = _labels(body)
+    assert len(labels) == 10 and labels.count(label) >= 7, (query, labels)
+    sims = [m["similarity"] for m in body["matches"]]
+    assert sims == sorted(sims, reverse=True) and 0 < sims[-1] <= sims[0] <= 1
+    assert body["query"]["text"] == query and body["encoder"] == "minilm"
+
+
+def test_text_search_ignores_stored_labels(client, images_engine):
+    """Relabelling every image changes nothing: the ranking comes from what the pixels show."""
+    before = client.get("/api/images/search?q=dog").get_json()
+    with images_engine.connect() as conn:
+        conn.execute(sa.text("UPDATE images SET label = 'dog'"))  # every image now claims to be a dog
+        # same connection pool, different transaction: the API must not see this either way; roll back below
+        conn.rollback()
+    with images_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE images SET description = 'dog dog dog' WHERE label = 'cup'"))
+    try:
+        after = client.get("/api/images/search?q=dog").get_json()
+    finally:
+        with images_engine.begin() as conn:
+            conn.execute(sa.text("UPDATE images SET description = NULL WHERE label = 'cup'"))
+    assert [m["id"] for m in after["matches"]] == [m["id"] for m in before["matches"]]
+
+
+def test_post_text_answers_like_get(client, images_engine):
+    get = client.get("/api/images/search?q=sunflower&k=5").get_json()
+    post = client.post("/api/images/search", json={"text": "sunflower", "k": 5}).get_json()
+    assert [m["id"] for m in post["matches"]] == [m["id"] for m in get["matches"]]
+    assert post["model_run"] == get["model_run"]
+
+
+@pytest.mark.parametrize("query_string, fragment", [
+    ({"q": ""}, "q"), ({"q": "   "}, "words"), ({"q": "x" * 201}, "200"), ({"q": "dog\x00"}, "NUL"),
+    ({"q": "dog", "k": 0}, "k"), ({}, "q")])
+def test_bad_text_queries_are_400(client, images_engine, query_string, fragment):
+    r = client.get("/api/images/search", query_string=query_string)
+    assert r.status_code == 400 and fragment in r.get_json()["error"]
+
+
+def test_post_needs_exactly_one_of_url_and_text(client, images_engine):
+    for body in ({"k": 3}, {"text": "dog", "url": "https://example.org/a.jpg"}):
+        r = client.post("/api/images/search", json=body)
+        assert r.status_code == 400 and "either" in r.get_json()["error"]
+
+
+def test_unknown_words_answer_200_with_no_matches_and_say_why(client, images_engine):
+    body = client.get("/api/images/search?q=qwzxv plorbit").get_json()
+    assert body["matches"] == [] and body["confident"] is False and "known" in body["message"]
+    assert isinstance(body["model_run"], int)
+
+
+def test_an_image_has_readable_tags_with_broader_words(client, images_engine):
+    with images_engine.connect() as conn:
+        dalmatian = conn.execute(sa.text("SELECT id FROM images WHERE label = 'dalmatian' ORDER BY id LIMIT 1")
+                                 ).scalar()
+        sql_dogs = set(conn.execute(sa.text("SELECT image_id FROM image_tags WHERE tag = 'dog' AND score > 0.5")
+                                    ).scalars())
+        labels = dict(conn.execute(sa.text("SELECT id, label FROM images")).all())
+    body = client.get(f"/api/images/{dalmatian}/tags").get_json()
+    tags = {t["tag"]: t for t in body["tags"]}
+    assert "dalmatian" in tags and tags["dalmatian"]["direct"]
+    assert "dog" in tags and not tags["dog"]["direct"] and tags["dog"]["score"] >= tags["dalmatian"]["score"]
+    assert sum(labels[i] == "dalmatian" for i in sql_dogs) >= 10 and len(sql_dogs) <= 20  # the SQL way: dogs
+    assert client.get("/api/images/999999/tags").status_code == 404
+
+
+def test_an_uploaded_photo_gets_tags_without_being_stored(client, images_engine, data_dir):
+    with images_engine.connect() as conn:
+        before = conn.execute(sa.text("SELECT count(*) FROM images")).scalar()
+    data = (data_dir / "images" / "skimage-samples" / "motorcycle_left.png").read_bytes()
+    body = client.post("/api/images/tags", data={"image": (io.BytesIO(data), "m.png")}).get_json()
+    words = [t["tag"] for t in body["tags"]]
+    assert {"moped", "motor scooter"} & set(words[:5]) and "motor vehicle" in words
+    with images_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM images")).scalar() == before
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "PNG")
+    assert client.post("/api/images/tags", data={}).status_code == 400
+    assert client.post("/api/images/tags", data={"image": (io.BytesIO(b"nope"), "x.png")}).status_code == 400
