@@ -103,3 +103,39 @@ def eval_images_cmd(c: Ctx, queries, k, rerank):
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(res, indent=2))
+
+
+@click.command("text-images")
+@click.option("--queries", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Labelled folder tree <label>/<image> of indexed images; folder names become the text queries.")
+@pass_ctx
+def eval_text_images_cmd(c: Ctx, queries):
+    """Words → images P@10 and mAP@100, and image → tags match, with folder names as queries.
+
+    The images are found in the index by their bytes, so the index may have been built without labels; the
+    ranker never sees labels.
+    """
+    from marconi.evaluation.text_images import eval_text_images
+
+    click.echo(json.dumps(eval_text_images(c.checked_engine(), queries, c.config), indent=2))
+
+
+@click.group()
+def search():
+    """Ask the serving index from the command line (the same answers as the API)."""
+
+
+@search.command("images")
+@click.option("--text", "text", required=True, help='Words to look for, e.g. "a vehicle with two wheels".')
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 50), help="How many images.")
+@pass_ctx
+def search_images_cmd(c: Ctx, text, k):
+    """Find images by words (ranked from the pixels): prints id, similarity, label and source of each match."""
+    from marconi.image_search.text_search import TextSearcher
+
+    with c.checked_engine().connect() as conn:
+        answer = TextSearcher(c.config).search(conn, text, k)
+    click.echo(f"{answer['message']} (confidence {answer['confidence']}, model run {answer['model_run']}, "
+               f"words: {', '.join(answer['query']['words']) or '-'})")
+    for m in answer["matches"]:
+        click.echo(f"{m['id']:>8}  {m['similarity']:.3f}  {m['label'] or '-':<24} {m['source_url'] or ''}")

@@ -76,3 +76,13 @@ def tags_of(conn: sa.Connection, image_id: int, limit: int = 20) -> tuple[bool, 
         return False, []
     return True, [{"tag": r["tag"], "score": round(float(r["score"]), 4), "direct": r["direct"],
                    "run_id": r["run_id"]} for r in rows if r["tag"] is not None]
+
+
+def top_classes_of(conn: sa.Connection, image_ids: Sequence[int], k: int) -> dict[int, list[int]]:
+    """{image id: its ``k`` most probable class indices, most probable first} in the serving image run."""
+    rows = conn.execute(sa.text(
+        """
+        SELECT image_id, (array_agg(class_index ORDER BY p DESC))[1:CAST(:k AS int)]
+        FROM image_classes WHERE image_id = ANY(:ids) GROUP BY image_id
+        """), {"ids": list(image_ids), "k": k}).all()
+    return {r[0]: list(r[1]) for r in rows}
