@@ -1,0 +1,59 @@
+"""Image → words, without a model or a database: top classes, tags, and the text-eval measures."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from marconi.evaluation.text_images import average_precision, query_of
+from marconi.image_search.tagging import class_rows, tag_rows, tags_for, top_classes
+
+
+@dataclass(frozen=True)
+class Entry:
+    names: tuple
+    broader: tuple
+
+    def broader_words(self, max_depth=None, first_only=False):
+        return self.broader[:max_depth]
+
+
+VOCAB = [Entry(("Dalmatian", "coach dog"), ("dog", "canine", "animal", "organism")),
+         Entry(("beagle",), ("dog", "hound", "animal")),
+         Entry(("moped",), ("motorcycle", "motor vehicle", "vehicle")),
+         Entry(("teapot",), ("pot", "vessel", "container"))]
+
+
+def test_top_classes_are_sorted_and_capped():
+    probs = np.array([[0.1, 0.6, 0.05, 0.25], [0.7, 0.1, 0.15, 0.05]])
+    idx, p = top_classes(probs, k=3)
+    assert idx.tolist() == [[1, 3, 0], [0, 2, 1]]
+    assert np.allclose(p, [[0.6, 0.25, 0.1], [0.7, 0.15, 0.1]])
+    assert top_classes(probs, k=10)[0].shape == (2, 4)
+
+
+def test_tags_sum_the_probability_of_classes_sharing_a_word():
+    tags = {t: (s, d) for t, s, d in tags_for([0, 1, 3], [0.5, 0.3, 0.2], VOCAB)}
+    assert tags["dog"] == (pytest.approx(0.8), False)  # a dalmatian or a beagle: a dog either way
+    assert tags["dalmatian"] == (pytest.approx(0.5), True) and tags["coach dog"][1] is True
+    assert "organism" not in tags  # beyond the nearest three hypernyms
+    assert tags["teapot"][0] == pytest.approx(0.2)
+    ranked = [t for t, _, _ in tags_for([0, 1, 3], [0.5, 0.3, 0.2], VOCAB)]
+    assert ranked[:2] == ["animal", "dog"]  # 0.8 each: ties are alphabetical
+    assert ranked.index("dalmatian") < ranked.index("teapot")
+    assert all(s >= 0.01 for _, s, _ in tags_for([0, 3], [0.995, 0.005], VOCAB))  # negligible classes give no tags
+
+
+def test_rows_for_the_run_tables():
+    idx, p = top_classes(np.array([[0.9, 0.1, 0.0, 0.0]]), k=2)
+    assert list(class_rows([42], 7, idx, p)) == [(42, 7, 0, pytest.approx(0.9)), (42, 7, 1, pytest.approx(0.1))]
+    rows = list(tag_rows([42], 7, idx, p, VOCAB))
+    assert rows[0][:3] == (42, 7, "animal") and all(r[1] == 7 for r in rows)
+    assert {r[2] for r in rows} >= {"dalmatian", "coach dog", "dog", "beagle"}
+
+
+def test_text_eval_measures():
+    assert query_of("Faces_easy") == "faces easy" and query_of("car-side") == "car side"
+    assert average_precision([True, False, True], 2) == pytest.approx((1 + 2 / 3) / 2)
+    assert average_precision([False, False], 3) == 0 and average_precision([True], 0) == 0
+    assert average_precision([True, False], 4) == pytest.approx(0.25)  # relevant items never retrieved count
