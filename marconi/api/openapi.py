@@ -47,6 +47,16 @@ IMAGE = {
                    "similarity": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
 }
 
+TAGS = {
+    "type": "object", "required": ["tags"],
+    "properties": {"tags": {"type": "array", "items": {
+        "type": "object", "required": ["tag", "score", "direct"],
+        "properties": {"tag": {"type": "string"}, "score": {"type": "number", "minimum": 0, "maximum": 1.0001},
+                       "direct": {"type": "boolean"}}}},
+        "image_id": {"type": "integer"}, "model_run": {"type": ["integer", "null"]}, "encoder": {"type": "string"},
+        "query": {"type": "object"}},
+}
+
 SEARCH_RESULT = {
     "type": "object",
     "required": ["model_run", "encoder", "confidence", "confident", "message", "matches"],
@@ -127,9 +137,19 @@ def spec() -> dict:
                                    "variety": {"type": "number"},
                                    "playlist": {"type": "array", "items": PLAYLIST_ITEM}}}, "The playlist"),
                               **_errors(400, 404, 409, 503)}}},
-            "/api/images/search": {"post": {
-                "operationId": "searchImages", "summary": "Reverse image search",
-                "description": "Upload the photo as multipart field `image`, or send JSON `{\"url\": ...}` and "
+            "/api/images/search": {"get": {
+                "operationId": "searchImagesByText", "summary": "Find images by words (ranked from the pixels)",
+                "description": "The words are matched against the classes each image shows (ImageNet classes and "
+                               "their broader WordNet words, sentence vectors of all-MiniLM-L6-v2); stored labels "
+                               "are never used. Unknown words give 200 with no matches and a message.",
+                "parameters": [{"name": "q", "in": "query", "required": True,
+                                "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
+                               {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                        "maximum": 50, "default": 10}}],
+                "responses": {"200": _json(SEARCH_RESULT, "Matches"), **_errors(400, 503)}}, "post": {
+                "operationId": "searchImages", "summary": "Reverse image search, or search by words",
+                "description": "Upload the photo as multipart field `image`, send JSON `{\"text\": ...}` to search "
+                               "by words, or JSON `{\"url\": ...}` and "
                                "the server fetches it: public http(s) addresses only (private, loopback and "
                                "link-local ones are refused, after every redirect), at most 3 redirects, "
                                "MARCONI_URL_FETCH_TIMEOUT seconds in all and MARCONI_MAX_UPLOAD_BYTES bytes.",
@@ -139,11 +159,34 @@ def spec() -> dict:
                         "properties": {"image": {"type": "string", "format": "binary"},
                                        "k": {"type": "integer", "minimum": 1, "maximum": 50}}}},
                     "application/json": {"schema": {
-                        "type": "object", "required": ["url"], "additionalProperties": False,
+                        "type": "object", "additionalProperties": False,
                         "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2048},
+                                       "text": {"type": "string", "minLength": 1, "maxLength": 200},
                                        "k": {"type": "integer", "minimum": 1, "maximum": 50}}}}}},
                 "responses": {"200": _json(SEARCH_RESULT, "Matches"),
                               **_errors(400, 403, 413, 415, 422, 503)}}},
+            "/api/images/{image_id}/tags": {"get": {
+                "operationId": "imageTags", "summary": "An image's tags: its classes' names and broader words",
+                "parameters": [{"name": "image_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}}],
+                "responses": {"200": _json(TAGS, "Tags, best first"), **_errors(404)}}},
+            "/api/images/tags": {"post": {
+                "operationId": "tagPhoto", "summary": "Tags of an uploaded photo (nothing is stored)",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["image"],
+                    "properties": {"image": {"type": "string", "format": "binary"}}}}}},
+                "responses": {"200": _json(TAGS, "Tags, best first"), **_errors(400, 413, 415, 503)}}},
+            "/api/words/similar": {"get": {
+                "operationId": "similarWords", "summary": "Words near a word (GloVe 6B), for search suggestions",
+                "parameters": [{"name": "q", "in": "query", "required": True,
+                                "schema": {"type": "string", "minLength": 1, "maxLength": 50}},
+                               {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                        "maximum": 50, "default": 10}}],
+                "responses": {"200": _json({"type": "object", "required": ["q", "words"], "properties": {
+                    "q": {"type": "string"}, "words": {"type": "array", "items": {
+                        "type": "object", "required": ["word", "similarity"],
+                        "properties": {"word": {"type": "string"}, "similarity": {"type": "number"}}}}}},
+                    "Nearest words"), **_errors(400, 404, 503)}}},
             "/api/images/{image_id}/similar": {"get": {
                 "operationId": "similarImages", "summary": "More like this: images similar to a stored one",
                 "parameters": [{"name": "image_id", "in": "path", "required": True,
