@@ -28,6 +28,9 @@ SEARCH_DIRS = (
     Path.home() / "nltk_data" / "corpora" / "wordnet",
 )
 HYPERNYM_POINTERS = ("@", "@i")
+# WordNet's detachment rules for nouns (morphy): an inflected ending and what replaces it.
+NOUN_SUFFIXES = (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
+                 ("ies", "y"))
 
 
 class WordNetUnavailable(Unavailable):
@@ -86,6 +89,51 @@ class WordNetNouns:
             raise WordNetUnavailable(f"WordNet noun database {self.path} not found: {INSTALL}")
         self._cache: dict[str, Synset] = {}
         self._lock = threading.Lock()
+        self._index: dict[str, tuple[str, ...]] | None = None
+        self._exceptions: dict[str, tuple[str, ...]] | None = None
+
+    def _load_index(self) -> None:
+        index: dict[str, tuple[str, ...]] = {}
+        for line in (self.path.parent / "index.noun").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith(" "):
+                continue  # the licence at the top
+            fields = line.split()
+            try:
+                n_synsets, n_pointers = int(fields[2]), int(fields[3])
+            except (IndexError, ValueError):
+                continue
+            index[fields[0]] = tuple("n" + o for o in fields[6 + n_pointers : 6 + n_pointers + n_synsets])
+        exceptions: dict[str, tuple[str, ...]] = {}
+        exc_path = self.path.parent / "noun.exc"
+        if exc_path.is_file():
+            for line in exc_path.read_text(encoding="utf-8", errors="replace").splitlines():
+                inflected, *bases = line.split()
+                exceptions[inflected] = tuple(bases)
+        self._index, self._exceptions = index, exceptions
+
+    def base_forms(self, word: str) -> list[str]:
+        """Return the noun lemmas ``word`` may be an inflection of, itself first when it is one (WordNet's morphy):
+        "leopards" → ["leopard"], "mice" → ["mouse"], "grand pianos" → ["grand piano"]."""
+        if self._index is None:
+            self._load_index()
+        assert self._index is not None and self._exceptions is not None
+        key = "_".join(word.strip().lower().split())
+        found = [key] if key in self._index else []
+        found += [b for b in self._exceptions.get(key, ()) if b in self._index]
+        for ending, replacement in NOUN_SUFFIXES:
+            if key.endswith(ending) and len(key) > len(ending):
+                base = key[: len(key) - len(ending)] + replacement
+                if base in self._index and base not in found:
+                    found.append(base)
+        return [f.replace("_", " ") for f in dict.fromkeys(found)]
+
+    def lookup(self, word: str) -> list[str]:
+        """Return the noun synset ids of ``word`` or its base forms (most frequent sense first); [] if none."""
+        out: dict[str, None] = {}
+        for base in self.base_forms(word):
+            for wnid in self._index["_".join(base.split())]:  # type: ignore[index]
+                out.setdefault(wnid, None)
+        return list(out)
 
     def synset(self, wnid: str) -> Synset:
         """Return the noun synset ``wnid`` (e.g. "n02110341"); KeyError when it is not in this database."""

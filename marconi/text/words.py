@@ -142,6 +142,8 @@ def query_words(text: str, vectors: WordVectors | None = None) -> list[str]:
     vectors = vectors if vectors is not None else WordVectors.load()
     out: dict[str, None] = {}
     for token in tokenize(text):
-        if token not in STOP_WORDS and token in vectors.index:
-            out.setdefault(token, None)
+        # an unknown hyphenated or apostrophised token counts by its parts ("shih-tzu" → shih, tzu)
+        for word in [token] if token in vectors.index else re.split(r"['-]", token):
+            if word not in STOP_WORDS and word in vectors.index:
+                out.setdefault(word, None)
     return list(out)

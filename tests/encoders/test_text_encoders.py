@@ -137,3 +137,19 @@ def test_query_words(glove):
     assert query_words("the of and", glove) == []
     assert query_words("dog dog qwxzzyv", glove) == ["dog"]
     assert tokenize("T-shirt, l'oreal; café_au") == ["t-shirt", "l'oreal", "café", "au"]
+
+
+def test_hyphenated_words_count_by_parts(glove):
+    assert query_words("Shih-Tzu and a t-shirt", glove) == ["shih", "tzu", "t-shirt"]
+
+
+def test_class_space_with_minilm(minilm, tmp_path):
+    from marconi.text.query import ClassSpace, class_text_vectors
+
+    vectors = class_text_vectors(minilm, tmp_path)
+    assert vectors.shape == (3, 1000, 384)
+    np.testing.assert_allclose(class_text_vectors(minilm, tmp_path), vectors)  # read back from the cache
+    space = ClassSpace(minilm, vectors)
+    names = [space.classes[int(c)].name for c in space.query("brain").classes[:3]]
+    assert "brain coral" in names  # WordNet's brain (the organ) is far from every class; MiniLM finds the coral
+    assert space.query("aeroplane").known

@@ -185,3 +185,56 @@ def test_glove_word_list_reads_without_pyarrow():
     with pytest.raises(parquet.ParquetError, match="no column"):
         parquet.read_string_column(path, "nope")
     assert np.isin(["dog", "dalmatian", "motorcycle"], words).all()
+
+
+def test_base_forms_and_lookup():
+    need_wordnet()
+    nouns = WordNetNouns()
+    assert nouns.base_forms("leopards") == ["leopard"]
+    assert nouns.base_forms("mice") == ["mouse"]
+    assert nouns.base_forms("Grand  Pianos") == ["grand piano"]
+    assert nouns.base_forms("qwxzzyv") == []
+    assert "n02128385" in nouns.lookup("leopards")  # the big cat (another sense is its fur)
+    assert nouns.lookup("qwxzzyv") == []
+
+
+# ------------------------------------------------------------------------------------------- query → class weights
+@pytest.fixture(scope="module")
+def space(classes):
+    """Return a WordNet-only class space (no sentence encoder)."""
+    from marconi.text.query import ClassSpace
+
+    return ClassSpace(encoder=None)
+
+
+def test_word_reaches_every_class_under_it(space, classes):
+    query = space.query("dogs")
+    dalmatian = next(c.index for c in classes if c.wnid == "n02110341")
+    dense = query.dense
+    assert dense[dalmatian] == 1.0
+    breeds = [c.index for c in classes if "n02084071" in c.ancestors]
+    assert len(breeds) > 100 and (dense[breeds] == 1.0).all()
+    assert dense[0] < 0.1  # tench: a fish, far from dogs
+
+
+def test_missing_class_reaches_its_neighbours(space, classes):
+    query = space.query("emu")  # not an ImageNet class; the ostrich is its nearest relative among them
+    assert classes[int(query.classes[0])].name == "ostrich"
+    assert query.weights[0] < 1.0 and list(query.weights) == sorted(query.weights, reverse=True)
+    assert classes[int(space.query("kangaroo").classes[0])].name == "wallaby"  # a kind of kangaroo: weight 1
+
+
+def test_unknown_words_reach_nothing(space):
+    query = space.query("qwxzzyv the of")
+    assert not query.known and query.classes.size == 0
+    assert space.score_images(query, np.full((3, 1000), 0.001, dtype=np.float32)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_images_score_by_their_classes(space, classes):
+    query = space.query("leopard")
+    probs = np.full((2, 1000), 0.0001, dtype=np.float32)
+    leopard = next(c.index for c in classes if c.wnid == "n02128385")
+    probs[0, leopard] = 0.9
+    probs[1, 0] = 0.9
+    scores = space.score_images(query, probs)
+    assert scores[0] > scores[1] > 0

@@ -1,0 +1,162 @@
+"""Words → a weight per ImageNet class: the text half of text → image search, measured in bench/eval_text_methods.py.
+
+A query weighs each of the 1,000 classes by two signals, added:
+
+- **WordNet** (:func:`ClassSpace.wordnet_weights`): the query (the whole phrase, else each word, in base form:
+  "leopards" → leopard) is looked up among WordNet's nouns. A class that *is* one of its senses or lies under one
+  gets 1 ("dog" → every breed, "butterfly" → monarch, admiral, ...); any other class gets exp(-alpha · d), d the
+  shortest WordNet path between the two (so "kangaroo", which ImageNet lacks, reaches wallaby). All senses count
+  (the best one per class).
+- **MiniLM** (:func:`ClassSpace.minilm_weights`): the cosine between the query's sentence vector and each class's
+  texts ("name: definition", "names; broader words", "names"; averaged), mapped to ((cos - floor) / (1 - floor))²
+  and 0 below the floor. It catches what WordNet lacks (misspellings, "brain" → brain coral, "garfield" → comic
+  book) and times ``minilm_weight``.
+
+An image then scores Σ_c w(query, c) · sqrt(p(c | image)): the square root flattens the classifier's confident
+peaks so that the second and third classes count too (measured better than p itself). ``top_classes`` keeps the
+query's strongest classes only, so that the score is a short sum (a SQL join on stored top classes).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from marconi.text.vocabulary import imagenet_classes, tokens
+from marconi.text.wordnet import WordNetNouns
+from marconi.text.words import STOP_WORDS
+
+CLASS_TEXT_STYLES = ("definition", "broader", "names")
+
+
+@dataclass(frozen=True)
+class ClassSpaceParams:
+    """How a query becomes class weights; defaults chosen on half of the Caltech classes (bench/eval_text_methods)."""
+
+    alpha: float = 1.5  # WordNet: exp(-alpha · path length) for classes not under the query
+    floor: float = 0.3  # MiniLM: cosines below this count 0
+    power: float = 2.0  # MiniLM: ((cos - floor) / (1 - floor)) ** power
+    minilm_weight: float = 1.0  # MiniLM's share, added to WordNet's
+    top_classes: int = 50  # classes a query keeps (0: all 1,000)
+    image_power: float = 0.5  # images score Σ w · p ** image_power
+
+
+@dataclass(frozen=True)
+class QueryClasses:
+    """A query as weights over classes (only those it reaches, strongest first) and what it was made of."""
+
+    classes: np.ndarray
+    weights: np.ndarray
+    senses: tuple[str, ...] = ()
+    best_cosine: float = 0.0
+    dense: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32), repr=False)
+
+    @property
+    def known(self) -> bool:
+        """Return whether anything in the query matched: a WordNet sense, or a class text above the MiniLM floor."""
+        return bool(len(self.classes))
+
+
+class ClassSpace:
+    """Turns text into class weights; holds the class texts' MiniLM vectors and WordNet paths (thread-safe)."""
+
+    def __init__(self, encoder=None, class_vectors: np.ndarray | None = None, wordnet: WordNetNouns | None = None,
+                 params: ClassSpaceParams | None = None):
+        """Use ``encoder`` (a SentenceEncoder; None: WordNet only) and its ``class_vectors`` (styles × 1000 × dims;
+        None: computed now, see :func:`class_text_vectors`)."""
+        self.params = params or ClassSpaceParams()
+        self.encoder = encoder
+        self.wordnet = wordnet or WordNetNouns()
+        self.classes = imagenet_classes()
+        if encoder is not None and class_vectors is None:
+            class_vectors = class_text_vectors(encoder)
+        self.class_vectors = class_vectors
+        self._lock = threading.Lock()
+        self._by_ancestor: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def _ancestor_index(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{synset: (class indices, steps up from each class)} over every class and all of its WordNet ancestors."""
+        with self._lock:
+            if self._by_ancestor is None:
+                rows: dict[str, tuple[list[int], list[int]]] = {}
+                for c in self.classes:
+                    for wnid, depth in [(c.wnid, 0), *self.wordnet.ancestors(c.wnid)]:
+                        idx, dep = rows.setdefault(wnid, ([], []))
+                        idx.append(c.index)
+                        dep.append(depth)
+                self._by_ancestor = {w: (np.array(i), np.array(d, dtype=np.float32)) for w, (i, d) in rows.items()}
+        return self._by_ancestor
+
+    def senses(self, text: str) -> list[str]:
+        """Return the WordNet noun senses of the whole query, else of each of its words (stop words dropped)."""
+        words = [t for t in tokens(text) if t not in STOP_WORDS]
+        if not words:
+            return []
+        whole = self.wordnet.lookup(" ".join(words))
+        return whole or list(dict.fromkeys(s for w in words for s in self.wordnet.lookup(w)))
+
+    def wordnet_weights(self, senses: list[str]) -> np.ndarray:
+        """Return (1000,) weights: 1 for classes under a sense, else exp(-alpha · shortest path); 0 without senses."""
+        by_ancestor = self._ancestor_index()
+        dist = np.full(len(self.classes), np.inf, dtype=np.float32)
+        under = np.zeros(len(self.classes), dtype=bool)
+        for sense in senses:
+            if sense in by_ancestor:
+                under[by_ancestor[sense][0]] = True
+            for wnid, up in [(sense, 0), *self.wordnet.ancestors(sense)]:
+                if wnid in by_ancestor:
+                    idx, depth = by_ancestor[wnid]
+                    np.minimum.at(dist, idx, depth + up)
+        weights = np.exp(-self.params.alpha * dist)
+        weights[under] = 1.0
+        return weights.astype(np.float32)
+
+    def cosines(self, text: str) -> np.ndarray:
+        """Return (1000,) mean cosine between the query's sentence vector and each class's texts (0 without MiniLM)."""
+        if self.encoder is None or self.class_vectors is None:
+            return np.zeros(len(self.classes), dtype=np.float32)
+        query = self.encoder.encode_texts([text])[0]
+        return (self.class_vectors @ query).mean(axis=0)
+
+    def minilm_weights(self, cosines: np.ndarray) -> np.ndarray:
+        """Return (1000,) ((cos - floor) / (1 - floor)) ** power, 0 below the floor."""
+        p = self.params
+        return (np.clip((cosines - p.floor) / (1 - p.floor), 0, None) ** p.power).astype(np.float32)
+
+    def query(self, text: str) -> QueryClasses:
+        """Return the query's strongest classes and their weights (none when nothing in it matched)."""
+        senses = self.senses(text)
+        cosines = self.cosines(text)
+        dense = self.wordnet_weights(senses) + self.params.minilm_weight * self.minilm_weights(cosines)
+        n = self.params.top_classes or len(dense)
+        top = np.argsort(-dense, kind="stable")[:n]
+        top = top[dense[top] > 0]
+        return QueryClasses(top, dense[top].astype(np.float32), tuple(senses), float(cosines.max(initial=0.0)),
+                            dense.astype(np.float32))
+
+    def score_images(self, query: QueryClasses, probs: np.ndarray) -> np.ndarray:
+        """Return each image's score Σ w · p ** image_power over the query's classes, for probabilities (N, 1000)."""
+        if not len(query.classes):
+            return np.zeros(len(probs), dtype=np.float32)
+        return (probs[:, query.classes] ** self.params.image_power) @ query.weights
+
+
+def class_text_vectors(encoder, cache_dir: Path | None = None) -> np.ndarray:
+    """Return the sentence vectors of every class text, (styles, 1000, dims); cached as .npy under ``cache_dir``."""
+    import hashlib
+
+    texts = [c.text(style) for style in CLASS_TEXT_STYLES for c in imagenet_classes()]
+    digest = hashlib.sha256("\n".join([encoder.name, *texts]).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"class-texts-{encoder.name}-{digest}.npy" if cache_dir is not None else None
+    if path is not None and path.is_file():
+        return np.load(path)
+    vectors = encoder.encode_texts(texts).reshape(len(CLASS_TEXT_STYLES), -1, encoder.dims)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp.npy")
+        np.save(temp, vectors)
+        temp.replace(path)
+    return vectors
