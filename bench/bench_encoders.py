@@ -23,7 +23,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from marconi.encoders import ENCODERS, EncoderUnavailable, load_encoder  # noqa: E402
+from marconi.encoders import IMAGE_ENCODERS, EncoderUnavailable, load_encoder  # noqa: E402
 from marconi.encoders.batch import encode_stream  # noqa: E402
 
 
@@ -80,7 +80,7 @@ def main() -> None:
     """Parse options, run the benchmark, print figures and the command line."""
     default_data = Path(os.environ.get("MARCONI_DATA_DIR", REPO.parent / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", default="all", choices=["all", *ENCODERS])
+    parser.add_argument("--encoder", default="all", choices=["all", *IMAGE_ENCODERS])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--n", type=int, default=256, help="images per measurement")
@@ -100,7 +100,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    names = list(ENCODERS) if args.encoder == "all" else [args.encoder]
+    names = list(IMAGE_ENCODERS) if args.encoder == "all" else [args.encoder]
     items = [] if args.skip_end_to_end else load_items(args.data_dir, args.n)
     print(
         f"torch {torch.__version__}, python {platform.python_version()}, {os.cpu_count()} CPUs, "

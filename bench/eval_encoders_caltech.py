@@ -34,7 +34,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from marconi.encoders import ENCODERS, Encoder, EncoderUnavailable, load_encoder  # noqa: E402
+from marconi.encoders import IMAGE_ENCODERS, Encoder, EncoderUnavailable, load_encoder  # noqa: E402
 from marconi.encoders.batch import encode_stream  # noqa: E402
 from marconi.encoders.efficientnet import PooledEfficientNet  # noqa: E402
 from marconi.encoders.vgg16 import VGG16ConvPooled, global_pool  # noqa: E402
@@ -193,7 +193,7 @@ def main() -> None:
     """Parse options, evaluate, print the table and the command line."""
     default_data = Path(os.environ.get("MARCONI_DATA_DIR", REPO.parent / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoders", nargs="+", default=list(ENCODERS))
+    parser.add_argument("--encoders", nargs="+", default=list(IMAGE_ENCODERS))
     parser.add_argument("--geometry", choices=("crop", "squash", "both"), default="both")
     parser.add_argument("--data-dir", type=Path, default=default_data)
     parser.add_argument("--cache-dir", type=Path, default=None)

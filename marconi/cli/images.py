@@ -21,13 +21,12 @@ class EncoderName(click.ParamType):
     name = "encoder"
 
     def convert(self, value, param, ctx):
-        """Return ``value`` when it names a registered encoder; otherwise fail listing the names."""
-        from marconi.encoders import get_spec
+        """Return ``value`` when it names a registered image encoder; otherwise fail listing the names."""
+        from marconi.encoders import IMAGE_ENCODERS
 
-        try:
-            return get_spec(value).name
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+        if value not in IMAGE_ENCODERS:
+            self.fail(f"unknown image encoder {value!r}; choose one of {', '.join(IMAGE_ENCODERS)}", param, ctx)
+        return value
 
 
 @click.command("images")

@@ -37,7 +37,7 @@ _BY_CLASSES = sa.text(
     WITH q AS (
         SELECT * FROM unnest(CAST(:classes AS int[]), CAST(:weights AS real[])) AS q(class_index, weight)
     ), scored AS (
-        SELECT ic.image_id, ic.run_id, sum(ic.p * q.weight) AS score
+        SELECT ic.image_id, ic.run_id, sum(power(ic.p, :power) * q.weight) AS score
         FROM image_classes ic JOIN q USING (class_index)
         GROUP BY ic.image_id, ic.run_id
         ORDER BY score DESC, ic.image_id
@@ -51,14 +51,15 @@ _BY_CLASSES = sa.text(
 )
 
 
-def images_by_classes(conn: sa.Connection, classes: Sequence[int], weights: Sequence[float], k: int) -> list[dict]:
-    """The ``k`` images scoring highest by Σ p(class | image) × weight(class), with their run and metadata.
+def images_by_classes(conn: sa.Connection, classes: Sequence[int], weights: Sequence[float], k: int,
+                      power: float = 1.0) -> list[dict]:
+    """The ``k`` images scoring highest by Σ p(class | image) ** power × weight(class), with their run and metadata.
 
     ``image_classes`` is the inverted index: only the images holding one of ``classes`` among their top classes are
     read. Every row carries its ``run_id`` (one statement, so one run).
     """
     rows = conn.execute(_BY_CLASSES, {"classes": list(map(int, classes)), "weights": list(map(float, weights)),
-                                      "k": k}).mappings().all()
+                                      "k": k, "power": power}).mappings().all()
     return [dict(r) for r in rows]
 
 

@@ -27,6 +27,7 @@ from marconi.encoders.preprocess import Preprocess
 __all__ = [
     "DEFAULT_ENCODER",
     "ENCODERS",
+    "IMAGE_ENCODERS",
     "DeviceUnavailable",
     "Encoder",
     "EncoderSpec",
@@ -45,6 +46,7 @@ _SPECS = (
 )
 
 ENCODERS: dict[str, EncoderSpec] = {spec.name: spec for spec in _SPECS}
+IMAGE_ENCODERS: dict[str, EncoderSpec] = {name: s for name, s in ENCODERS.items() if s.modality == "image"}
 
 DEFAULT_ENCODER = efficientnet.SPEC.name
 

@@ -4,7 +4,7 @@
   words from WordNet hypernyms), read from the timm wheel's class files and Debian's WordNet.
 - :mod:`marconi.text.wordnet`: WordNet 3.0 nouns read straight from ``data.noun`` (hypernym pointers by offset).
 - :mod:`marconi.text.words`: GloVe 6B 50-d word vectors: nearest words, query words.
-- :mod:`marconi.text.parquet`: a small reader for the one Parquet file GloVe's word list ships as.
+- :mod:`marconi.text.query`: a text query as weights over the classes (WordNet senses + sentence vectors).
 
 Sentence vectors (all-MiniLM-L6-v2) are an encoder: :mod:`marconi.encoders.text`. Nothing here touches a database
 or the network.

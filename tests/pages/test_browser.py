@@ -410,3 +410,24 @@ def test_status_page_shows_counts_and_models(page, app):
     page.emulate_media(color_scheme="dark")
     expect(page.locator("body")).to_have_css("background-color", "rgb(20, 22, 26)")
     shot(page, "status-dark")
+
+
+def test_image_search_by_words_with_suggestions(page):
+    page.goto("/search")
+    page.fill("#text-query", "a vehicle with two wheels")
+    page.press("#text-query", "Enter")
+    cards = page.locator("#matches li.match")
+    expect(cards).to_have_count(10)
+    expect(page.locator("#preview")).to_be_hidden()
+    titles = cards.locator("h3").all_inner_texts()
+    assert titles.count("Motorbikes") >= 7, titles
+    expect(page.locator("#confidence")).to_be_visible()
+    no_horizontal_scroll(page)
+    shot(page, "search-words")
+    # suggestions: words near the last word typed, offered in the box's list
+    page.fill("#text-query", "")
+    page.type("#text-query", "aeroplane", delay=20)
+    expect(page.locator("#word-suggestions option").first).to_have_attribute("value", re.compile(r"\w"))
+    page.fill("#text-query", "   ")
+    page.click("#text-search")
+    expect(page.locator("#search-error")).to_contain_text("Type a few words")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import struct
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from marconi.errors import Unavailable
-from marconi.text import parquet, vocabulary, wordnet
+from marconi.text import vocabulary, wordnet
 from marconi.text.vocabulary import ancestor_matrix, class_texts, imagenet_classes
 from marconi.text.wordnet import WordNetNouns, WordNetUnavailable, parse_line
 
@@ -138,52 +135,17 @@ def test_tokens():
     assert vocabulary.tokens("T-shirt, Tinca tinca") == ["t", "shirt", "tinca", "tinca"]
 
 
-# ------------------------------------------------------------------------------------------------------ parquet
-def test_snappy_literals_and_copies():
-    # "abcd" literal, then copy offset 4 length 8 (overlapping: repeats "abcd" twice)
-    data = bytes([12]) + bytes([3 << 2]) + b"abcd" + bytes([((8 - 4) << 2) | 1, 4])
-    assert parquet.snappy_decompress(data) == b"abcdabcdabcd"
-    long = b"x" * 70
-    block = bytes([70]) + bytes([60 << 2, 69]) + long  # a literal with a one-byte extended length
-    assert parquet.snappy_decompress(block) == long
-    with pytest.raises(parquet.ParquetError):
-        parquet.snappy_decompress(bytes([4, (4 - 4) << 2 | 1, 9]))  # a copy reaching before the start
-
-
-def test_rle_bitpacked_hybrid():
-    # a run of 5 copies of 3 (bit width 2), then one bit-packed group of 8 values 0..3,0..3
-    run = bytes([5 << 1, 3])
-    packed_values = [0, 1, 2, 3, 0, 1, 2, 3]
-    bits = sum(v << (2 * i) for i, v in enumerate(packed_values)).to_bytes(2, "little")
-    data = run + bytes([(1 << 1) | 1]) + bits
-    assert parquet.rle_bitpacked(data, 2, 13).tolist() == [3] * 5 + packed_values
-
-
-def test_plain_byte_arrays():
-    data = b"".join(struct.pack("<I", len(w)) + w for w in (b"the", b"", b"caf\xc3\xa9"))
-    assert parquet.plain_byte_arrays(data, 3) == [b"the", b"", b"caf\xc3\xa9"]
-
-
-def test_not_parquet(tmp_path: Path):
-    path = tmp_path / "x.parquet"
-    path.write_bytes(b"hello world, not parquet")
-    with pytest.raises(parquet.ParquetError, match="PAR1"):
-        parquet.read_string_column(path)
-
-
-def test_glove_word_list_reads_without_pyarrow():
-    from marconi.text.words import WORDS_FILE, WordVectorsUnavailable, _data_file
+def test_glove_word_list():
+    from marconi.text.words import WORDS_FILE, WordVectorsUnavailable, _data_file, read_words
 
     try:
         path = _data_file(WORDS_FILE)
     except WordVectorsUnavailable as exc:
         pytest.skip(str(exc))
-    words = parquet.read_string_column(path)
+    words = read_words(path)
     assert len(words) == 400_000
     assert words[:4] == ["the", ",", ".", "of"]
     assert len(set(words)) == len(words)
-    with pytest.raises(parquet.ParquetError, match="no column"):
-        parquet.read_string_column(path, "nope")
     assert np.isin(["dog", "dalmatian", "motorcycle"], words).all()
 
 

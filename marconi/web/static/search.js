@@ -26,6 +26,10 @@
   const grid = document.getElementById("matches");
   const urlInput = document.getElementById("image-url");      // absent when the server does not fetch URLs
   const urlButton = document.getElementById("url-search");
+  const textInput = document.getElementById("text-query");
+  const textButton = document.getElementById("text-search");
+  const suggestions = document.getElementById("word-suggestions");
+  const wordsApi = form.dataset.wordsApi;
 
   const SHRINK_BYTES = 2e6;       // photos above this size, or
   const SHRINK_PIXELS = 2048 * 2048; // above this many pixels, are shrunk before upload
@@ -117,6 +121,9 @@
     let target = api;
     if (current.similar) {
       target = `${similarApi(current.similar)}?k=${encodeURIComponent(kSelect.value)}`;
+      request = { signal: controller.signal };
+    } else if (current.text) {
+      target = `${api}?q=${encodeURIComponent(current.text)}&k=${encodeURIComponent(kSelect.value)}`;
       request = { signal: controller.signal };
     } else if (current.url) {
       request = { method: "POST", signal: controller.signal,
@@ -224,6 +231,52 @@
       statusLine.textContent = `Nothing matches well (confidence ${percent(body.confidence)}); ` +
         `showing the ${matches.length} closest images anyway.`;
     }
+  }
+
+  /** Search by words: no preview; the words are the query. */
+  function chooseText(raw) {
+    const text = (raw || "").trim();
+    clearResults();
+    if (!text) {
+      statusLine.textContent = "";
+      showError(errorBox, "Type a few words, for example 'a red car'.");
+      return;
+    }
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = null;
+    preview.hidden = true;
+    layout.classList.remove("has-preview");
+    current = { text };
+    againButton.disabled = false;
+    search();
+  }
+
+  /** Suggest words near the last word typed (GET /api/words/similar), as a datalist under the box. */
+  let suggestTimer = null;
+  function suggest(raw) {
+    const last = (raw || "").trim().split(/\s+/).pop();
+    clearTimeout(suggestTimer);
+    if (!suggestions || !last || last.length < 3) return;
+    suggestTimer = setTimeout(async () => {
+      try {
+        const body = await fetchJSON(`${wordsApi}?q=${encodeURIComponent(last.toLowerCase())}&k=6`, {});
+        const stem = raw.trim().slice(0, raw.trim().length - last.length);
+        suggestions.replaceChildren(...body.words.map((w) => el("option", { value: stem + w.word })));
+      } catch (err) {
+        suggestions.replaceChildren();
+      }
+    }, 250);
+  }
+
+  if (textInput && textButton) {
+    textButton.addEventListener("click", () => chooseText(textInput.value));
+    textInput.addEventListener("input", () => suggest(textInput.value));
+    textInput.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        chooseText(textInput.value);
+      }
+    });
   }
 
   /** Search by the address of an image on the web: the server fetches it (the preview is the browser's own). */
