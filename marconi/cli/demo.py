@@ -80,9 +80,14 @@ def demo_images(c: Ctx, retrain: bool) -> None:
     click.echo(f"    {s['inserted']} new, {s['duplicates']} already stored, {s['failed']} unreadable")
     with c.engine.connect() as conn:
         run = serving_run(conn, "images")
-    if run is None or retrain or s["inserted"]:
+    without_words = run is not None and "words" not in (run["metrics"] or {})  # encoded before tags existed
+    if run is None or retrain or s["inserted"] or without_words:
         click.echo(f"==> encoding images with {cfg.encoder}")
         out = encode_images(c.engine, config=cfg, encoder=cfg.encoder)
-        click.echo(f"    model run {out['run_id']}: {out['vectors']} images")
+        click.echo(f"    model run {out['run_id']}: {out['vectors']} images, {out['words'].get('tags', 0)} tags")
     else:
         click.echo(f"==> image model run {run['id']} already serving")
+    click.echo("==> preparing text search (the sentence vectors of the 1,000 class descriptions, cached)")
+    from marconi.image_search.text_search import TextSearcher
+
+    TextSearcher(cfg).space()

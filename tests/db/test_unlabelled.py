@@ -123,3 +123,23 @@ def test_a_folder_all_under_one_label_is_calibrated_without_labels(new_database,
         json.dumps(summary, allow_nan=False)
     finally:
         eng.dispose()
+
+
+def test_an_unlabelled_collection_is_searchable_by_words_and_has_tags(flat, base_config):
+    """Words find photos in a collection without labels: the ranking comes from the pixels."""
+    from marconi.image_search.text_search import TextSearcher
+
+    eng, summary = flat
+    assert summary["words"]["tags"] > 0
+    with eng.connect() as conn:
+        labels = dict(conn.execute(sa.text("SELECT id, label FROM images")).all())
+        names = dict(conn.execute(sa.text("SELECT id, source_url FROM images")).all())
+        searcher = TextSearcher(base_config.with_overrides(device="cpu"))
+        answers = {q: searcher.search(conn, q, 2) for q in ("leopard", "an accordion", "aeroplane")}
+        tagged = conn.execute(sa.text("SELECT count(DISTINCT image_id) FROM image_tags")).scalar()
+    assert set(labels.values()) == {None}  # no labels at all
+    assert tagged == len(labels)
+    # the flat files keep their Caltech class in their names, e.g. 'Leopards_image_0001.jpg' (the ranker never reads it)
+    for query, prefix in (("leopard", "Leopards_"), ("an accordion", "accordion_"), ("aeroplane", "airplanes_")):
+        top = [names[m["id"]].rsplit("/", 1)[-1] for m in answers[query]["matches"]]
+        assert top and top[0].startswith(prefix), (query, top)

@@ -11,7 +11,8 @@ GROUPS = {
     "import": {"playlists", "images"},
     "train": {"songs"},
     "encode": {"images"},
-    "eval": {"split", "radio", "images"},
+    "eval": {"split", "radio", "images", "text-images"},
+    "search": {"images"},
 }
 COMMANDS = {"serve", "sql", "demo", "status"}
 
