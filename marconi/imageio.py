@@ -190,3 +190,27 @@ def make_thumbnail(img: Image.Image, max_side: int = 256, quality: int = 85) -> 
     buf = io.BytesIO()
     thumb.save(buf, "JPEG", quality=quality, optimize=True)
     return buf.getvalue()
+
+
+MAX_FRAMES = 4  # frames sampled from an animated image (GIF, WebP, APNG) for its features
+
+
+def sample_frames(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, n: int = MAX_FRAMES) -> list[Image.Image]:
+    """Return up to ``n`` evenly spaced frames of an animated image as RGB images (one image for a still one).
+
+    The first frame goes through :func:`load_image` (so every check applies); later frames are read by seeking the
+    same file. A frame that cannot be read ends the sampling: what was read is kept.
+    """
+    first = load_image(data, max_pixels=max_pixels)
+    with Image.open(io.BytesIO(data)) as img:
+        count = getattr(img, "n_frames", 1) if getattr(img, "is_animated", False) else 1
+        if count <= 1 or n <= 1:
+            return [first]
+        frames = [first]
+        for index in sorted({round(i * (count - 1) / (n - 1)) for i in range(1, n)}):
+            try:
+                img.seek(index)
+                frames.append(to_rgb(img.copy()))
+            except (EOFError, OSError, ValueError):
+                break
+        return frames

@@ -16,6 +16,7 @@ from marconi.image_search.request import JsonSearch, MatchCount, TextQuery
 
 bp = Blueprint("images", __name__)
 
+ANIMATED_FORMATS = ("GIF", "WEBP")  # may hold several frames: the page shows the original file, so they play
 MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp",
         "TIFF": "image/tiff"}
 
@@ -51,6 +52,7 @@ def _links(m: dict) -> dict:
         "page_url": m["page_url"], "wikidata_url": f"https://www.wikidata.org/wiki/{item}" if item else None,
         "licence": m["licence"], "licence_url": m["licence_url"], "author": m["author"],
         "attribution": m["attribution"], "width": m["width"], "height": m["height"],
+        "animated": m.get("format") in ANIMATED_FORMATS,
         "distance": m.get("distance"), "similarity": m.get("similarity"),
     }
 

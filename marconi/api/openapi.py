@@ -42,7 +42,7 @@ IMAGE = {
                    "thumbnail_url": {"type": "string"}, "image_url": {"type": "string"}, "source_url": NULLABLE_STR,
                    "page_url": NULLABLE_STR, "wikidata_url": NULLABLE_STR, "licence": NULLABLE_STR,
                    "licence_url": NULLABLE_STR, "author": NULLABLE_STR, "attribution": NULLABLE_STR,
-                   "width": {"type": "integer"}, "height": {"type": "integer"},
+                   "width": {"type": "integer"}, "height": {"type": "integer"}, "animated": {"type": "boolean"},
                    "distance": {"type": ["number", "null"]},
                    "similarity": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
 }

@@ -21,14 +21,27 @@ import torch
 
 from marconi.encoders.base import Encoder
 from marconi.encoders.preprocess import Preprocess
-from marconi.imageio import DEFAULT_MAX_PIXELS, ImageError, load_image
+from marconi.imageio import DEFAULT_MAX_PIXELS, ImageError, load_image, sample_frames
+
+
+def _is_animated(data: bytes) -> bool:
+    """True for GIF, WebP and PNG files that may hold several frames (checked from their first bytes)."""
+    return data[:6] in (b"GIF87a", b"GIF89a") or (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or \
+        data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _decode_prepare(data: bytes, transform: Preprocess, max_pixels: int) -> tuple[np.ndarray | None, str | None]:
-    """Return (uint8 pixels, None) or (None, reason) for one image; never raises (runs in worker processes)."""
+    """Return (uint8 pixels, None) or (None, reason) for one image; never raises (runs in worker processes).
+
+    The pixels are (frames, 3, size, size): one frame for a still image, up to MAX_FRAMES evenly spaced frames for
+    an animated one (their features are averaged).
+    """
     try:
-        img = load_image(data, max_pixels=max_pixels, draft_size=transform.draft_size)
-        return transform.prepare(img), None
+        if _is_animated(data):
+            frames = sample_frames(data, max_pixels=max_pixels)
+        else:
+            frames = [load_image(data, max_pixels=max_pixels, draft_size=transform.draft_size)]
+        return np.stack([transform.prepare(f) for f in frames]), None
     except ImageError as exc:
         return None, f"{exc.code}: {exc}"
     except Exception as exc:  # one bad image must not stop an import
@@ -133,6 +146,18 @@ def _decoded(
         pool.close()
 
 
+def _pool_frames(encoded: tuple, frames: list[int]) -> tuple:
+    """Average the rows of each image's frames (features re-normalised, probabilities as they are)."""
+    if all(n == 1 for n in frames):
+        return encoded
+    bounds = np.cumsum([0, *frames])
+    feats = np.stack([encoded[0][a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    rest = tuple(np.stack([e[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+                 for e in encoded[1:])
+    return (feats.astype(np.float32), *rest)
+
+
 def encode_stream(
     encoder: Encoder,
     items: Iterable[tuple[Any, bytes]],
@@ -166,9 +191,10 @@ def encode_stream(
         if not pixels:
             empty = np.zeros((0, encoder.dims), dtype=np.float32)
             return (empty, np.zeros((0, encoder.classes), dtype=np.float32)) if with_classes else (empty,)
-        batch = torch.from_numpy(np.stack(pixels))
+        batch = torch.from_numpy(np.concatenate(pixels))
         out = encoder.encode_batch(batch.pin_memory() if pin else batch, with_classes=with_classes)
-        return out if with_classes else (out,)
+        out = out if with_classes else (out,)
+        return _pool_frames(out, [len(p) for p in pixels])
 
     def batch_of(done_keys, encoded, done_failures) -> tuple:
         return (done_keys, encoded[0], done_failures) + ((encoded[1],) if with_classes else ())

@@ -174,7 +174,8 @@
     const sim = Math.max(0, Math.min(1, m.similarity || 0));
     return el("li", { class: "match" }, [
       el("a", { class: "thumb", href: m.image_url, "aria-label": `${label}: full-size image` }, [
-        el("img", { src: m.thumbnail_url, alt: label, loading: "lazy", decoding: "async",
+        // animated images play: the card shows the original file (thumbnails are still JPEGs)
+        el("img", { src: m.animated ? m.image_url : m.thumbnail_url, alt: label, loading: "lazy", decoding: "async",
           width: m.width || null, height: m.height || null }),
       ]),
       el("div", { class: "body" }, [
