@@ -52,7 +52,7 @@ def _links(m: dict) -> dict:
         "page_url": m["page_url"], "wikidata_url": f"https://www.wikidata.org/wiki/{item}" if item else None,
         "licence": m["licence"], "licence_url": m["licence_url"], "author": m["author"],
         "attribution": m["attribution"], "width": m["width"], "height": m["height"],
-        "animated": m.get("format") in ANIMATED_FORMATS,
+        "animated": m.get("format") in ANIMATED_FORMATS, "tags": list(m.get("tags") or []),
         "distance": m.get("distance"), "similarity": m.get("similarity"),
     }
 

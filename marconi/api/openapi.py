@@ -43,6 +43,7 @@ IMAGE = {
                    "page_url": NULLABLE_STR, "wikidata_url": NULLABLE_STR, "licence": NULLABLE_STR,
                    "licence_url": NULLABLE_STR, "author": NULLABLE_STR, "attribution": NULLABLE_STR,
                    "width": {"type": "integer"}, "height": {"type": "integer"}, "animated": {"type": "boolean"},
+                   "tags": {"type": "array", "items": {"type": "string"}},
                    "distance": {"type": ["number", "null"]},
                    "similarity": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
 }

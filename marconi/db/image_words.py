@@ -44,7 +44,8 @@ _BY_CLASSES = sa.text(
         LIMIT :k
     )
     SELECT s.image_id, s.run_id, s.score, i.label, i.description, i.source, i.source_url, i.page_url,
-           i.wikidata_item, i.licence, i.licence_url, i.author, i.attribution, i.width, i.height, i.format
+           i.wikidata_item, i.licence, i.licence_url, i.author, i.attribution, i.width, i.height, i.format,
+           ARRAY(SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.score DESC, t.tag LIMIT 5) AS tags
     FROM scored s JOIN images i ON i.id = s.image_id
     ORDER BY s.score DESC, s.image_id
     """

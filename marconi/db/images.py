@@ -40,6 +40,9 @@ class ImageRecord:
 _IMAGE_META = ("label", "description", "source", "source_url", "page_url", "wikidata_item", "licence",
                "licence_url", "author", "attribution", "width", "height", "format")
 _META_COLUMNS = ", ".join(f"i.{c}" for c in _IMAGE_META)
+# an image's five best tags (same statement as its vectors, so from the same run)
+TAGS_COLUMN = ("ARRAY(SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.score DESC, t.tag LIMIT 5) "
+               "AS tags")
 
 
 def upsert_image(conn: sa.Connection, rec: ImageRecord) -> tuple[int, bool]:
@@ -67,7 +70,7 @@ def image_id_by_sha256(conn: sa.Connection, sha256: str) -> int | None:
 
 def images_by_id(conn: sa.Connection, ids: Sequence[int]) -> dict[int, dict]:
     """Return image metadata rows (id and the metadata columns) keyed by id; unknown ids are left out."""
-    rows = conn.execute(sa.text(f"SELECT i.id, {_META_COLUMNS} FROM images i WHERE i.id = ANY(:ids)"),
+    rows = conn.execute(sa.text(f"SELECT i.id, {_META_COLUMNS}, {TAGS_COLUMN} FROM images i WHERE i.id = ANY(:ids)"),
                         {"ids": list(ids)}).mappings().all()
     return {r["id"]: dict(r) for r in rows}
 
@@ -101,7 +104,7 @@ def stream_image_bytes(conn: sa.Connection) -> Iterator[tuple[int, bytes]]:
 
 NEAREST_SQL = sa.text(
     f"""
-    SELECT nn.image_id, nn.run_id, nn.distance, nn.full_vec, {_META_COLUMNS}
+    SELECT nn.image_id, nn.run_id, nn.distance, nn.full_vec, {_META_COLUMNS}, {TAGS_COLUMN}
     FROM (
         SELECT iv.image_id, iv.run_id, iv.full_vec, cube_distance(iv.vec, CAST(:q AS cube)) AS distance
         FROM image_vectors iv
@@ -130,10 +133,11 @@ SIMILAR_SQL = sa.text(
         ORDER BY iv.vec <-> (SELECT vec FROM q)
         LIMIT :k
     )
-    SELECT true AS is_query, q.id AS image_id, q.run_id, 0.0::float8 AS distance, q.full_vec, {_META_COLUMNS}
+    SELECT true AS is_query, q.id AS image_id, q.run_id, 0.0::float8 AS distance, q.full_vec, {_META_COLUMNS},
+           {TAGS_COLUMN}
     FROM q JOIN images i ON i.id = q.id
     UNION ALL
-    SELECT false, nn.image_id, nn.run_id, nn.distance, nn.full_vec, {_META_COLUMNS}
+    SELECT false, nn.image_id, nn.run_id, nn.distance, nn.full_vec, {_META_COLUMNS}, {TAGS_COLUMN}
     FROM nn JOIN images i ON i.id = nn.image_id
     ORDER BY is_query DESC, distance
     """
@@ -141,7 +145,7 @@ SIMILAR_SQL = sa.text(
 
 
 def _neighbour(row: sa.RowMapping) -> dict:
-    out = {k: row[k] for k in ("image_id", "run_id", *_IMAGE_META)}
+    out = {k: row[k] for k in ("image_id", "run_id", "tags", *_IMAGE_META)}
     out["distance"] = float(row["distance"])
     out["full_vec"] = None if row["full_vec"] is None else np.asarray(row["full_vec"], dtype=np.float32)
     return out

@@ -79,6 +79,11 @@ def test_an_image_has_readable_tags_with_broader_words(client, images_engine):
     body = client.get(f"/api/images/{dalmatian}/tags").get_json()
     tags = {t["tag"]: t for t in body["tags"]}
     assert "dalmatian" in tags and tags["dalmatian"]["direct"]
+    # every answer carries each match's five best tags, from the same statement (so the same run)
+    shown = client.get(f"/api/images/{dalmatian}").get_json()["tags"]
+    assert shown == [t["tag"] for t in body["tags"][:5]]
+    match = client.get("/api/images/search?q=dalmatian&k=1").get_json()["matches"][0]
+    assert "dog" in match["tags"] or "dalmatian" in match["tags"]
     assert "dog" in tags and not tags["dog"]["direct"] and tags["dog"]["score"] >= tags["dalmatian"]["score"]
     assert sum(labels[i] == "dalmatian" for i in sql_dogs) >= 10 and len(sql_dogs) <= 20  # the SQL way: dogs
     assert client.get("/api/images/999999/tags").status_code == 404

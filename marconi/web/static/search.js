@@ -183,6 +183,7 @@
         el("span", { class: "sim" }, `${percent(sim)} similar`),
         el("div", { class: "sim-bar", "aria-hidden": "true" }, [el("span", { style: `width:${percent(sim)}` })]),
         m.description ? el("p", { class: "desc" }, m.description) : null,
+        m.tags && m.tags.length ? el("p", { class: "tags", "aria-label": "Tags" }, m.tags.join(" · ")) : null,
         credit ? el("p", { class: "credit" }, credit) : null,
         links.length ? el("p", { class: "links" }, links) : null,
         el("button", { class: "button small more-like", type: "button", "aria-label": `More like ${label} (image ${m.id})`,
