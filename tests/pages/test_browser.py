@@ -417,7 +417,7 @@ def test_image_search_by_words_with_suggestions(page):
     page.fill("#text-query", "a vehicle with two wheels")
     page.press("#text-query", "Enter")
     cards = page.locator("#matches li.match")
-    expect(cards).to_have_count(10)
+    expect(cards).to_have_count(10, timeout=60_000)  # the first text query of a process loads the sentence encoder
     expect(page.locator("#preview")).to_be_hidden()
     titles = cards.locator("h3").all_inner_texts()
     assert titles.count("Motorbikes") >= 7, titles
@@ -427,7 +427,8 @@ def test_image_search_by_words_with_suggestions(page):
     # suggestions: words near the last word typed, offered in the box's list
     page.fill("#text-query", "")
     page.type("#text-query", "aeroplane", delay=20)
-    expect(page.locator("#word-suggestions option").first).to_have_attribute("value", re.compile(r"\w"))
+    expect(page.locator("#word-suggestions option").first).to_have_attribute("value", re.compile(r"\w"),
+                                                                           timeout=30_000)  # loads GloVe once
     page.fill("#text-query", "   ")
     page.click("#text-search")
     expect(page.locator("#search-error")).to_contain_text("Type a few words")
