@@ -5,7 +5,8 @@ weight per class (:class:`marconi.text.query.ClassSpace`: the WordNet senses of 
 breed, plus the sentence-vector match of the query with each class's texts, all-MiniLM-L6-v2), and an image scores
 Σ weight(class) × sqrt(p(class | image)) over its stored classes: one SQL statement over the inverted index.
 Labels and descriptions stored with images are never used, so a collection without labels is searchable too.
-The shown similarity is the score over the query's largest weight, capped at 1 (it falls down the list).
+The confidence is the best score over the query's largest weight, capped at 1 (not calibrated on held-out
+queries yet); each match shows its score relative to the best, times the confidence, so it falls down the list.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ class TextSearcher:
         if not runs:  # nothing matched: the answer still names the serving run, and needs one
             runs = {_serving_run_id(conn)}
         top_weight = float(query.weights.max()) if query.known else 1.0
-        sims = [min(1.0, float(r["score"]) / top_weight) for r in rows]
-        confidence = round(sims[0], 4) if sims else 0.0
+        confidence = min(1.0, float(rows[0]["score"]) / top_weight) if rows else 0.0
+        # the best match shows the confidence; the others their score relative to it (so it falls down the list)
+        sims = [confidence * float(r["score"]) / float(rows[0]["score"]) for r in rows] if rows else []
+        confidence = round(confidence, 4)
         confident = confidence >= self.config.image_confident_threshold
         if not query.known:
             message = NO_WORDS
