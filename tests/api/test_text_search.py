@@ -102,3 +102,14 @@ def test_an_uploaded_photo_gets_tags_without_being_stored(client, images_engine,
     Image.new("RGB", (4, 4)).save(buf, "PNG")
     assert client.post("/api/images/tags", data={}).status_code == 400
     assert client.post("/api/images/tags", data={"image": (io.BytesIO(b"nope"), "x.png")}).status_code == 400
+
+
+def test_confidence_says_whether_the_collection_has_what_the_words_describe(client, images_engine):
+    """Held (cups, aeroplanes) versus absent (volcanoes, jellyfish): the calibrated confidence tells them apart.
+    (Sunflowers are held but ImageNet has no sunflower class, so that query is found with low confidence.)"""
+    held = [client.get("/api/images/search", query_string={"q": q}).get_json() for q in ("a cup", "aeroplane")]
+    absent = [client.get("/api/images/search", query_string={"q": q}).get_json() for q in ("volcano", "jellyfish")]
+    assert all(b["confident"] and b["confidence"] > 0.5 for b in held), [b["confidence"] for b in held]
+    assert all(not b["confident"] and b["confidence"] < 0.5 for b in absent), [b["confidence"] for b in absent]
+    assert all(b["matches"] for b in absent)  # the closest images are still shown, with a message saying so
+    assert "closest" in absent[0]["message"]
