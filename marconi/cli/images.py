@@ -134,7 +134,6 @@ def search_images_cmd(c: Ctx, text, k):
 
     with c.checked_engine().connect() as conn:
         answer = TextSearcher(c.config).search(conn, text, k)
-    click.echo(f"{answer['message']} (confidence {answer['confidence']}, model run {answer['model_run']}, "
-               f"words: {', '.join(answer['query']['words']) or '-'})")
+    click.echo(f"{answer['message']} (confidence {answer['confidence']}, image model run {answer['model_run']})")
     for m in answer["matches"]:
         click.echo(f"{m['id']:>8}  {m['similarity']:.3f}  {m['label'] or '-':<24} {m['source_url'] or ''}")

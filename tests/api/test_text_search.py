@@ -113,3 +113,16 @@ def test_confidence_says_whether_the_collection_has_what_the_words_describe(clie
     assert all(not b["confident"] and b["confidence"] < 0.5 for b in absent), [b["confidence"] for b in absent]
     assert all(b["matches"] for b in absent)  # the closest images are still shown, with a message saying so
     assert "closest" in absent[0]["message"]
+
+
+def test_the_command_line_search_prints_the_same_matches(images_engine, client):
+    from click.testing import CliRunner
+
+    from marconi.cli import main
+
+    url = images_engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg2://", "postgresql://")
+    result = CliRunner().invoke(main, ["--database-url", url, "search", "images", "--text", "aeroplane", "--k", "3"])
+    assert result.exit_code == 0, result.output
+    api = client.get("/api/images/search?q=aeroplane&k=3").get_json()
+    printed = [int(line.split()[0]) for line in result.output.splitlines()[1:] if line.strip()]
+    assert printed == [m["id"] for m in api["matches"]] and "confidence" in result.output.splitlines()[0]
