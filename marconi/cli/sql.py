@@ -39,9 +39,9 @@ def sql(c: Ctx, file, command, print_url):
     """Open psql as the read-only role `marconi_reader` (or run FILE / -c COMMAND).
 
     \b
-    The role can SELECT tracks, playlists, playlist_tracks, song_vectors, images, image_vectors, model_runs
-    and wikidata_classes and call radio(), similar_images(), song_query_vector(); it cannot write, and
-    statements stop after 30 s. Examples to start from are in sql/examples/.
+    The role can SELECT tracks, playlists, playlist_tracks, song_vectors, images, image_vectors, image_classes,
+    image_tags, classes, model_runs and wikidata_classes and call radio(), radio_candidates(), similar_images(),
+    song_query_vector(); it cannot write, and statements stop after 30 s. Examples are in sql/examples/.
     \b
       marconi sql
       marconi sql sql/examples/radio_from_seeds.sql
