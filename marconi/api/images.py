@@ -32,11 +32,6 @@ def _setup(state) -> None:
     app.extensions["marconi.text_searcher"] = TextSearcher(app.config["MARCONI"])
 
 
-def register(app) -> None:
-    """Register the blueprint (same as ``app.register_blueprint(bp)``, kept for the app factory's current call)."""
-    app.register_blueprint(bp)
-
-
 def _searcher():
     return current_app.extensions["marconi.image_searcher"]
 

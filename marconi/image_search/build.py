@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
+from PIL import Image
 
 from marconi import runs
 from marconi.config import Config
@@ -25,7 +26,7 @@ from marconi.db import images as images_db
 from marconi.db.cube import CUBE_MAX_DIM, to_cube, to_pg_array
 from marconi.errors import Conflict
 from marconi.image_search import tagging
-from marconi.image_search.calibration import calibrate, encode_with, stored_images
+from marconi.image_search.calibration import Encode, Originals, calibrate
 from marconi.image_search.pca import PCA
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,45 @@ def _stage_words(run, conn_engine: sa.Engine, ids: list[int], probs: np.ndarray 
     return {"classes": len(vocabulary), "image_classes": n_classes, "tags": n_tags}
 
 
+# Calibration without labels encodes altered copies of stored photos (read here, from the database) exactly as
+# a query is encoded.
+def _encode_like_queries(encoder, batch_size: int = 32) -> Encode:
+    """Return an :data:`Encode` running a loaded :mod:`marconi.encoders` encoder on images as on a query."""
+
+    def encode(imgs: list[Image.Image]) -> np.ndarray:
+        import torch
+
+        parts = [encoder.encode_batch(torch.stack([encoder.preprocess(im) for im in imgs[i:i + batch_size]]))
+                 for i in range(0, len(imgs), batch_size)]
+        return np.vstack(parts) if parts else np.zeros((0, encoder.dims), dtype=np.float32)
+
+    return encode
+
+
+def _stored_originals(engine: sa.Engine, ids: Sequence[int], max_pixels: int, max_side: int = 1024) -> Originals:
+    """Return an :data:`Originals` decoding rows of ``ids`` (stored image ids) from the database, at most
+    ``max_side`` px a side (None for an image that cannot be decoded)."""
+
+    def load(rows: Sequence[int]) -> list[Image.Image | None]:
+        from marconi.imageio import ImageError, load_image
+
+        out: list[Image.Image | None] = []
+        with engine.connect() as conn:
+            for r in rows:
+                found = images_db.image_file(conn, int(ids[r]))
+                try:
+                    img = None if found is None else load_image(found[0], max_pixels=max_pixels,
+                                                                draft_size=(max_side, max_side))
+                except ImageError:
+                    img = None
+                if img is not None:
+                    img.thumbnail((max_side, max_side))
+                out.append(img)
+        return out
+
+    return load
+
+
 def encode_images(engine: sa.Engine, config: Config | None = None, encoder: str | None = None,
                   batch_size: int = 32, workers: int = 0, pca_dims: int = 100, weights: Path | None = None,
                   progress: bool = True, compile: bool = False) -> dict:
@@ -123,7 +163,8 @@ def encode_images(engine: sa.Engine, config: Config | None = None, encoder: str 
         # ranked like the served index (PCA space), described by full-vector similarities like the search
         # without usable labels: calibrated on altered copies of stored images, encoded like a query
         cal, report = calibrate(full, [labels_by_id[i] for i in ids], rank=reduced, project=pca.transform,
-                                encode=encode_with(enc), originals=stored_images(engine, ids, config.max_image_pixels))
+                                encode=_encode_like_queries(enc),
+                                originals=_stored_originals(engine, ids, config.max_image_pixels))
         metrics = {"encode_seconds": round(encode_s, 2), "images_per_second": round(len(ids) / encode_s, 1),
                    "failed": len(failures), "pca_dims": pca.dims, "calibration": cal,
                    "leave_one_out": report, "device": str(enc.device)}
