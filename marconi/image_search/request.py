@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_K = 50
+MAX_QUERY_CHARS = 200  # a text query
 
 
 class JsonSearch(BaseModel):
@@ -17,14 +18,14 @@ class JsonSearch(BaseModel):
 
     # Any: marconi.fetch.check_url says what is wrong with a bad URL, with the code bad_url, whatever its type.
     url: Any = None
-    text: str | None = Field(None, max_length=200)
+    text: str | None = Field(None, max_length=MAX_QUERY_CHARS)
     k: int = Field(10, ge=1, le=MAX_K)
 
 
 class TextQuery(BaseModel):
     """Query string of GET /api/images/search: the words and how many matches."""
 
-    q: str = Field(min_length=1, max_length=200)
+    q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(10, ge=1, le=MAX_K)
 
 

@@ -22,6 +22,7 @@ from marconi.config import Config
 from marconi.db import image_words as words_db
 from marconi.errors import BadRequest
 from marconi.image_search.calibration import Calibration
+from marconi.image_search.request import MAX_QUERY_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ TEXT_ENCODER = "minilm"
 # bench/calibrate_text_confidence.py on half of the Caltech folders plus ImageNet classes the collection lacks;
 # held-out AUC 0.888, mean confidence 0.77 when right, 0.27 when wrong.
 TEXT_CALIBRATION = Calibration(np.array([6.1983]), -5.0712)
-MAX_QUERY_CHARS = 200
 NO_WORDS = "none of these words is known; try other words (for example 'dog', 'bicycle' or 'a red car')"
 
 
