@@ -100,7 +100,7 @@ class RunBuild:
         self.published = True
 
 
-def swap_in(engine: sa.Engine, kind: str, run_id: int, lock_timeout_ms: int = 200, wait_s: float = 600.0) -> None:
+def swap_in(engine: sa.Engine, kind: str, run_id: int, lock_timeout_ms: int, wait_s: float) -> None:
     """Replace the live tables of ``kind`` by the staged ones and mark ``run_id`` serving, in one transaction.
 
     Each try waits at most ``lock_timeout_ms`` for the table lock, then gives way (so readers queued behind it go
