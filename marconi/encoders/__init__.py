@@ -5,6 +5,7 @@ Encoders (see ``ENCODERS``):
 - ``efficientnet-lite0`` (:mod:`marconi.encoders.efficientnet`): 1280-d pooled head features. The default:
   best measured quality here (Caltech-101 leave-one-out P@1 0.876 on the full vectors, against 0.828 for
   vgg16-conv; docs/evaluation.md) and the fastest.
+- ``efficientnet-lite2``: the same head on the larger Lite2 trunk (260x260 input), about 4x slower on CPU.
 - ``vgg16-conv`` (:mod:`marconi.encoders.vgg16`): conv5_3, GeM pooling, 512-d.
 - ``vgg16`` (:mod:`marconi.encoders.vgg16`): torchvision's fc7, 4096-d (weights file supplied by the user).
 
@@ -40,6 +41,7 @@ __all__ = [
 
 _SPECS = (
     efficientnet.SPEC,
+    efficientnet.LITE2_SPEC,
     vgg16.CONV_SPEC,
     vgg16.FC7_SPEC,
     text.SPEC,  # modality "text": load_encoder("minilm") returns a text.SentenceEncoder

