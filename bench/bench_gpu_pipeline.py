@@ -22,6 +22,7 @@ It runs on a CPU too (small ``--n``), which is how it is tested before an accele
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import multiprocessing
@@ -135,8 +136,11 @@ class CopyWriter(threading.Thread):
                 pass
 
 
-def end_to_end(encoder, items, engine: sa.Engine, batch_size: int, workers: int) -> dict:
-    """Run files → vectors in Postgres once; return images/s, seconds, failures and GPU utilisation."""
+def end_to_end(encoder, items, engine: sa.Engine, batch_size: int, workers: int, device_decode: bool = False) -> dict:
+    """Run files → vectors in Postgres once; return images/s, seconds, failures and GPU utilisation.
+
+    ``device_decode`` swaps the decoding workers for the nvJPEG prototype (:func:`device_decoded_batches`).
+    """
     table = "bench_gpu_vectors"
     with engine.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
@@ -149,8 +153,11 @@ def end_to_end(encoder, items, engine: sa.Engine, batch_size: int, workers: int)
     failed = 0
     start = time.perf_counter()
     try:
-        for keys, feats, failures in encode_stream(encoder, items, batch_size=batch_size, workers=workers,
-                                                   progress=False):
+        if device_decode:
+            batches = device_decoded_batches(encoder, items, batch_size)
+        else:
+            batches = encode_stream(encoder, items, batch_size=batch_size, workers=workers, progress=False)
+        for keys, feats, failures in batches:
             failed += len(failures)
             if keys:
                 writer.batches.put((np.asarray(keys), feats))
@@ -169,6 +176,71 @@ def end_to_end(encoder, items, engine: sa.Engine, batch_size: int, workers: int)
     result = {"images": len(items), "failed": failed, "seconds": round(seconds, 3),
               "images_per_second": round(len(items) / seconds, 1), "rows_in_postgres": rows}
     return result | (sampler.summary() if sampler else {})
+
+
+@functools.lru_cache(maxsize=512)
+def pillow_bilinear_weights(in_size: int, out_size: int, box0: float, box1: float, device: str) -> torch.Tensor:
+    """The (out_size, in_size) matrix of Pillow's bilinear resampling of the span [box0, box1) of one axis, on
+    ``device``: the support widens with the scale when shrinking (antialiasing) and may reach past the box, as
+    Pillow's does. Cached: a collection's photos share a few sizes."""
+    scale = (box1 - box0) / out_size
+    filterscale = max(scale, 1.0)  # the triangle filter's support is 1, widened by the scale when shrinking
+    center = box0 + (np.arange(out_size) + 0.5) * scale
+    lo = np.maximum((center - filterscale + 0.5).astype(int), 0)
+    hi = np.minimum((center + filterscale + 0.5).astype(int), in_size)
+    x = np.arange(in_size)
+    weights = np.clip(1.0 - np.abs((x[None, :] - center[:, None] + 0.5) / filterscale), 0.0, None)
+    weights *= (x[None, :] >= lo[:, None]) & (x[None, :] < hi[:, None])
+    weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    return torch.from_numpy(weights).to(device, torch.float32)
+
+
+def crop_resize(img: torch.Tensor, preprocess) -> torch.Tensor:
+    """Resize and crop one uint8 (3, H, W) image where it lies, as :meth:`Preprocess.prepare` does with Pillow
+    (shorter side to ``resize`` and centre crop ``size``, or the whole image squashed; bilinear): a horizontal pass,
+    rounding to 8 bits, a vertical pass. Pixels come out within 2 levels of Pillow's (float vs fixed point)."""
+    size = preprocess.size
+    _, height, width = img.shape
+    if preprocess.resize is None:  # the whole image squashed to size x size
+        box_x, box_y = (0.0, float(width)), (0.0, float(height))
+    else:
+        side = min(width, height) * size / preprocess.resize
+        box_x, box_y = ((width - side) / 2, (width + side) / 2), ((height - side) / 2, (height + side) / 2)
+    wx = pillow_bilinear_weights(width, size, *box_x, str(img.device))
+    wy = pillow_bilinear_weights(height, size, *box_y, str(img.device))
+    rows = wy.abs().sum(dim=0).nonzero().flatten()  # only the source rows the vertical pass reads
+    first, last = int(rows[0]), int(rows[-1]) + 1
+    horizontal = (img[:, first:last].float() @ wx.T).round_().clamp_(0, 255)
+    return wy[:, first:last] @ horizontal
+
+
+def device_decode_prepare(datas: list[bytes], preprocess, device: torch.device) -> torch.Tensor:
+    """Prototype: decode JPEGs with nvJPEG (torchvision) on ``device``, then :func:`crop_resize` them there.
+    Returns uint8 (N, 3, size, size) on the device. JPEG only, EXIF orientation ignored."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
+    decoded = decode_jpeg(tensors, mode=ImageReadMode.RGB, device=device)
+    return torch.stack([crop_resize(img, preprocess) for img in decoded]).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def device_decoded_batches(encoder, items, batch_size: int):
+    """Yield (keys, features, failures) like encode_stream, decoding each batch on the device."""
+    for start in range(0, len(items), batch_size):
+        chunk = items[start: start + batch_size]
+        pixels = device_decode_prepare([d for _, d in chunk], encoder.preprocess, encoder.device)
+        yield [k for k, _ in chunk], encoder.encode_batch(pixels), []
+
+
+def device_decode_only(preprocess, items, batch_size: int, device: torch.device) -> float:
+    """Return images/s of the nvJPEG prototype's decode, resize and crop alone."""
+    device_decode_prepare([d for _, d in items[:batch_size]], preprocess, device)
+    sync(device)
+    start = time.perf_counter()
+    for i in range(0, len(items), batch_size):
+        device_decode_prepare([d for _, d in items[i: i + batch_size]], preprocess, device)
+    sync(device)
+    return len(items) / (time.perf_counter() - start)
 
 
 def decode_only(preprocess, items, workers: int) -> float:
@@ -207,6 +279,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2), help="decoding processes")
     p.add_argument("--model-images", type=int, default=4096, help="images per timed model-only pass")
+    p.add_argument("--device-decode", action="store_true",
+                   help="also measure the nvJPEG prototype: JPEGs decoded and resized on the GPU (needs torchvision)")
     p.add_argument("--check-photos", type=Path, help="folder of real photos for the CPU/GPU vector match")
     p.add_argument("--database-url", help="PostgreSQL URL (default: an embedded server under --pgdata)")
     p.add_argument("--pgdata", type=Path, default=Path("/tmp/marconi-bench-pg"))
@@ -226,14 +300,17 @@ def environment(args) -> dict:
 
 def table(results: list[dict]) -> str:
     head = ("| encoder | compile | end to end img/s | GPU util % | decode only img/s | model only img/s | "
-            "compile s | cosine vs CPU (min) |\n|---|---|---|---|---|---|---|---|")
+            "compile s | cosine vs CPU (min) | e2e nvJPEG img/s | nvJPEG cosine (min) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in results:
         e2e = r.get("end_to_end", {})
         lines.append(f"| {r['encoder']} | {'on' if r['compile'] else 'off'} | {e2e.get('images_per_second', '–')} | "
                      f"{e2e.get('gpu_util_mean', '–')} | {r.get('decode_only_images_per_second', '–')} | "
                      f"{r.get('model_only_images_per_second', '–')} | {r.get('compile_seconds', '–')} | "
-                     f"{r.get('match', {}).get('cosine_min', '–')} |")
+                     f"{r.get('match', {}).get('cosine_min', '–')} | "
+                     f"{r.get('end_to_end_device_decode', {}).get('images_per_second', '–')} | "
+                     f"{r.get('device_decode_match', {}).get('cosine_min', '–')} |")
     return "\n".join(lines)
 
 
@@ -258,6 +335,24 @@ def main(argv=None) -> None:
 
     def save() -> None:
         args.out.write_text(json.dumps(report, indent=2))
+
+    decoders = report["decoders"] = {}
+    from marconi.encoders import get_spec
+
+    first = get_spec(args.encoders.split(",")[0].strip()).preprocess
+    decoders["inline_one_thread"] = round(decode_only(first, items[:500], 0), 1)
+    for w in sorted({1, max(1, args.workers // 2), args.workers}):
+        decoders[f"workers_{w}"] = round(decode_only(first, items, w), 1)
+    print(json.dumps({"decoders": decoders}), flush=True)
+    save()
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.device_decode:
+        try:
+            decoders["nvjpeg_decode_resize"] = round(device_decode_only(first, items, args.batch_size, device), 1)
+        except Exception as exc:
+            decoders["nvjpeg_error"] = f"{type(exc).__name__}: {exc}"
+        print(json.dumps({"decoders": decoders}), flush=True)
+        save()
 
     modes = [m.strip() == "on" for m in args.compile.split(",")]
     names = [n.strip() for n in args.encoders.split(",")]
@@ -287,6 +382,13 @@ def main(argv=None) -> None:
                 save()
                 result["model_only_images_per_second"] = round(model_only(enc, args.batch_size, args.model_images,
                                                                           warmup=3), 1)
+                if args.device_decode and "nvjpeg_error" not in decoders:
+                    if photos:
+                        result["device_decode_match"] = match(reference[name], np.vstack([
+                            f for _, f, _ in device_decoded_batches(enc, photos, args.batch_size)]))
+                    result["end_to_end_device_decode"] = end_to_end(enc, items, engine, args.batch_size,
+                                                                    args.workers, device_decode=True)
+                    save()
                 if not compiled:
                     result["decode_only_images_per_second"] = round(decode_only(enc.preprocess, items,
                                                                                 args.workers), 1)

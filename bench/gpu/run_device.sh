@@ -30,4 +30,4 @@ W=.device/weights
   --encoders "${ENCODERS:-efficientnet-lite0,vgg16-conv,efficientnet-lite2}" --compile "${COMPILE:-off,on}" \
   --weights "efficientnet-lite0=$W/efficientnet-lite0.pth" --weights "efficientnet-lite2=$W/efficientnet-lite2.pth" \
   --weights "vgg16-conv=$W/vgg16-conv.pt" --check-photos .device/photos --pgdata /tmp/marconi-bench-pg/data \
-  --out "$OUT/gpu.json" 2>&1 | tee "$OUT/log.txt"
+  --device-decode --out "$OUT/gpu.json" 2>&1 | tee "$OUT/log.txt"

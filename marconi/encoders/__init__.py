@@ -73,13 +73,14 @@ def load_encoder(
 
     ``cache_dir`` (default ``Config.model_dir``) holds converted weights (vgg16-conv). ``weights_path``
     overrides the weights file: torchvision's ``vgg16-397923af.pth`` for vgg16, a ``.onnx`` or converted ``.pt``
-    for vgg16-conv, a ``.pth`` for efficientnet-lite0. ``dtype`` "auto" means bfloat16 autocast on CUDA and float32
-    on CPU. ``channels_last`` None means on (NHWC: faster with cuDNN and with oneDNN on CPU, 1.25-1.5x measured on
-    2 CPU cores). ``compile`` wraps the model in ``torch.compile``.
+    for vgg16-conv, a ``.pth`` for the EfficientNet-Lite encoders. ``dtype`` "auto" means float32 on CPU and
+    the encoder's ``cuda_dtype`` autocast on CUDA. ``channels_last`` None means on (NHWC: faster with cuDNN and
+    with oneDNN on CPU, 1.25-1.5x measured on 2 CPU cores). ``compile`` wraps the model in ``torch.compile`` (on
+    CUDA as one CUDA graph per batch size).
     """
     spec = get_spec(name)
     dev = choose_device(device)
-    compute_dtype = resolve_dtype(dtype, dev)
+    compute_dtype = resolve_dtype(dtype, dev, spec.cuda_dtype)
     if cache_dir is None:
         from marconi.config import from_env
 

@@ -63,7 +63,10 @@ class Encoder:
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self._forward = torch.compile(model) if compile else model
+        # on CUDA, "reduce-overhead" replays the whole forward pass as one CUDA graph: an eager EfficientNet is
+        # hundreds of small kernel launches, which a busy host (decoders, the COPY writer) cannot issue fast enough
+        mode = "reduce-overhead" if device.type == "cuda" else None
+        self._forward = torch.compile(model, mode=mode) if compile else model
         self._mean = torch.tensor(self.preprocess.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(self.preprocess.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
 
@@ -175,3 +178,4 @@ class EncoderSpec:
     loader: Loader
     modality: str = "image"
     encoder_class: type[Encoder] = Encoder
+    cuda_dtype: str = "bfloat16"  # autocast dtype on CUDA when "auto" is asked for

@@ -50,15 +50,17 @@ DTYPES = {
 }
 
 
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """Return the compute dtype: "auto" is bfloat16 autocast on CUDA (float16 on pre-Ampere GPUs), float32 on CPU."""
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device, cuda_default: str = "bfloat16") -> torch.dtype:
+    """Return the compute dtype: "auto" is float32 on CPU and ``cuda_default`` autocast on CUDA (an encoder's own
+    choice, see ``EncoderSpec.cuda_dtype``; float16 where the GPU has no bfloat16)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     key = str(dtype).lower()
     if key == "auto":
         if device.type != "cuda":
             return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        chosen = DTYPES[cuda_default]
+        return chosen if chosen != torch.bfloat16 or torch.cuda.is_bf16_supported() else torch.float16
     if key not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
     return DTYPES[key]

