@@ -119,17 +119,18 @@ def tags(image_id: int):
 @bp.post("/api/images/tags")
 def tag_photo():
     """Tags of an uploaded photo (multipart field ``image``), as the serving encoder sees it; nothing is stored."""
+    from marconi.image_search.search import query_shape
     from marconi.image_search.text_search import photo_tags
-    from marconi.imageio import load_image
+    from marconi.imageio import sample_frames
 
     if "image" not in request.files:
         raise BadRequest("send the photo as multipart/form-data field 'image', e.g. curl -F image=@cat.jpg "
                          f"{request.host_url}api/images/tags")
-    img = load_image(request.files["image"].read(), max_pixels=current_app.config["MARCONI"].max_image_pixels)
+    frames = sample_frames(request.files["image"].read(), max_pixels=current_app.config["MARCONI"].max_image_pixels)
     with current_app.extensions["marconi.engine"].connect() as conn:
         snapshot = _searcher().snapshot(conn)
-    return jsonify({"tags": photo_tags(snapshot.encoder, img), "model_run": snapshot.run_id,
-                    "encoder": snapshot.encoder_name, "query": {"width": img.width, "height": img.height}})
+    return jsonify({"tags": photo_tags(snapshot.encoder, frames), "model_run": snapshot.run_id,
+                    "encoder": snapshot.encoder_name, "query": query_shape(frames)})
 
 
 @bp.get("/api/images/<int:image_id>")

@@ -7,7 +7,7 @@ one device. Only :meth:`Encoder.encode_batch` touches the device.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,11 +150,27 @@ class Encoder:
             feats = feats.cpu().numpy().astype(np.float32, copy=False)
             return (feats, probs) if with_classes else feats
 
-    def encode_image(self, img: Image.Image, with_classes: bool = False):
+    def encode_image(self, img: Image.Image | Sequence[Image.Image], with_classes: bool = False):
         """Return the (dims,) float32 L2-normalised feature vector of one image (e.g. a query); with
-        ``with_classes``, (features, class probabilities)."""
-        out = self.encode_batch(self.preprocess(img).unsqueeze(0), with_classes=with_classes)
-        return (out[0][0], out[1][0]) if with_classes else out[0]
+        ``with_classes``, (features, class probabilities). A list of frames (an animated image, see
+        :func:`marconi.imageio.sample_frames`) gives one vector pooled as batch encoding pools stored GIFs."""
+        frames = [img] if isinstance(img, Image.Image) else list(img)
+        out = self.encode_batch(torch.stack([self.preprocess(f) for f in frames]), with_classes=with_classes)
+        pooled = pool_frames(out if with_classes else (out,), [len(frames)])
+        return (pooled[0][0], pooled[1][0]) if with_classes else pooled[0][0]
+
+
+def pool_frames(encoded: tuple, frames: list[int]) -> tuple:
+    """Average consecutive rows per image (``frames[i]`` rows for image i): features re-normalised, class
+    probabilities averaged as they are. ``encoded`` is (features, *other per-row arrays)."""
+    if all(n == 1 for n in frames):
+        return encoded
+    bounds = np.cumsum([0, *frames])
+    spans = list(zip(bounds[:-1], bounds[1:], strict=True))
+    feats = np.stack([encoded[0][a:b].mean(axis=0) for a, b in spans])
+    feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    rest = tuple(np.stack([e[a:b].mean(axis=0) for a, b in spans]) for e in encoded[1:])
+    return (feats.astype(np.float32), *rest)
 
 
 Loader = Callable[[Path, Path | None], tuple[nn.Module, dict]]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from marconi.encoders.base import Encoder
+from marconi.encoders.base import Encoder, pool_frames
 from marconi.encoders.preprocess import Preprocess
 from marconi.imageio import DEFAULT_MAX_PIXELS, ImageError, load_image, sample_frames
 
@@ -146,18 +146,6 @@ def decode_stream(
         pool.close()
 
 
-def _pool_frames(encoded: tuple, frames: list[int]) -> tuple:
-    """Average the rows of each image's frames (features re-normalised, probabilities as they are)."""
-    if all(n == 1 for n in frames):
-        return encoded
-    bounds = np.cumsum([0, *frames])
-    feats = np.stack([encoded[0][a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
-    feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
-    rest = tuple(np.stack([e[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
-                 for e in encoded[1:])
-    return (feats.astype(np.float32), *rest)
-
-
 class _PinnedStaging:
     """One page-locked host buffer, reused for every batch: pinning memory per batch costs more than the copy.
 
@@ -217,7 +205,7 @@ def encode_stream(
         batch = staging.gather(pixels) if staging is not None else torch.from_numpy(np.concatenate(pixels))
         out = encoder.encode_batch(batch, with_classes=with_classes)
         out = out if with_classes else (out,)
-        return _pool_frames(out, [len(p) for p in pixels])
+        return pool_frames(out, [len(p) for p in pixels])
 
     def batch_of(done_keys, encoded, done_failures) -> tuple:
         return (done_keys, encoded[0], done_failures) + ((encoded[1],) if with_classes else ())

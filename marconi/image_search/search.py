@@ -57,6 +57,13 @@ class Snapshot:
     cal: Calibration
 
 
+def query_shape(img: Image.Image | list[Image.Image]) -> dict:
+    """The ``query`` part of an answer: the photo's size, and how many frames were pooled for an animated one."""
+    frames = [img] if isinstance(img, Image.Image) else img
+    return {"width": frames[0].width, "height": frames[0].height} | ({"frames": len(frames)} if len(frames) > 1
+                                                                      else {})
+
+
 def _dimension_error(exc: sa.exc.DataError) -> bool:
     """True for the database's complaint that two vectors have different dimensions."""
     return "dimension" in str(exc.orig).lower()
@@ -128,9 +135,11 @@ class ImageSearcher:
         self._current = None
 
     # ------------------------------------------------------------------------------------------------- queries
-    def search(self, conn: sa.Connection, img: Image.Image, k: int = 10, candidates: int | None = None,
-               exclude_ids: tuple = (), rerank: bool | None = None) -> dict:
+    def search(self, conn: sa.Connection, img: Image.Image | list[Image.Image], k: int = 10,
+               candidates: int | None = None, exclude_ids: tuple = (), rerank: bool | None = None) -> dict:
         """Return the answer for a PIL image: the k most similar stored images, a calibrated confidence, a message.
+
+        ``img`` may be the sampled frames of an animated image: they are encoded and pooled as stored GIFs are.
 
         The cube index returns ``candidates`` (default max(5k, 50)) ordered by their distance in PCA space. Each
         match's ``similarity`` is the score the list is ordered by, so it never rises down the list: the cosine in
@@ -158,7 +167,7 @@ class ImageSearcher:
                 continue
             rows_run = cands[0]["run_id"] if cands else snap.run_id
             if rows_run == snap.run_id:
-                return self._answer(snap, f, cands, k, exclude_ids, rerank, {"width": img.width, "height": img.height})
+                return self._answer(snap, f, cands, k, exclude_ids, rerank, query_shape(img))
             log.info("image kNN: rows from run %d, snapshot was run %d; asking again", rows_run, snap.run_id)
             snap = self.snapshot(conn, rows_run)
         raise RunChanged("the image model changed during this request; please try again")
@@ -203,11 +212,11 @@ class ImageSearcher:
     # ---------------------------------------------------------------------------------- one call per request
     def search_bytes(self, data: bytes, k: int = 10, url: str | None = None) -> dict:
         """Decode uploaded (or fetched) image bytes and answer them; ``url`` is echoed in the answer's query."""
-        from marconi.imageio import load_image
+        from marconi.imageio import sample_frames
 
-        img = load_image(data, max_pixels=self.config.max_image_pixels)
+        frames = sample_frames(data, max_pixels=self.config.max_image_pixels)
         with self.engine.connect() as conn:
-            answer = self.search(conn, img, k)
+            answer = self.search(conn, frames, k)
         if url:
             answer["query"]["url"] = url
         return answer

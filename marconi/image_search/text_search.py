@@ -106,7 +106,8 @@ def _serving_run_id(conn: sa.Connection) -> int:
 
 
 def photo_tags(encoder, img, limit: int = 20) -> list[dict]:
-    """Tags of a photo that is not stored: its top classes' names and broader words, as an indexed image gets."""
+    """Tags of a photo that is not stored (one image, or an animated one's frames): its top classes' names and
+    broader words, as an indexed image gets."""
     from marconi.image_search import tagging
     from marconi.text.vocabulary import imagenet_classes
 

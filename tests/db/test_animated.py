@@ -99,3 +99,23 @@ def test_the_api_marks_gifs_animated_so_pages_play_them(animated, base_config):
     assert still["animated"] is False
     r = client.get(body["matches"][0]["image_url"])
     assert r.mimetype == "image/gif" and Image.open(io.BytesIO(r.data)).n_frames == 4
+
+
+def test_an_uploaded_gif_is_searched_and_tagged_by_all_its_frames(animated, base_config):
+    """Posted as a query, a GIF is pooled over its frames like the stored one: it finds itself, exactly."""
+    from marconi import create_app
+
+    eng, ids, frames = animated
+    url = eng.url.render_as_string(hide_password=False).replace("postgresql+psycopg2://", "postgresql://")
+    client = create_app(base_config.with_overrides(database_url=url, device="cpu")).test_client()
+    gif = _gif(frames["cup"])
+    body = client.post("/api/images/search", data={"image": (io.BytesIO(gif), "cup.gif")}).get_json()
+    assert body["query"]["frames"] == 4
+    assert body["matches"][0]["id"] == ids["cup.gif"] and body["matches"][0]["similarity"] > 0.999
+    first_frame = io.BytesIO()
+    Image.open(io.BytesIO(gif)).convert("RGB").save(first_frame, "PNG")
+    alone = client.post("/api/images/search", data={"image": (io.BytesIO(first_frame.getvalue()), "f.png")})
+    assert "frames" not in alone.get_json()["query"]  # a still image is one frame
+    assert alone.get_json()["matches"][0]["similarity"] < body["matches"][0]["similarity"]
+    tagged = client.post("/api/images/tags", data={"image": (io.BytesIO(gif), "cup.gif")}).get_json()
+    assert tagged["query"]["frames"] == 4 and tagged["tags"]
