@@ -26,7 +26,9 @@ from eval_text_methods import DATA, encode_images  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
+from marconi.image_search import smoothing  # noqa: E402
 from marconi.image_search.calibration import Calibration, auc  # noqa: E402
+from marconi.image_search.tagging import top_classes  # noqa: E402
 from marconi.text.query import ClassSpace, class_text_vectors  # noqa: E402
 from marconi.text.vocabulary import imagenet_classes, tokens  # noqa: E402
 
@@ -43,11 +45,13 @@ def features(space: ClassSpace, roots: np.ndarray, query: str) -> tuple[np.ndarr
 
 def main() -> None:
     """Fit on one half, report on the other, print the weights."""
-    labels, _, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
+    labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
     labels = np.array(labels)
-    top10 = np.argsort(-probs, axis=1)[:, :10]
+    # as the index stores them: each image's top 10 classes by √p smoothed over its 5 nearest images
+    smooth = smoothing.smoothed(probs, smoothing.nearest(feats), np.sqrt)
+    classes, scores = top_classes(smooth)
     roots = np.zeros_like(probs)
-    np.put_along_axis(roots, top10, np.sqrt(np.take_along_axis(probs, top10, axis=1)), axis=1)
+    np.put_along_axis(roots, classes, scores, axis=1)
     folders = sorted(set(labels.tolist()))
     folder_words = {t for f in folders for t in tokens(f.replace("_", " "))}
     absent = [c.name for c in imagenet_classes() if not set(tokens(" ".join(c.names))) & folder_words]

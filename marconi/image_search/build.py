@@ -25,7 +25,7 @@ from marconi.db import image_words as words_db
 from marconi.db import images as images_db
 from marconi.db.cube import CUBE_MAX_DIM, to_cube, to_pg_array
 from marconi.errors import Conflict
-from marconi.image_search import tagging
+from marconi.image_search import smoothing, tagging
 from marconi.image_search.calibration import Encode, Originals, calibrate
 from marconi.image_search.pca import PCA
 
@@ -71,8 +71,12 @@ def _encode_all(engine: sa.Engine, enc, n: int, batch_size: int, workers: int, p
     return ids, np.vstack(feats).astype(np.float32), np.vstack(probs) if probs else None, failures
 
 
-def _stage_words(run, conn_engine: sa.Engine, ids: list[int], probs: np.ndarray | None) -> dict:
-    """Stage each image's top classes and tags (empty without a classifier head); return counts for the metrics."""
+def _stage_words(run, conn_engine: sa.Engine, ids: list[int], probs: np.ndarray | None, full: np.ndarray) -> dict:
+    """Stage each image's top classes and tags (empty without a classifier head); return counts for the metrics.
+
+    Both come from class evidence smoothed over each image's nearest images (:mod:`.smoothing`): the stored classes
+    are the top ones by smoothed √p (with the image's own p beside), the tags those of smoothed probabilities.
+    """
     if probs is None:
         run.stage(words_db.IMAGE_CLASS_COLUMNS, [], table="image_classes")
         run.stage(words_db.IMAGE_TAG_COLUMNS, [], table="image_tags")
@@ -85,10 +89,13 @@ def _stage_words(run, conn_engine: sa.Engine, ids: list[int], probs: np.ndarray 
                                         "definition": c.definition,
                                         "broader": list(c.broader_words(tagging.BROADER_DEPTH, first_only=True))}
                                        for c in vocabulary])
-    classes, p = tagging.top_classes(probs)
-    n_classes = run.stage(words_db.IMAGE_CLASS_COLUMNS, tagging.class_rows(ids, run.id, classes, p),
+    neighbours = smoothing.nearest(full)
+    classes, scores = tagging.top_classes(smoothing.smoothed(probs, neighbours, np.sqrt))
+    own = np.take_along_axis(probs, classes, axis=1)
+    n_classes = run.stage(words_db.IMAGE_CLASS_COLUMNS, tagging.class_rows(ids, run.id, classes, own, scores),
                           table="image_classes")
-    n_tags = run.stage(words_db.IMAGE_TAG_COLUMNS, tagging.tag_rows(ids, run.id, classes, p, vocabulary),
+    tag_classes, tag_p = tagging.top_classes(smoothing.smoothed(probs, neighbours))
+    n_tags = run.stage(words_db.IMAGE_TAG_COLUMNS, tagging.tag_rows(ids, run.id, tag_classes, tag_p, vocabulary),
                        table="image_tags")
     return {"classes": len(vocabulary), "image_classes": n_classes, "tags": n_tags}
 
@@ -171,7 +178,7 @@ def encode_images(engine: sa.Engine, config: Config | None = None, encoder: str 
         run.save_artifact("pca.npz", pca.to_bytes())
         rows = ((iid, run.id, to_cube(reduced[i]), to_pg_array(full[i])) for i, iid in enumerate(ids))
         written = run.stage(COLUMNS, rows)
-        metrics["words"] = _stage_words(run, engine, ids, probs)
+        metrics["words"] = _stage_words(run, engine, ids, probs, full)
         run.publish(written, metrics, dims=pca.dims)
     for key, reason in failures:
         log.warning("image %s not encoded: %s", key, reason)

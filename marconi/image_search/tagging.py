@@ -55,11 +55,12 @@ def _unique(words: list[tuple[str, bool]]) -> Iterator[tuple[str, bool]]:
     yield from seen.items()
 
 
-def class_rows(image_ids: Sequence[int], run_id: int, classes: np.ndarray, probs: np.ndarray) -> Iterator[tuple]:
-    """Rows for ``image_classes``: (image_id, run_id, class_index, p) for each image's top classes."""
+def class_rows(image_ids: Sequence[int], run_id: int, classes: np.ndarray, probs: np.ndarray,
+               scores: np.ndarray) -> Iterator[tuple]:
+    """Rows for ``image_classes``: (image_id, run_id, class_index, p, score) for each image's top classes."""
     for row, image_id in enumerate(image_ids):
-        for c, p in zip(classes[row], probs[row], strict=True):
-            yield image_id, run_id, int(c), float(p)
+        for c, p, score in zip(classes[row], probs[row], scores[row], strict=True):
+            yield image_id, run_id, int(c), float(p), float(score)
 
 
 def tag_rows(image_ids: Sequence[int], run_id: int, classes: np.ndarray, probs: np.ndarray,

@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from PIL import Image
@@ -143,3 +144,20 @@ def test_an_unlabelled_collection_is_searchable_by_words_and_has_tags(flat, base
     for query, prefix in (("leopard", "Leopards_"), ("an accordion", "accordion_"), ("aeroplane", "airplanes_")):
         top = [names[m["id"]].rsplit("/", 1)[-1] for m in answers[query]["matches"]]
         assert top and top[0].startswith(prefix), (query, top)
+
+
+def test_class_scores_are_smoothed_over_each_images_neighbours(flat):
+    """image_classes keeps the classifier's own p and a search score: half √p, half the nearest images' mean √p."""
+    eng, _ = flat
+    with eng.connect() as conn:
+        rows = conn.execute(sa.text("SELECT image_id, class_index, p, score FROM image_classes "
+                                    "ORDER BY image_id, score DESC")).all()
+    assert rows and all(r.score is not None and 0 <= r.score <= 1 for r in rows)
+    assert all(r.score >= np.sqrt(r.p) / 2 - 1e-6 for r in rows)  # the image's own half is always there
+    assert sum(abs(r.score - np.sqrt(r.p)) > 0.05 for r in rows) > len(rows) / 4  # neighbours moved most scores
+    by_image = {}
+    for r in rows:
+        by_image.setdefault(r.image_id, []).append(r)
+    assert all(len(v) == 10 for v in by_image.values())
+    # some stored classes come from the neighbours alone: the image itself gives them (almost) nothing
+    assert any(r.p < 0.001 and r.score > 0.05 for r in rows)
