@@ -1,4 +1,4 @@
-"""Web pages: home, reverse image search, radio and status; plain HTML, CSS and vanilla JS over the JSON API.
+"""Web pages: home, reverse image search, one image, radio and status; plain HTML, CSS and vanilla JS over the API.
 
 Pages are thin templates: the browser calls the same JSON endpoints as any other client. Static files are
 served from this package with a content hash in their URL, so they can be cached for a year.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, current_app, render_template, request, url_for
 
@@ -61,6 +62,13 @@ def filesize(n: int | None) -> str:
 
 
 @bp.app_template_filter()
+def percent(x: float | None) -> str:
+    """Return a share as a whole percentage, e.g. ``62%`` (``<1%`` for a small non-zero share)."""
+    x = max(0.0, min(1.0, float(x or 0)))
+    return "<1%" if 0 < x < 0.005 else f"{round(x * 100)}%"
+
+
+@bp.app_template_filter()
 def when(value: datetime | str | None) -> str:
     """Return a timestamp as ``YYYY-MM-DD HH:MM UTC`` (ISO strings are accepted)."""
     if not value:
@@ -88,6 +96,61 @@ def search():
     return render_template("search.html", page="search", max_upload_bytes=config.max_upload_bytes,
                            images_enabled="images.search" in current_app.view_functions,
                            url_fetch=config.url_fetch)
+
+
+SIMILAR_ON_PAGE = 12
+SHOWN_ORIGINAL = ("JPEG", "PNG", "GIF", "WEBP")  # originals every browser shows; BMP and TIFF show as thumbnails
+
+
+def _web_link(url: str | None) -> str | None:
+    """``url`` when it is an http(s) address (safe for an href), else None."""
+    return url if (url or "").startswith(("http://", "https://")) else None
+
+
+def _title(image: dict) -> str:
+    """A readable title: the file's name from its Commons page or source ("File:A_b.jpg" → "A b"), else "Image N"."""
+    for url in (image["page_url"], image["source_url"]):
+        name = unquote(PurePosixPath(urlsplit(url or "").path).name).removeprefix("File:")
+        stem = name.rsplit(".", 1)[0].replace("_", " ").strip()
+        if stem:
+            return stem
+    return f"Image {image['id']}"
+
+
+def _similar(conn, image_id: int) -> tuple[list[dict], str | None]:
+    """(the images most like this one, nearest first; why there are none, or None) from the serving image run."""
+    from marconi.errors import NotFound, Unavailable
+
+    try:
+        answer = current_app.extensions["marconi.image_searcher"].similar(conn, image_id, SIMILAR_ON_PAGE)
+    except (NotFound, Unavailable) as exc:  # the image is not in the serving run yet, or the run cannot answer
+        return [], exc.message
+    return answer["matches"], None
+
+
+@bp.get("/images/<int:image_id>/page")
+def image(image_id: int):
+    """One image: the picture, its metadata and links, its tags with scores, and the images most like it."""
+    from marconi import runs
+    from marconi.api import engine
+    from marconi.api.images import ANIMATED_FORMATS
+    from marconi.db import image_words
+    from marconi.db import images as images_db
+    from marconi.errors import NotFound
+
+    with engine().connect() as conn:
+        row = images_db.images_by_id(conn, [image_id]).get(image_id)
+        if row is None:
+            raise NotFound(f"no image with id {image_id}")
+        _, tags = image_words.tags_of(conn, image_id)
+        serving = runs.serving_run(conn, "images")
+        similar, similar_note = _similar(conn, image_id) if serving else ([], None)
+    links = {"page": _web_link(row["page_url"]), "source": _web_link(row["source_url"]),
+             "licence": _web_link(row["licence_url"]),
+             "wikidata": f"https://www.wikidata.org/wiki/{row['wikidata_item']}" if row["wikidata_item"] else None}
+    return render_template("image.html", page="image", image=row, title=_title(row), links=links, tags=tags,
+                           serving=serving, similar=similar, similar_note=similar_note,
+                           shown_original=row["format"] in SHOWN_ORIGINAL, animated=ANIMATED_FORMATS)
 
 
 @bp.get("/radio")

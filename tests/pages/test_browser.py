@@ -192,16 +192,38 @@ def test_more_like_this_searches_from_a_match(page, data_dir):
     expect(cards).to_have_count(10)
     first = cards.first
     expect(first.locator("h3")).to_have_text("sunflower")
-    clicked = first.locator("a.thumb").get_attribute("href")  # /images/<id>
+    clicked = first.get_attribute("data-id")
     first.get_by_role("button", name=re.compile("^More like sunflower")).click()
     expect(page.locator("#preview-caption")).to_contain_text("from the collection")
-    expect(page.locator("#preview-img")).to_have_attribute("src", clicked)
+    expect(page.locator("#preview-img")).to_have_attribute("src", f"/images/{clicked}")
     expect(page.locator("#search-status")).to_contain_text("Best: sunflower")
     expect(cards).to_have_count(10)
-    hrefs = cards.locator("a.thumb").evaluate_all("els => els.map(e => e.getAttribute('href'))")
-    assert clicked not in hrefs  # the image itself is left out
+    ids = cards.evaluate_all("els => els.map(e => e.dataset.id)")
+    assert clicked not in ids  # the image itself is left out
     no_horizontal_scroll(page)
     shot(page, "search-more-like-this")
+
+
+def test_search_result_opens_its_image_page_with_tags(page):
+    page.goto("/search?q=dalmatian")  # a words query in the address runs on load
+    expect(page.locator("#text-query")).to_have_value("dalmatian")
+    cards = page.locator("#matches li.match")
+    expect(cards).to_have_count(10, timeout=60_000)  # the first text query of a process loads the sentence encoder
+    first = cards.first
+    image_id, label = first.get_attribute("data-id"), first.locator("h3").inner_text()
+    first.locator("a.thumb").click()
+    expect(page).to_have_url(re.compile(rf"/images/{image_id}/page$"))
+    expect(page.locator("#image-label")).to_have_text(label)
+    chips = page.locator("#tags a.tag-chip")
+    expect(chips.first).to_have_text(re.compile(r"^\S.* (\d{1,3}|<1)%$"))
+    expect(page.locator("#similar li.match")).to_have_count(12)
+    page.wait_for_function("() => document.getElementById('image-main').naturalWidth > 0")
+    no_horizontal_scroll(page)
+    shot(page, "image-page")
+    tag = chips.first.locator(".tag-name").inner_text()
+    chips.first.click()  # a tag searches for its word
+    expect(page.locator("#text-query")).to_have_value(tag)
+    expect(cards).to_have_count(10)
 
 
 def test_image_search_drop_and_errors(page, data_dir):

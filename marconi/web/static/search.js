@@ -7,6 +7,7 @@
   const form = document.getElementById("search-form");
   const api = form.dataset.api;
   const similarApi = (id) => form.dataset.similarApi.replace("/0/similar", `/${id}/similar`);
+  const imagePage = (id) => form.dataset.imagePage.replace("/0/page", `/${id}/page`);
   const maxBytes = Number(form.dataset.maxBytes) || 16e6;
   const dropzone = document.getElementById("dropzone");
   const inputs = [document.getElementById("photo"), document.getElementById("camera")];
@@ -77,6 +78,7 @@
   async function choose(file) {
     if (!file) return;
     clearResults();
+    remember(null);
     if (!looksLikeImage(file)) {
       statusLine.textContent = "";
       showError(errorBox, `“${file.name || "That file"}” is not an image. Choose a photo (JPEG, PNG, WebP…).`);
@@ -172,8 +174,9 @@
     ].filter(Boolean);
     const credit = m.author || m.attribution;
     const sim = Math.max(0, Math.min(1, m.similarity || 0));
-    return el("li", { class: "match" }, [
-      el("a", { class: "thumb", href: m.image_url, "aria-label": `${label}: full-size image` }, [
+    return el("li", { class: "match", "data-id": m.id }, [
+      el("a", { class: "thumb", href: imagePage(m.id),
+        "aria-label": `${label} (image ${m.id}): tags and similar images` }, [
         // animated images play: the card shows the original file (thumbnails are still JPEGs)
         el("img", { src: m.animated ? m.image_url : m.thumbnail_url, alt: label, loading: "lazy", decoding: "async",
           width: m.width || null, height: m.height || null }),
@@ -195,6 +198,7 @@
   /** Search with a match from the collection as the query (its stored vectors; nothing is uploaded). */
   function moreLike(m, label) {
     clearResults();
+    remember(null);
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = null;
     previewImg.hidden = false;
@@ -235,10 +239,19 @@
     }
   }
 
+  /** Keep a words query in the address (?q=…), so it can be shared and Back from an image page repeats it. */
+  function remember(text) {
+    const url = new URL(window.location.href);
+    if (text) url.searchParams.set("q", text);
+    else url.searchParams.delete("q");
+    if (url.href !== window.location.href) window.history.replaceState(null, "", url);
+  }
+
   /** Search by words: no preview; the words are the query. */
   function chooseText(raw) {
     const text = (raw || "").trim();
     clearResults();
+    remember(text);
     if (!text) {
       statusLine.textContent = "";
       showError(errorBox, "Type a few words, for example 'a red car'.");
@@ -285,6 +298,7 @@
   function chooseUrl(raw) {
     const text = (raw || "").trim();
     clearResults();
+    remember(null);
     if (!/^https?:\/\/\S+$/i.test(text)) {
       statusLine.textContent = "";
       showError(errorBox, "Enter the full address of an image, beginning with http or https.");
@@ -363,4 +377,11 @@
       choose(file);
     }
   });
+
+  // A words query in the address (/search?q=leopard, e.g. from a tag on an image page) runs on load.
+  const initialText = new URLSearchParams(window.location.search).get("q");
+  if (initialText && initialText.trim() && textInput && api) {
+    textInput.value = initialText;
+    chooseText(initialText);
+  }
 })();
