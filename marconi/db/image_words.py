@@ -84,10 +84,11 @@ def tags_of(conn: sa.Connection, image_id: int, limit: int = 20) -> tuple[bool, 
 
 
 def top_classes_of(conn: sa.Connection, image_ids: Sequence[int], k: int) -> dict[int, list[int]]:
-    """{image id: its ``k`` most probable class indices, most probable first} in the serving image run."""
+    """{image id: its ``k`` strongest class indices, strongest first} in the serving image run: by the stored,
+    neighbour-smoothed score (by p for rows stored before migration 0008)."""
     rows = conn.execute(sa.text(
         """
-        SELECT image_id, (array_agg(class_index ORDER BY p DESC))[1:CAST(:k AS int)]
+        SELECT image_id, (array_agg(class_index ORDER BY coalesce(score, sqrt(p)) DESC))[1:CAST(:k AS int)]
         FROM image_classes WHERE image_id = ANY(:ids) GROUP BY image_id
         """), {"ids": list(image_ids), "k": k}).all()
     return {r[0]: list(r[1]) for r in rows}
