@@ -1,4 +1,5 @@
-"""Errors as JSON, in one place: every failure leaves the API as ``{"error": message, "status": ..., ...}``.
+"""Errors in one place: every failure leaves the API as JSON ``{"error": message, "status": ..., ...}``, and a
+browser asking for a page gets the same message as a page of the site.
 
 Views and the functions they call raise ``marconi.errors`` exceptions (``BadRequest``, ``NotFound``, ...); the
 handler here turns each into ``err.to_dict()`` plus the request id, with ``err.status``. werkzeug's HTTP errors
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from marconi.errors import MarconiError
@@ -20,11 +21,24 @@ log = logging.getLogger(__name__)
 _CODE_FOR_STATUS = {cls.status: cls.code for cls in MarconiError.__subclasses__()}
 
 
+def _wants_page() -> bool:
+    """True for a browser asking for a page (not under /api/, and preferring HTML to JSON): it gets the error as a
+    page of the site. Everyone else (API clients, curl, fetch()) gets JSON."""
+    if request.path.startswith("/api/") or "web" not in current_app.blueprints:
+        return False
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
 def _respond(body: dict):
-    """Return the Flask JSON response for an error body, with the request id added."""
+    """Return the response for an error body, with the request id added: JSON, or a page for a browser."""
     rid = getattr(request, "request_id", None) if request else None
     if rid:
         body["request_id"] = rid
+    if request and _wants_page():
+        try:
+            return render_template("error.html", page="error", error=body), body["status"]
+        except Exception:  # a broken page must never hide the error itself
+            log.exception("rendering the error page failed")
     return jsonify(body), body["status"]
 
 

@@ -206,3 +206,16 @@ def test_image_imported_after_the_serving_run(new_database, base_config, image_s
     note = doc.one(id="similar-note")[1]
     assert note.startswith(f"Image {late_id} is not in the serving index yet"), note
     assert doc.all("li", cls="match") == []
+
+
+def test_a_browser_gets_missing_pages_as_a_page_and_api_clients_as_json(client):
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = client.get("/images/999999999/page", headers=html)
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert b"no image with id 999999999" in page.data and b"Not found" in page.data
+    unknown = client.get("/no/such/page", headers=html)
+    assert unknown.status_code == 404 and unknown.mimetype == "text/html"
+    api = client.get("/api/images/999999999", headers=html)  # the API answers JSON whatever the browser prefers
+    assert api.status_code == 404 and api.get_json()["status"] == 404
+    plain = client.get("/images/999999999/page")  # no Accept header: JSON, as before
+    assert plain.status_code == 404 and plain.get_json()["status"] == 404
