@@ -136,10 +136,10 @@ class CopyWriter(threading.Thread):
                 pass
 
 
-def end_to_end(encoder, items, engine: sa.Engine, batch_size: int, workers: int, device_decode: bool = False) -> dict:
+def end_to_end(encoder, items, engine: sa.Engine, batch_size: int, workers: int, device_decode: str = "") -> dict:
     """Run files → vectors in Postgres once; return images/s, seconds, failures and GPU utilisation.
 
-    ``device_decode`` swaps the decoding workers for the nvJPEG prototype (:func:`device_decoded_batches`).
+    ``device_decode`` names a device decoder (DEVICE_DECODERS) that replaces the decoding workers (a prototype).
     """
     table = "bench_gpu_vectors"
     with engine.begin() as conn:
@@ -154,7 +154,7 @@ def end_to_end(encoder, items, engine: sa.Engine, batch_size: int, workers: int,
     start = time.perf_counter()
     try:
         if device_decode:
-            batches = device_decoded_batches(encoder, items, batch_size)
+            batches = device_decoded_batches(device_decode, encoder, items, batch_size)
         else:
             batches = encode_stream(encoder, items, batch_size=batch_size, workers=workers, progress=False)
         for keys, feats, failures in batches:
@@ -214,33 +214,88 @@ def crop_resize(img: torch.Tensor, preprocess) -> torch.Tensor:
     return wy[:, first:last] @ horizontal
 
 
-def device_decode_prepare(datas: list[bytes], preprocess, device: torch.device) -> torch.Tensor:
-    """Prototype: decode JPEGs with nvJPEG (torchvision) on ``device``, then :func:`crop_resize` them there.
-    Returns uint8 (N, 3, size, size) on the device. JPEG only, EXIF orientation ignored."""
+def _decode_torchvision(datas: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
+    """nvJPEG through torchvision: (3, H, W) uint8 tensors on the device."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
-    decoded = decode_jpeg(tensors, mode=ImageReadMode.RGB, device=device)
-    return torch.stack([crop_resize(img, preprocess) for img in decoded]).round_().clamp_(0, 255).to(torch.uint8)
+    return decode_jpeg([torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas], mode=ImageReadMode.RGB,
+                       device=device)
 
 
-def device_decoded_batches(encoder, items, batch_size: int):
+@functools.lru_cache(maxsize=4)
+def _nvimgcodec_decoder(device_index: int, backend: str):
+    """One nvImageCodec decoder per device and backend ("any": its own choice, "hw": the JPEG hardware engines,
+    "cuda": CUDA kernels), with libjpeg-turbo's "fancy" chroma upsampling so pixels match Pillow's."""
+    from nvidia import nvimgcodec
+
+    kinds = {"hw": nvimgcodec.BackendKind.HW_GPU_ONLY, "cuda": nvimgcodec.BackendKind.GPU_ONLY}
+    backends = [nvimgcodec.Backend(kinds[backend])] if backend in kinds else None
+    return nvimgcodec.Decoder(device_id=device_index, backends=backends, options=":fancy_upsampling=1")
+
+
+def _decode_nvimgcodec(datas: list[bytes], device: torch.device, backend: str) -> list[torch.Tensor | None]:
+    """nvImageCodec: planar RGB uint8 images on the device, as (3, H, W) tensors (None where it failed)."""
+    from nvidia import nvimgcodec
+
+    decoder = _nvimgcodec_decoder(device.index or 0, backend)
+    params = nvimgcodec.DecodeParams(color_spec=nvimgcodec.ColorSpec.SRGB, sample_format=nvimgcodec.SampleFormat.P_RGB)
+    images = decoder.decode([nvimgcodec.CodeStream(d) for d in datas], params=params)
+    return [None if img is None else torch.from_dlpack(img) for img in images]
+
+
+def _decode_pillow(datas: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
+    """Pillow in this thread, then copied to the device: the plumbing's reference (and its CPU test)."""
+    return [torch.from_numpy(np.asarray(Image.open(io.BytesIO(d)).convert("RGB")).copy()).permute(2, 0, 1)
+            .to(device) for d in datas]
+
+
+def _chw(img: torch.Tensor) -> torch.Tensor:
+    """A decoded image as (3, H, W), whether it came planar or interleaved."""
+    return img.permute(2, 0, 1) if img.shape[-1] == 3 and img.shape[0] != 3 else img
+
+
+DEVICE_DECODERS = {
+    "pillow": _decode_pillow,
+    "nvjpeg": _decode_torchvision,
+    "nvimgcodec": functools.partial(_decode_nvimgcodec, backend="any"),
+    "nvimgcodec-hw": functools.partial(_decode_nvimgcodec, backend="hw"),
+    "nvimgcodec-cuda": functools.partial(_decode_nvimgcodec, backend="cuda"),
+}
+
+
+def device_decode_prepare(decoder: str, datas: list[bytes], preprocess, device: torch.device):
+    """Prototype: decode JPEGs on ``device`` with ``decoder`` (DEVICE_DECODERS), then :func:`crop_resize` them
+    there. Returns (uint8 (N, 3, size, size) on the device, indices of the images that failed)."""
+    decoded = DEVICE_DECODERS[decoder](datas, device)
+    ok = [i for i, img in enumerate(decoded) if img is not None]
+    if not ok:
+        return torch.zeros((0, 3, preprocess.size, preprocess.size), dtype=torch.uint8, device=device), \
+            list(range(len(datas)))
+    pixels = torch.stack([crop_resize(_chw(decoded[i]), preprocess) for i in ok])
+    return pixels.round_().clamp_(0, 255).to(torch.uint8), [i for i in range(len(datas)) if decoded[i] is None]
+
+
+def device_decoded_batches(decoder: str, encoder, items, batch_size: int):
     """Yield (keys, features, failures) like encode_stream, decoding each batch on the device."""
     for start in range(0, len(items), batch_size):
         chunk = items[start: start + batch_size]
-        pixels = device_decode_prepare([d for _, d in chunk], encoder.preprocess, encoder.device)
-        yield [k for k, _ in chunk], encoder.encode_batch(pixels), []
+        pixels, failed = device_decode_prepare(decoder, [d for _, d in chunk], encoder.preprocess, encoder.device)
+        keys = [k for i, (k, _) in enumerate(chunk) if i not in set(failed)]
+        feats = encoder.encode_batch(pixels) if len(pixels) else np.zeros((0, encoder.dims), dtype=np.float32)
+        yield keys, feats, [(chunk[i][0], "device decode failed") for i in failed]
 
 
-def device_decode_only(preprocess, items, batch_size: int, device: torch.device) -> float:
-    """Return images/s of the nvJPEG prototype's decode, resize and crop alone."""
-    device_decode_prepare([d for _, d in items[:batch_size]], preprocess, device)
+def device_decode_only(decoder: str, preprocess, items, batch_size: int, device: torch.device) -> dict:
+    """Return images/s (and failures) of a device decoder with the resize and crop, alone."""
+    device_decode_prepare(decoder, [d for _, d in items[:batch_size]], preprocess, device)
     sync(device)
+    failed = 0
     start = time.perf_counter()
     for i in range(0, len(items), batch_size):
-        device_decode_prepare([d for _, d in items[i: i + batch_size]], preprocess, device)
+        failed += len(device_decode_prepare(decoder, [d for _, d in items[i: i + batch_size]], preprocess,
+                                            device)[1])
     sync(device)
-    return len(items) / (time.perf_counter() - start)
+    return {"images_per_second": round(len(items) / (time.perf_counter() - start), 1), "failed": failed}
 
 
 def decode_only(preprocess, items, workers: int) -> float:
@@ -279,8 +334,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2), help="decoding processes")
     p.add_argument("--model-images", type=int, default=4096, help="images per timed model-only pass")
-    p.add_argument("--device-decode", action="store_true",
-                   help="also measure the nvJPEG prototype: JPEGs decoded and resized on the GPU (needs torchvision)")
+    p.add_argument("--device-decode", default="", metavar="DECODERS",
+                   help="also measure decoding on the GPU (a prototype), comma-separated: nvjpeg (torchvision), "
+                        "nvimgcodec, nvimgcodec-hw, nvimgcodec-cuda (nvidia-nvimgcodec)")
     p.add_argument("--check-photos", type=Path, help="folder of real photos for the CPU/GPU vector match")
     p.add_argument("--database-url", help="PostgreSQL URL (default: an embedded server under --pgdata)")
     p.add_argument("--pgdata", type=Path, default=Path("/tmp/marconi-bench-pg"))
@@ -298,10 +354,18 @@ def environment(args) -> dict:
     }
 
 
+def device_e2e(result: dict) -> str:
+    """The device decoders' end-to-end rates and cosines of one result, for the table."""
+    cells = [f"{key.removeprefix('end_to_end_')}: {value['images_per_second']}, "
+             f"{result.get(key.removeprefix('end_to_end_') + '_match', {}).get('cosine_min', '–')}"
+             for key, value in result.items() if key.startswith("end_to_end_")]
+    return "; ".join(cells) or "–"
+
+
 def table(results: list[dict]) -> str:
     head = ("| encoder | compile | end to end img/s | GPU util % | decode only img/s | model only img/s | "
-            "compile s | cosine vs CPU (min) | e2e nvJPEG img/s | nvJPEG cosine (min) |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+            "compile s | cosine vs CPU (min) | device decode: e2e img/s, cosine min |\n"
+            "|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in results:
         e2e = r.get("end_to_end", {})
@@ -309,8 +373,7 @@ def table(results: list[dict]) -> str:
                      f"{e2e.get('gpu_util_mean', '–')} | {r.get('decode_only_images_per_second', '–')} | "
                      f"{r.get('model_only_images_per_second', '–')} | {r.get('compile_seconds', '–')} | "
                      f"{r.get('match', {}).get('cosine_min', '–')} | "
-                     f"{r.get('end_to_end_device_decode', {}).get('images_per_second', '–')} | "
-                     f"{r.get('device_decode_match', {}).get('cosine_min', '–')} |")
+                     f"{device_e2e(r)} |")
     return "\n".join(lines)
 
 
@@ -346,11 +409,13 @@ def main(argv=None) -> None:
     print(json.dumps({"decoders": decoders}), flush=True)
     save()
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    if args.device_decode:
+    device_decoders = [d.strip() for d in args.device_decode.split(",") if d.strip()]
+    for dec in list(device_decoders):
         try:
-            decoders["nvjpeg_decode_resize"] = round(device_decode_only(first, items, args.batch_size, device), 1)
+            decoders[f"{dec}_decode_resize"] = device_decode_only(dec, first, items, args.batch_size, device)
         except Exception as exc:
-            decoders["nvjpeg_error"] = f"{type(exc).__name__}: {exc}"
+            decoders[f"{dec}_error"] = f"{type(exc).__name__}: {exc}"
+            device_decoders.remove(dec)
         print(json.dumps({"decoders": decoders}), flush=True)
         save()
 
@@ -382,12 +447,12 @@ def main(argv=None) -> None:
                 save()
                 result["model_only_images_per_second"] = round(model_only(enc, args.batch_size, args.model_images,
                                                                           warmup=3), 1)
-                if args.device_decode and "nvjpeg_error" not in decoders:
+                for dec in device_decoders:
                     if photos:
-                        result["device_decode_match"] = match(reference[name], np.vstack([
-                            f for _, f, _ in device_decoded_batches(enc, photos, args.batch_size)]))
-                    result["end_to_end_device_decode"] = end_to_end(enc, items, engine, args.batch_size,
-                                                                    args.workers, device_decode=True)
+                        result[f"{dec}_match"] = match(reference[name], np.vstack([
+                            f for _, f, _ in device_decoded_batches(dec, enc, photos, args.batch_size)]))
+                    result[f"end_to_end_{dec}"] = end_to_end(enc, items, engine, args.batch_size, args.workers,
+                                                             device_decode=dec)
                     save()
                 if not compiled:
                     result["decode_only_images_per_second"] = round(decode_only(enc.preprocess, items,

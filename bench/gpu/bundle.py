@@ -120,6 +120,9 @@ def unpack() -> None:
     """On the device: decompress and widen the VGG16 weights to float32 for --weights."""
     weights = BUNDLE / "weights"
     narrow = weights / "vgg16-conv.bf16.pt"
+    if not (weights / "vgg16-conv.bf16.pt.xz").is_file():
+        print("no VGG16 weights carried")
+        return
     with lzma.open(weights / "vgg16-conv.bf16.pt.xz", "rb") as src, open(narrow, "wb") as dst:
         shutil.copyfileobj(src, dst)
     _widen(narrow, weights / "vgg16-conv.pt")
