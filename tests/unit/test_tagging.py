@@ -46,7 +46,9 @@ def test_tags_sum_the_probability_of_classes_sharing_a_word():
 
 def test_rows_for_the_run_tables():
     idx, p = top_classes(np.array([[0.9, 0.1, 0.0, 0.0]]), k=2)
-    assert list(class_rows([42], 7, idx, p)) == [(42, 7, 0, pytest.approx(0.9)), (42, 7, 1, pytest.approx(0.1))]
+    scores = np.array([[0.8, 0.5]])
+    assert list(class_rows([42], 7, idx, p, scores)) == [(42, 7, 0, pytest.approx(0.9), pytest.approx(0.8)),
+                                                         (42, 7, 1, pytest.approx(0.1), pytest.approx(0.5))]
     rows = list(tag_rows([42], 7, idx, p, VOCAB))
     assert rows[0][:3] == (42, 7, "animal") and all(r[1] == 7 for r in rows)
     assert {r[2] for r in rows} >= {"dalmatian", "coach dog", "dog", "beagle"}
