@@ -10,7 +10,9 @@ A query weighs each of the 1,000 classes by two signals, added:
 - **MiniLM** (:func:`ClassSpace.minilm_weights`): the cosine between the query's sentence vector and each class's
   texts ("name: definition", "names; broader words", "names"; averaged), mapped to ((cos - floor) / (1 - floor))²
   and 0 below the floor. It catches what WordNet lacks (misspellings, "brain" → brain coral, "garfield" → comic
-  book) and times ``minilm_weight``.
+  book) and times ``minilm_weight``; for a description of three content words or more ("a dog with black spots")
+  it counts ``phrase_minilm_weight`` times, because its words together say more than each alone
+  (bench/eval_text_phrases.py).
 
 An image then scores Σ_c w(query, c) · sqrt(p(c | image)): the square root flattens the classifier's confident
 peaks so that the second and third classes count too (measured better than p itself). ``top_classes`` keeps the
@@ -42,6 +44,8 @@ class ClassSpaceParams:
     minilm_weight: float = 1.0  # MiniLM's share, added to WordNet's
     top_classes: int = 50  # classes a query keeps (0: all 1,000)
     image_power: float = 0.5  # images score Σ w · p ** image_power
+    phrase_words: int = 3  # a query of this many content words or more is a description ...
+    phrase_minilm_weight: float = 16.0  # ... and MiniLM's share is this instead of minilm_weight
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,11 @@ class ClassSpace:
         whole = self.wordnet.lookup(" ".join(words))
         return whole or list(dict.fromkeys(s for w in words for s in self.wordnet.lookup(w)))
 
+    def wordnet_weights_of(self, text: str) -> tuple[np.ndarray, list[str]]:
+        """Return the query's WordNet weights (:meth:`wordnet_weights` of its :meth:`senses`) and those senses."""
+        senses = self.senses(text)
+        return self.wordnet_weights(senses), senses
+
     def wordnet_weights(self, senses: list[str]) -> np.ndarray:
         """Return (1000,) weights: 1 for classes under a sense, else exp(-alpha · shortest path); 0 without senses."""
         by_ancestor = self._ancestor_index()
@@ -128,9 +137,11 @@ class ClassSpace:
 
     def query(self, text: str) -> QueryClasses:
         """Return the query's strongest classes and their weights (none when nothing in it matched)."""
-        senses = self.senses(text)
+        wordnet, senses = self.wordnet_weights_of(text)
         cosines = self.cosines(text)
-        dense = self.wordnet_weights(senses) + self.params.minilm_weight * self.minilm_weights(cosines)
+        described = len([t for t in tokens(text) if t not in STOP_WORDS]) >= self.params.phrase_words
+        share = self.params.phrase_minilm_weight if described else self.params.minilm_weight
+        dense = wordnet + share * self.minilm_weights(cosines)
         n = self.params.top_classes or len(dense)
         top = np.argsort(-dense, kind="stable")[:n]
         top = top[dense[top] > 0]

@@ -200,3 +200,27 @@ def test_images_score_by_their_classes(space, classes):
     probs[1, 0] = 0.9
     scores = space.score_images(query, probs)
     assert scores[0] > scores[1] > 0
+
+
+class _OneVectorEncoder:
+    """A stand-in sentence encoder: every text has the same unit vector, so every class text has cosine 1."""
+
+    dims = 4
+
+    def encode_texts(self, texts):
+        return np.tile(np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32), (len(texts), 1))
+
+
+def test_descriptions_lean_on_the_sentence_encoder(classes):
+    """A query of three content words or more gets phrase_minilm_weight of the sentence match, a shorter one
+    minilm_weight (measured in bench/eval_text_phrases.py)."""
+    from marconi.text.query import ClassSpace, ClassSpaceParams
+
+    encoder = _OneVectorEncoder()
+    vectors = np.tile(np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32), (3, len(classes), 1))
+    space = ClassSpace(encoder, vectors, params=ClassSpaceParams(top_classes=0, minilm_weight=1.0,
+                                                                 phrase_minilm_weight=16.0))
+    short = space.query("zzzz qqqq")  # no WordNet sense: weights are the sentence match alone
+    long = space.query("zzzz qqqq xxxx")
+    assert short.weights.max() == pytest.approx(1.0) and long.weights.max() == pytest.approx(16.0)
+    assert space.query("a zzzz of qqqq").weights.max() == pytest.approx(1.0)  # stop words do not count
