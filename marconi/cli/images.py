@@ -85,17 +85,31 @@ def encode_images_cmd(c: Ctx, encoder, batch_size, workers, pca_dims, weights, d
 
 
 @click.command("images")
-@click.option("--queries", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--queries", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Labelled folder tree <label>/<image>; labels must match the indexed labels.")
 @click.option("--k", default=10, show_default=True)
 @click.option("--rerank/--no-rerank", default=None,
               help="Re-order the cube's candidates by the full vectors (default: $MARCONI_IMAGE_RERANK, off).")
+@click.option("--metrics", default=None, metavar="LIST",
+              help="Instead: compare distance metrics leave-one-out on the serving run's stored vectors and labels, "
+                   "comma-separated from cosine, euclidean, l1, whitened, served (or 'all').")
+@click.option("--sample", default=2000, show_default=True, help="With --metrics: at most this many queries.")
 @pass_ctx
-def eval_images_cmd(c: Ctx, queries, k, rerank):
+def eval_images_cmd(c: Ctx, queries, k, rerank, metrics, sample):
     """P@1, P@10 and confidence separation (AUC) through the served search path.
 
-    Photos that are themselves in the index are answered with themselves left out.
+    Photos that are themselves in the index are answered with themselves left out. With --metrics, distance metrics
+    are compared on the stored vectors instead (no photos are read; figures also per half of the labels, to choose
+    on one half and read the other).
     """
+    if metrics is not None:
+        from marconi.evaluation.image_metrics import METRICS
+
+        names = list(METRICS) if metrics.strip() == "all" else [m.strip() for m in metrics.split(",") if m.strip()]
+        click.echo(json.dumps(_compare_metrics(c, names, k, sample), indent=2))
+        return
+    if queries is None:
+        raise click.UsageError("give --queries DIRECTORY (or --metrics to compare distance metrics)")
     from marconi.evaluation.images import eval_images
 
     try:
@@ -103,6 +117,24 @@ def eval_images_cmd(c: Ctx, queries, k, rerank):
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(res, indent=2))
+
+
+def _compare_metrics(c: Ctx, names: list[str], k: int, sample: int) -> dict:
+    """Run marconi.evaluation.image_metrics.compare on the serving image run."""
+    from marconi.db.images import serving_vectors
+    from marconi.evaluation.image_metrics import compare
+    from marconi.image_search.search import ImageSearcher
+
+    engine = c.checked_engine()
+    with engine.connect() as conn:
+        run_id, _, full, labels = serving_vectors(conn)
+        if run_id is None:
+            raise click.ClickException("no image model run is serving: run `marconi encode images` first")
+        pca = ImageSearcher(c.config, engine).snapshot(conn, run_id).pca
+    try:
+        return {"model_run": run_id, **compare(full, labels, names, served=pca.transform, k=k, sample=sample)}
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command("text-images")

@@ -169,3 +169,15 @@ def similar_to_stored(conn: sa.Connection, image_id: int, k: int) -> tuple[dict 
     if not rows or not rows[0]["is_query"]:
         return None, []
     return _neighbour(rows[0]), [_neighbour(r) for r in rows[1:]]
+
+
+def serving_vectors(conn: sa.Connection) -> tuple[int | None, list[int], np.ndarray, list[str | None]]:
+    """Return (run id, image ids, full vectors (N, D) float32, labels) of the serving image run, in id order, read
+    in one statement (one run); (None, [], empty, []) when no image run serves."""
+    rows = conn.execute(sa.text(
+        "SELECT iv.run_id, iv.image_id, iv.full_vec, i.label FROM image_vectors iv JOIN images i ON i.id = iv.image_id "
+        "ORDER BY iv.image_id")).all()
+    if not rows:
+        return None, [], np.zeros((0, 0), dtype=np.float32), []
+    return (rows[0][0], [r[1] for r in rows], np.asarray([r[2] for r in rows], dtype=np.float32),
+            [r[3] for r in rows])

@@ -126,3 +126,22 @@ def test_the_command_line_search_prints_the_same_matches(images_engine, client):
     api = client.get("/api/images/search?q=aeroplane&k=3").get_json()
     printed = [int(line.split()[0]) for line in result.output.splitlines()[1:] if line.strip()]
     assert printed == [m["id"] for m in api["matches"]] and "confidence" in result.output.splitlines()[0]
+
+
+def test_eval_images_compares_distance_metrics_on_the_stored_vectors(images_engine):
+    import json
+
+    from click.testing import CliRunner
+
+    from marconi.cli import main
+
+    url = images_engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg2://", "postgresql://")
+    result = CliRunner().invoke(main, ["--database-url", url, "eval", "images", "--metrics", "cosine,served"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["queries"] == 90 and out["labels"] == 6 and set(out) >= {"cosine", "served", "model_run"}
+    assert out["served"]["P@1"] > 0.7 and out["cosine"]["P@10"] > 0.5
+    bad = CliRunner().invoke(main, ["--database-url", url, "eval", "images", "--metrics", "hamming"])
+    assert bad.exit_code != 0 and "unknown metric 'hamming'" in bad.output
+    neither = CliRunner().invoke(main, ["--database-url", url, "eval", "images"])
+    assert neither.exit_code == 2 and "--queries" in neither.output
