@@ -181,3 +181,10 @@ def serving_vectors(conn: sa.Connection) -> tuple[int | None, list[int], np.ndar
         return None, [], np.zeros((0, 0), dtype=np.float32), []
     return (rows[0][0], [r[1] for r in rows], np.asarray([r[2] for r in rows], dtype=np.float32),
             [r[3] for r in rows])
+
+
+def indexed_labels(conn: sa.Connection) -> list[str]:
+    """Return the distinct labels of the images in the serving image run."""
+    return list(conn.execute(sa.text(
+        "SELECT DISTINCT i.label FROM image_vectors iv JOIN images i ON i.id = iv.image_id WHERE i.label IS NOT NULL"
+    )).scalars())

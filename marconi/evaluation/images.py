@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from marconi.config import Config
-from marconi.db.images import image_id_by_sha256
+from marconi.db.images import image_id_by_sha256, indexed_labels
 from marconi.image_search.calibration import auc, rounded
 from marconi.image_search.search import ImageSearcher
 from marconi.imageio import ImageError, load_image
@@ -21,7 +21,10 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
                 progress: bool = True, rerank: bool | None = None) -> dict:
     """P@1 and P@10 of label matches for a labelled folder tree of queries, through the served search path.
 
-    A query whose exact bytes are in the index is answered with itself excluded (leave-one-out).
+    A query whose exact bytes are in the index is answered with itself excluded (leave-one-out). A query whose label
+    no indexed image has is *unknown*: the collection holds nothing like it, so it has no right answer and counts
+    only towards ``known_vs_unknown_auc``, how well the confidence tells known queries (higher) from unknown ones;
+    P@k and ``confidence_auc`` (right against wrong top-1 answers) are over the known queries.
     """
     config = config or Config()
     rerank = config.image_rerank if rerank is None else rerank
@@ -29,8 +32,9 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
     files = image_files(Path(queries))
     if not files:
         raise FileNotFoundError(f"no images under {queries}: expected a folder tree <label>/<image>")
-    p1, p10, conf, right = [], [], [], []
+    p1, p10, conf, right, unknown_conf = [], [], [], [], []
     with engine.connect() as conn:
+        indexed = set(indexed_labels(conn))
         for path in tqdm(files, unit="query", desc="evaluating", disable=not progress):
             label = path.relative_to(queries).parts[0]
             data = path.read_bytes()
@@ -43,12 +47,24 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
             labs = [m["label"] for m in res["matches"]]
             if not labs:
                 continue
+            if label not in indexed:
+                unknown_conf.append(res["confidence"])
+                continue
             p1.append(labs[0] == label)
             p10.append(np.mean([lab == label for lab in labs[:10]]))
             conf.append(res["confidence"])
             right.append(labs[0] == label)
     conf_a, right_a = np.array(conf, dtype=float), np.array(right, dtype=bool)
-    return {"queries": len(p1), "P@1": round(float(np.mean(p1)), 4), "P@10": round(float(np.mean(p10)), 4),
-            "confidence_auc": rounded(auc(conf_a, right_a)),
-            "mean_confidence_right": round(float(conf_a[right_a].mean()), 4) if right_a.any() else None,
-            "mean_confidence_wrong": round(float(conf_a[~right_a].mean()), 4) if (~right_a).any() else None}
+    out = {"queries": len(p1), "P@1": _mean(p1), "P@10": _mean(p10), "confidence_auc": rounded(auc(conf_a, right_a)),
+           "mean_confidence_right": _mean(conf_a[right_a]), "mean_confidence_wrong": _mean(conf_a[~right_a])}
+    if unknown_conf:
+        both = np.concatenate([conf_a, unknown_conf])
+        known = np.arange(len(both)) < len(conf_a)
+        out.update({"unknown_queries": len(unknown_conf), "known_vs_unknown_auc": rounded(auc(both, known)),
+                    "mean_confidence_unknown": _mean(unknown_conf)})
+    return out
+
+
+def _mean(values) -> float | None:
+    """The mean rounded to 4 places; None for no values (never NaN in JSON)."""
+    return round(float(np.mean(values)), 4) if len(values) else None

@@ -219,3 +219,25 @@ def test_more_like_this_for_a_stored_image(client, images_engine):
     assert missing.status_code == 404 and "no image" in missing.get_json()["error"]
     assert client.get(f"/api/images/{image_id}/similar?k=0").status_code == 400
     assert client.get(f"/api/images/{image_id}/similar?k=abc").status_code == 400
+
+
+def test_eval_images_tells_unknown_queries_from_known_ones(images_engine, image_sets, base_config, data_dir,
+                                                           tmp_path):
+    """Photos of classes the index does not hold are 'unknown': they count only in the known/unknown AUC."""
+    import shutil
+
+    from marconi.evaluation.images import eval_images
+
+    queries = tmp_path / "queries"
+    shutil.copytree(image_sets[1], queries)
+    for absent in ("pizza", "trilobite", "accordion"):  # none is indexed (the index holds six other classes)
+        (queries / absent).mkdir()
+        for f in sorted((data_dir / "images" / "caltech101" / absent).glob("*.jpg"))[:5]:
+            shutil.copy(f, queries / absent / f.name)
+    res = eval_images(images_engine, queries, base_config.with_overrides(device="cpu"), progress=False)
+    plain = eval_images(images_engine, image_sets[1], base_config.with_overrides(device="cpu"), progress=False)
+    print(f"\nknown vs unknown: {res}")
+    assert res["queries"] == 30 and res["unknown_queries"] == 15
+    assert res["P@1"] == plain["P@1"] and "unknown_queries" not in plain  # known queries score as before
+    assert res["known_vs_unknown_auc"] > 0.8
+    assert res["mean_confidence_unknown"] < plain["mean_confidence_right"]
