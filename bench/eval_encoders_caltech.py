@@ -136,7 +136,8 @@ def evaluate(feats: np.ndarray, labels: np.ndarray, nums: np.ndarray, pca_dims: 
 def run(name: str, geometry: str, items, args) -> list[dict]:
     """Encode all items with one encoder/geometry and return one result row per variant."""
     encoder = load_encoder(name, device=args.device, cache_dir=args.cache_dir, dtype=args.dtype)
-    pre = dataclasses.replace(encoder.preprocess, resize={"crop": 256, "squash": None}[geometry])
+    crop_resize = round(encoder.preprocess.size * 256 / 224)  # the 0.875 crop ratio, 256 for a 224 input
+    pre = dataclasses.replace(encoder.preprocess, resize={"crop": crop_resize, "squash": None}[geometry])
     variants: tuple[str, ...] = ("default",)
     model = encoder.model
     if isinstance(model, VGG16ConvPooled):
