@@ -57,3 +57,36 @@ def train_songs_cmd(c: Ctx, **options):
     except (ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     echo_json(summary)
+
+
+@train.command("images")
+@click.option("--holdout-classes", default="", metavar="LABELS|FILE",
+              help="Labels to leave out of the fit, comma-separated or one per line in a file: the report then "
+                   "shows how the metric does on labels it never saw.")
+@click.option("--shrinkage", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+              help="Regularisation of the within-label scatter (0: plain LDA, 1: ignore it).")
+@click.option("--blend", default=0.5, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Weight of the learned directions beside the encoder's own vector (higher: fits the labels "
+                   "more, generalises less).")
+@click.option("--pca-dims", default=100, show_default=True, help="Dimensions of the indexed cube (≤ 100).")
+@pass_ctx
+def train_images_cmd(c: Ctx, holdout_classes, shrinkage, blend, pca_dims):
+    """Learn a distance from the images' labels and serve it (a new image model run).
+
+    Same-label images are brought together (regularised LDA, blended with the encoder's space); queries are moved
+    into the same space. The report compares encoder and learned space on
+    photos and labels the fit never saw. `marconi encode images` goes back to the encoder's own space.
+    """
+    from pathlib import Path
+
+    from marconi.training.images import train_images
+
+    source = Path(holdout_classes)
+    if holdout_classes and source.is_file():
+        names = [line.strip() for line in source.read_text().splitlines() if line.strip()]
+    else:
+        names = [n.strip() for n in holdout_classes.split(",") if n.strip()]
+    summary = train_images(c.checked_engine(), c.config, names, shrinkage=shrinkage, blend=blend,
+                           pca_dims=pca_dims)
+    summary.pop("calibration", None)
+    echo_json(summary)

@@ -92,3 +92,11 @@ def top_classes_of(conn: sa.Connection, image_ids: Sequence[int], k: int) -> dic
         FROM image_classes WHERE image_id = ANY(:ids) GROUP BY image_id
         """), {"ids": list(image_ids), "k": k}).all()
     return {r[0]: list(r[1]) for r in rows}
+
+
+def serving_rows(conn: sa.Connection, table: str) -> list[tuple]:
+    """Every row of ``image_classes`` or ``image_tags`` (the serving image run's), without its run id, in the
+    column order of IMAGE_CLASS_COLUMNS / IMAGE_TAG_COLUMNS; for a new run of the same images to carry over."""
+    columns = {"image_classes": IMAGE_CLASS_COLUMNS, "image_tags": IMAGE_TAG_COLUMNS}[table]
+    kept = [c for c in columns if c != "run_id"]
+    return [tuple(r) for r in conn.execute(sa.text(f"SELECT {', '.join(kept)} FROM {table} ORDER BY image_id"))]

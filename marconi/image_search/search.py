@@ -24,6 +24,7 @@ from marconi.config import Config
 from marconi.db import images as images_db
 from marconi.errors import Forbidden, NotFound, Unavailable
 from marconi.image_search.calibration import Calibration, confidence_features
+from marconi.image_search.metric import METRIC_ARTIFACT, LearnedMetric
 from marconi.image_search.pca import PCA
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ class Snapshot:
     encoder: object
     pca: PCA
     cal: Calibration
+    metric: LearnedMetric | None = None  # a run from `marconi train images`: its learned space
+
+    def space(self, vectors: np.ndarray) -> np.ndarray:
+        """Return encoder vectors (rows) in the space this run ranks in: the learned one, else as they are."""
+        return np.atleast_2d(vectors) if self.metric is None else self.metric.transform(vectors)
 
 
 def query_shape(img: Image.Image | list[Image.Image]) -> dict:
@@ -120,15 +126,17 @@ class ImageSearcher:
         return snap
 
     def _load(self, conn: sa.Connection, run_id: int) -> Snapshot:
-        """Build the snapshot of one run from its row and its PCA artifact."""
+        """Build the snapshot of one run from its row and its PCA (and learned metric) artifacts."""
         run = runs.run_by_id(conn, run_id)
         pca = runs.artifact(conn, run_id, "pca.npz")
         if run is None or pca is None or "calibration" not in (run["metrics"] or {}):
             raise NoImageModel(f"image model run {run_id} has no stored PCA or calibration; run "
                                "`marconi encode images` again")
         name = run["model"]
+        metric = runs.artifact(conn, run_id, METRIC_ARTIFACT)
         return Snapshot(run_id, name, self._encoder(name), PCA.from_bytes(pca),
-                        Calibration.from_dict(run["metrics"]["calibration"]))
+                        Calibration.from_dict(run["metrics"]["calibration"]),
+                        LearnedMetric.from_bytes(metric) if metric is not None else None)
 
     def _forget_current(self) -> None:
         """Drop the current snapshot so the next one is the serving run's (after a dimension error)."""
@@ -155,6 +163,7 @@ class ImageSearcher:
             f = features.get(snap.encoder_name)
             if f is None:
                 f = features[snap.encoder_name] = snap.encoder.encode_image(img)
+            f = snap.space(f)[0]
             try:
                 cands = images_db.nearest_images(conn, snap.pca.transform(f)[0], n_cand)
             except sa.exc.DataError as exc:
@@ -183,7 +192,7 @@ class ImageSearcher:
         if query["full_vec"] is None:
             raise NotFound(f"image {image_id} is not in the serving index yet: run `marconi encode images`")
         snap = self.snapshot(conn, query["run_id"])  # the query and its neighbours came from one statement
-        return self._answer(snap, query["full_vec"], cands, k, (image_id,), rerank,
+        return self._answer(snap, snap.space(query["full_vec"])[0], cands, k, (image_id,), rerank,
                             {"image_id": image_id, "width": query["width"], "height": query["height"]})
 
     def _answer(self, snap: Snapshot, f: np.ndarray, cands: list[dict], k: int, exclude_ids: tuple,
@@ -191,8 +200,9 @@ class ImageSearcher:
         """Rank, score and describe the candidates for the full query vector ``f``."""
         rerank = self.config.image_rerank if rerank is None else rerank
         cands = [c for c in cands if c["image_id"] not in exclude_ids]
-        for c in cands:
-            c["full_similarity"] = float(np.clip(c["full_vec"] @ f, 0.0, 1.0))
+        full = snap.space(np.stack([c["full_vec"] for c in cands])) if cands else np.zeros((0, len(f)))
+        for c, vec in zip(cands, full, strict=True):
+            c["full_similarity"] = float(np.clip(vec @ f, 0.0, 1.0))
             c["similarity"] = c["full_similarity"] if rerank else float(np.clip(1 - c["distance"] ** 2 / 2, 0, 1))
         if rerank:
             cands.sort(key=lambda c: -c["full_similarity"])
