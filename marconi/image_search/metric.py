@@ -4,7 +4,8 @@ Linear discriminant analysis finds the directions along which the labelled image
 and the labels lie far apart. Its shrinkage (``shrinkage``) pulls the within-label scatter towards a multiple of
 the identity, which it needs with fewer images than dimensions. Used alone, that space fits the labels it was fitted
 on and forgets the rest. On the shared Caltech photos (fit on half of the classes' first 10 photos), P@10 for
-unseen photos of those classes rose from 0.78 to 0.91, but fell from 0.76 to 0.53 for classes left out of the fit.
+unseen photos of those classes rose from 0.78 to 0.91, but fell from 0.76 to 0.53 for classes left out of the fit
+(bench/eval_learned_metric.py).
 So each vector becomes the encoder's vector and the learned one side by side, the learned one weighted by
 ``blend``, then L2-normalised:
 
