@@ -1,8 +1,9 @@
 """Image search and image files: POST /api/images/search, GET /api/images/<id>[/similar], /images/<id>[/thumbnail].
 
 Views parse their input (``marconi.api.params``), call one function of the per-process
-:class:`~marconi.image_search.search.ImageSearcher` or of ``marconi.db.images``, and answer; the links to pixels
-and pages are added here, where URLs are known.
+:class:`~marconi.image_search.search.ImageSearcher` (or of ``marconi.image_search.region`` when the request names a
+``box``, the part of the photo to search) or of ``marconi.db.images``, and answer; the links to pixels and pages are
+added here, where URLs are known.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from marconi.api.params import form_args, json_body, query_args
 from marconi.db import images as images_db
 from marconi.errors import BadRequest, NotFound
-from marconi.image_search.request import JsonSearch, MatchCount, TextQuery
+from marconi.image_search.request import BadBox, JsonSearch, MatchCount, Region, TextQuery
 
 bp = Blueprint("images", __name__)
 
@@ -66,6 +67,12 @@ def _k() -> int:
     return args.k if "k" in args.model_fields_set else form_args(MatchCount).k
 
 
+def _box():
+    """``box`` from the query string, else from the form; None when neither names one."""
+    box = query_args(Region).box
+    return box if box is not None else form_args(Region).box
+
+
 def _text_answer(text: str, k: int):
     """The answer to a text query (same shape as a photo search's)."""
     with current_app.extensions["marconi.engine"].connect() as conn:
@@ -81,20 +88,33 @@ def search_text():
 
 @bp.post("/api/images/search")
 def search():
-    """Multipart field ``image``, or JSON ``{"url": ...}`` or ``{"text": ...}`` (+ optional ``k``) → images."""
+    """Multipart field ``image``, or JSON ``{"url": ...}`` or ``{"text": ...}`` (+ optional ``k``, ``box``) → images.
+
+    ``box=x,y,w,h`` (form field or query string; ``"box"`` in JSON) searches only that part of the photo.
+    """
+    from marconi.image_search import region
+
     if request.is_json:
         body = json_body(JsonSearch)
         k = body.k if "k" in body.model_fields_set else query_args(MatchCount).k
+        box = body.box if body.box is not None else query_args(Region).box
         if (body.url is None) == (body.text is None):
             raise BadRequest('send either "url" (an image to fetch) or "text" (words), e.g. {"text": "a red car"}')
         if body.text is not None:
+            if box is not None:
+                raise BadBox('"box" is a part of a photo: send it with "url" (or a multipart "image"), not "text"')
             return _text_answer(body.text, k)
+        if box is not None:
+            return _answer(region.search_url_region(_searcher(), body.url, box, k))
         return _answer(_searcher().search_url(body.url, k))
-    k = _k()
+    k, box = _k(), _box()
     if "image" not in request.files:
         raise BadRequest("send the photo as multipart/form-data field 'image', e.g. curl -F image=@cat.jpg "
                          f"{request.host_url}api/images/search, or JSON {{\"url\": \"https://…/cat.jpg\"}}")
-    return _answer(_searcher().search_bytes(request.files["image"].read(), k))
+    data = request.files["image"].read()
+    if box is not None:
+        return _answer(region.search_region(_searcher(), data, box, k))
+    return _answer(_searcher().search_bytes(data, k))
 
 
 @bp.get("/api/images/<int:image_id>/similar")
@@ -118,19 +138,25 @@ def tags(image_id: int):
 
 @bp.post("/api/images/tags")
 def tag_photo():
-    """Tags of an uploaded photo (multipart field ``image``), as the serving encoder sees it; nothing is stored."""
+    """Tags of an uploaded photo (multipart field ``image``, optional ``box=x,y,w,h``: only that part), as the serving
+    encoder sees it; nothing is stored."""
+    from marconi.image_search.region import crop_frames
     from marconi.image_search.search import query_shape
     from marconi.image_search.text_search import photo_tags
     from marconi.imageio import sample_frames
 
+    box = _box()
     if "image" not in request.files:
         raise BadRequest("send the photo as multipart/form-data field 'image', e.g. curl -F image=@cat.jpg "
                          f"{request.host_url}api/images/tags")
     frames = sample_frames(request.files["image"].read(), max_pixels=current_app.config["MARCONI"].max_image_pixels)
+    query = query_shape(frames)
+    if box is not None:
+        frames, query["box"] = crop_frames(frames, box)
     with current_app.extensions["marconi.engine"].connect() as conn:
         snapshot = _searcher().snapshot(conn)
     return jsonify({"tags": photo_tags(snapshot.encoder, frames), "model_run": snapshot.run_id,
-                    "encoder": snapshot.encoder_name, "query": query_shape(frames)})
+                    "encoder": snapshot.encoder_name, "query": query})
 
 
 @bp.get("/api/images/<int:image_id>")

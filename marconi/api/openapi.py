@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from marconi import __version__
+from marconi.image_search.request import BOX_PATTERN
 
 bp = Blueprint("openapi", __name__)
 
@@ -48,6 +49,19 @@ IMAGE = {
                    "similarity": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
 }
 
+BOX_TEXT = ("Search only this part of the photo, to find an item inside a bigger picture: x,y,w,h in pixels of the "
+            "photo as decoded (after its EXIF orientation), x,y the top-left corner; integers or decimals. A box "
+            "partly outside the photo is clipped to it; one that misses the photo, or is under 16x16 pixels once "
+            "clipped, is refused with code `bad_box`, as is a malformed one. The answer's `query.box` is the box used.")
+BOX_STRING = {"type": "string", "pattern": BOX_PATTERN, "examples": ["40,30,200,150"]}
+BOX_PARAM = {"name": "box", "in": "query", "description": BOX_TEXT, "schema": BOX_STRING}
+BOX_USED = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 4, "maxItems": 4,
+            "description": "The box searched, [x, y, w, h] in whole pixels, clipped to the photo"}
+QUERY = {"type": "object", "properties": {
+    "width": {"type": "integer"}, "height": {"type": "integer"}, "frames": {"type": "integer"},
+    "box": BOX_USED, "url": {"type": "string"}, "image_id": {"type": "integer"}, "thumbnail_url": {"type": "string"},
+    "text": {"type": "string"}}}
+
 TAGS = {
     "type": "object", "required": ["tags"],
     "properties": {"tags": {"type": "array", "items": {
@@ -55,7 +69,7 @@ TAGS = {
         "properties": {"tag": {"type": "string"}, "score": {"type": "number", "minimum": 0, "maximum": 1.0001},
                        "direct": {"type": "boolean"}}}},
         "image_id": {"type": "integer"}, "model_run": {"type": ["integer", "null"]}, "encoder": {"type": "string"},
-        "query": {"type": "object"}},
+        "query": QUERY},
 }
 
 SEARCH_RESULT = {
@@ -64,7 +78,7 @@ SEARCH_RESULT = {
     "properties": {"model_run": {"type": "integer"}, "encoder": {"type": "string"},
                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
                    "confident": {"type": "boolean"}, "message": {"type": "string"},
-                   "query": {"type": "object"},
+                   "query": QUERY,
                    "matches": {"type": "array", "items": IMAGE}},
 }
 
@@ -153,17 +167,24 @@ def spec() -> dict:
                                "by words, or JSON `{\"url\": ...}` and "
                                "the server fetches it: public http(s) addresses only (private, loopback and "
                                "link-local ones are refused, after every redirect), at most 3 redirects, "
-                               "MARCONI_URL_FETCH_TIMEOUT seconds in all and MARCONI_MAX_UPLOAD_BYTES bytes.",
+                               "MARCONI_URL_FETCH_TIMEOUT seconds in all and MARCONI_MAX_UPLOAD_BYTES bytes. "
+                               "With a photo, `box=x,y,w,h` (form field or query string; `\"box\": [x, y, w, h]` "
+                               "in JSON) searches only that part of it.",
+                "parameters": [BOX_PARAM],
                 "requestBody": {"required": True, "content": {
                     "multipart/form-data": {"schema": {
                         "type": "object", "required": ["image"],
                         "properties": {"image": {"type": "string", "format": "binary"},
-                                       "k": {"type": "integer", "minimum": 1, "maximum": 50}}}},
+                                       "k": {"type": "integer", "minimum": 1, "maximum": 50},
+                                       "box": {**BOX_STRING, "description": BOX_TEXT}}}},
                     "application/json": {"schema": {
                         "type": "object", "additionalProperties": False,
                         "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2048},
                                        "text": {"type": "string", "minLength": 1, "maxLength": 200},
-                                       "k": {"type": "integer", "minimum": 1, "maximum": 50}}}}}},
+                                       "k": {"type": "integer", "minimum": 1, "maximum": 50},
+                                       "box": {"description": BOX_TEXT + " With `url` only.", "anyOf": [
+                                           {"type": "array", "items": {"type": "number"}, "minItems": 4,
+                                            "maxItems": 4}, BOX_STRING]}}}}}},
                 "responses": {"200": _json(SEARCH_RESULT, "Matches"),
                               **_errors(400, 403, 413, 415, 422, 503)}}},
             "/api/images/{image_id}/tags": {"get": {
@@ -173,9 +194,11 @@ def spec() -> dict:
                 "responses": {"200": _json(TAGS, "Tags, best first"), **_errors(404)}}},
             "/api/images/tags": {"post": {
                 "operationId": "tagPhoto", "summary": "Tags of an uploaded photo (nothing is stored)",
+                "parameters": [BOX_PARAM],
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                     "type": "object", "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary"}}}}}},
+                    "properties": {"image": {"type": "string", "format": "binary"},
+                                   "box": {**BOX_STRING, "description": BOX_TEXT}}}}}},
                 "responses": {"200": _json(TAGS, "Tags, best first"), **_errors(400, 413, 415, 503)}}},
             "/api/words/similar": {"get": {
                 "operationId": "similarWords", "summary": "Words near a word (GloVe 6B), for search suggestions",

@@ -2,12 +2,60 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from marconi.errors import BadRequest
 
 MAX_K = 50
 MAX_QUERY_CHARS = 200  # a text query
+BOX_HELP = ("'box' must be four numbers x,y,w,h: the left and top edges, width and height in pixels of the photo as "
+            "decoded (after its EXIF orientation), e.g. box=40,30,200,150 or \"box\": [40, 30, 200, 150]")
+_NUMBER = r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*"
+_NOT_FINITE = ("nan", "inf", "infinity")  # numbers to Python, refused as such rather than as text
+BOX_PATTERN = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"  # a box as text; the OpenAPI document shows it too
+
+
+class BadBox(BadRequest):
+    """A ``box`` that cannot be used (malformed, or not over enough of the photo)."""
+
+    code = "bad_box"
+
+
+def parse_box(value: Any) -> tuple[float, float, float, float] | None:
+    """Return ``x,y,w,h`` (a string, or a list of four numbers) as four floats; BadBox saying what is wrong.
+
+    Raised from a pydantic validator, BadBox is not a ValueError, so it passes through validation as it is and the
+    client gets the code ``bad_box`` rather than the generic ``bad_request``. Whether the box lies on the photo is
+    only known once it is decoded: ``marconi.image_search.region.clip_box`` checks that.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.split(",")
+        if not re.fullmatch(BOX_PATTERN, value) and not (len(parts) == 4 and all(
+                re.fullmatch(_NUMBER, p) or p.strip().lower().lstrip("+-") in _NOT_FINITE for p in parts)):
+            raise BadBox(f"{BOX_HELP}; got {value[:60]!r}")
+        numbers = [float(p) for p in parts]
+    elif isinstance(value, list | tuple):
+        if len(value) != 4 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            raise BadBox(f"{BOX_HELP}; got a list of {len(value)} item(s)" if len(value) != 4 else
+                         f"{BOX_HELP}; every item must be a number")
+        numbers = [float(v) for v in value]
+    else:
+        raise BadBox(BOX_HELP)
+    if not all(math.isfinite(v) for v in numbers):
+        raise BadBox("'box' must hold finite numbers (no NaN or infinity)")
+    x, y, w, h = numbers
+    if w <= 0 or h <= 0:
+        raise BadBox(f"'box' must have a positive width and height; got {w:g}x{h:g}")
+    return x, y, w, h
+
+
+Box = Annotated[Any, BeforeValidator(parse_box)]  # x, y, w, h as floats (None when not given)
 
 
 class JsonSearch(BaseModel):
@@ -20,6 +68,15 @@ class JsonSearch(BaseModel):
     url: Any = None
     text: str | None = Field(None, max_length=MAX_QUERY_CHARS)
     k: int = Field(10, ge=1, le=MAX_K)
+    box: Box = None  # with "url": search only this part of the photo
+
+
+class Region(BaseModel):
+    """``box=x,y,w,h`` as a query-string or form field: search (or tag) only this part of the photo."""
+
+    model_config = ConfigDict(json_schema_extra={"example": "box=40,30,200,150"})
+
+    box: Box = None
 
 
 class TextQuery(BaseModel):
