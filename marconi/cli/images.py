@@ -93,15 +93,23 @@ def encode_images_cmd(c: Ctx, encoder, batch_size, workers, pca_dims, weights, d
 @click.option("--metrics", default=None, metavar="LIST",
               help="Instead: compare distance metrics leave-one-out on the serving run's stored vectors and labels, "
                    "comma-separated from cosine, euclidean, l1, whitened, served (or 'all').")
-@click.option("--sample", default=2000, show_default=True, help="With --metrics: at most this many queries.")
+@click.option("--sample", default=2000, show_default=True,
+              help="With --metrics or --collage: at most this many queries.")
+@click.option("--collage", is_flag=True,
+              help="Instead: region search. Each query photo goes into one cell of a 2x2 collage with photos of three "
+                   "other labels, searched whole and with the box of its cell (P@1, P@10 of both and of the photo "
+                   "alone).")
+@click.option("--seed", default=0, show_default=True, help="With --collage: seed of the collages and the sample.")
 @pass_ctx
-def eval_images_cmd(c: Ctx, queries, k, rerank, metrics, sample):
+def eval_images_cmd(c: Ctx, queries, k, rerank, metrics, sample, collage, seed):
     """P@1, P@10 and confidence separation (AUC) through the served search path.
 
     Photos that are themselves in the index are answered with themselves left out. With --metrics, distance metrics
     are compared on the stored vectors instead (no photos are read; figures also per half of the labels, to choose
-    on one half and read the other).
+    on one half and read the other). With --collage, region search is measured (marconi.evaluation.collage).
     """
+    if metrics is not None and collage:
+        raise click.UsageError("--metrics and --collage are two different evaluations: give one")
     if metrics is not None:
         from marconi.evaluation.image_metrics import METRICS
 
@@ -110,6 +118,15 @@ def eval_images_cmd(c: Ctx, queries, k, rerank, metrics, sample):
         return
     if queries is None:
         raise click.UsageError("give --queries DIRECTORY (or --metrics to compare distance metrics)")
+    if collage:
+        from marconi.evaluation.collage import eval_collage
+
+        try:
+            res = eval_collage(c.checked_engine(), queries, c.config, k, rerank=rerank, sample=sample, seed=seed)
+        except (FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps(res, indent=2))
+        return
     from marconi.evaluation.images import eval_images
 
     try:
