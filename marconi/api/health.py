@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify
 
 from marconi.api import engine
+from marconi.api.errors import RETRY_AFTER_S
+from marconi.db import migrate
 from marconi.db.status import counts, database_bytes
 from marconi.runs import KINDS, serving_run
 
@@ -43,13 +45,20 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """The database answers and at least one model is serving (else 503)."""
+    """The database answers, its schema is the one this Marconi needs, and a model is serving (else 503)."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
     try:
         with engine().connect() as conn:
+            outdated = migrate.outdated(migrate.current_revision(conn))
+            if outdated is not None:
+                return jsonify({"status": "schema outdated", "error": outdated.message}), 503, headers
             body = readiness(conn)
     except sa.exc.SQLAlchemyError as exc:
-        return jsonify({"status": "unavailable", "error": f"database unreachable: {exc.__class__.__name__}"}), 503
-    return jsonify(body), 200 if body["status"] == "ready" else 503
+        return jsonify({"status": "unavailable", "error": f"database unreachable: {exc.__class__.__name__}"}), 503, \
+            headers
+    if body["status"] != "ready":
+        return jsonify(body), 503, headers
+    return jsonify(body), 200
 
 
 @bp.get("/api/status")

@@ -17,11 +17,21 @@ class MarconiGroup(click.Group):
     serving, a build already running) as a one-line CLI error instead of a traceback."""
 
     def invoke(self, ctx):
-        """Run the subcommand; a MarconiError becomes ``Error: <message>`` and exit status 1."""
+        """Run the subcommand; a MarconiError becomes ``Error: <message>`` and exit status 1, and so does a
+        database that cannot be reached (with ``-v``, the traceback is shown as well)."""
+        import sqlalchemy as sa
+
         try:
             return super().invoke(ctx)
         except MarconiError as exc:
             raise click.ClickException(exc.message) from None
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if ctx.params.get("verbose"):
+                raise
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            raise click.ClickException(
+                f"cannot reach the database: {reason}. Check DATABASE_URL (or --database-url); for the embedded "
+                "server, `marconi db status` says whether it runs. Add -v for the traceback.") from None
 
 
 @click.group(cls=MarconiGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -29,10 +29,7 @@ class Ctx:
         """The engine, after checking the schema is current (clear message otherwise)."""
         from marconi.db import migrate
 
-        try:
-            migrate.check(self.engine)
-        except migrate.SchemaOutdated as exc:
-            raise click.ClickException(str(exc)) from None
+        migrate.check(self.engine)  # SchemaOutdated is a MarconiError: the main group prints its message
         return self.engine
 
 

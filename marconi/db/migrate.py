@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -9,10 +11,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from marconi.config import REPO_ROOT
+from marconi.errors import Unavailable
 
 
-class SchemaOutdated(RuntimeError):
-    """The database schema is not at the newest migration."""
+class SchemaOutdated(Unavailable):
+    """The database schema is not at the newest migration: requests get 503 until `marconi db upgrade` runs."""
+
+    code = "schema_outdated"
 
 
 def alembic_config(engine: sa.Engine) -> AlembicConfig:
@@ -33,19 +38,36 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
+@functools.cache
+def head_revision() -> str:
+    """Return the newest revision in migrations/ (read once: it cannot change under a running process)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    """Return the revision the database's schema is at (None before the first migration)."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
 def revisions(engine: sa.Engine) -> tuple[str | None, str]:
     """Return (current revision of the database, newest revision in migrations/)."""
-    script = ScriptDirectory.from_config(alembic_config(engine))
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    return current, script.get_current_head()
+        return current_revision(conn), head_revision()
+
+
+def outdated(current: str | None) -> SchemaOutdated | None:
+    """Return the error to raise when a database at revision ``current`` is not what this Marconi needs."""
+    head = head_revision()
+    if current == head:
+        return None
+    return SchemaOutdated(f"database schema is at revision {current or 'none'} but this Marconi needs {head}: "
+                          "run `marconi db upgrade`", current=current, needed=head)
 
 
 def check(engine: sa.Engine) -> None:
     """Raise SchemaOutdated, saying what to run, unless the database is at the newest migration."""
-    current, head = revisions(engine)
-    if current != head:
-        raise SchemaOutdated(
-            f"database schema is at revision {current or 'none'} but this Marconi needs {head}: "
-            "run `marconi db upgrade`"
-        )
+    error = outdated(revisions(engine)[0])
+    if error is not None:
+        raise error

@@ -1,0 +1,119 @@
+"""The database goes away or changes underneath a running server: 503s that say so, then recovery; never a 500."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from marconi.config import Config
+from marconi.db import embedded, make_engine, migrate
+
+
+def _start(pgdata: Path) -> str:
+    """Start (or restart) an embedded server in ``pgdata`` from a process of its own; return its URL."""
+    code = ("from pathlib import Path; from marconi.db import embedded; "
+            f"print(embedded.ensure_server(Path({str(pgdata)!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture()
+def own_server(tmp_path):
+    """A PostgreSQL of this test's own (the session's shared one must not be stopped), migrated: (pgdata, url)."""
+    pgdata = tmp_path / "pg"
+    url = _start(pgdata)
+    eng = make_engine(Config(), url=url)
+    migrate.upgrade(eng)
+    eng.dispose()
+    yield pgdata, url
+    embedded.stop(pgdata)
+
+
+def test_a_database_outage_gives_503s_then_recovers_without_a_500(own_server, base_config):
+    from marconi import create_app
+
+    pgdata, url = own_server
+    app = create_app({"database_url": url, "home": str(base_config.home)})
+    seen: list[tuple[float, int, str | None, str | None]] = []
+    stop = threading.Event()
+
+    def load(path: str) -> None:
+        client = app.test_client()
+        while not stop.is_set():
+            r = client.get(path)
+            body = r.get_json(silent=True) or {}
+            seen.append((time.monotonic(), r.status_code, r.headers.get("Retry-After"), body.get("code")))
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=load, args=(p,)) for p in ("/api/status", "/api/songs?q=a", "/api/status")]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        embedded.stop(pgdata)
+        down_at = time.monotonic()
+        time.sleep(2.0)
+        _start(pgdata)
+        up_at = time.monotonic()
+        deadline = up_at + 20
+        while time.monotonic() < deadline and not any(t > up_at + 0.5 and s == 200 for t, s, _, _ in seen):
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    statuses = {s for _, s, _, _ in seen}
+    outage = [(s, retry, code) for t, s, retry, code in seen if down_at + 0.3 < t < up_at - 0.3]
+    assert 500 not in statuses, sorted(statuses)
+    assert outage and all(s == 503 and retry == "5" and code == "database_unavailable" for s, retry, code in outage)
+    assert [s for t, s, _, _ in seen if t < down_at - 0.2 and s != 200] == []
+    assert any(t > up_at and s == 200 for t, s, _, _ in seen)  # it recovers by itself
+    assert all(s == 200 for t, s, _, _ in seen if t > up_at + 5)
+
+
+def test_a_schema_changed_under_a_running_server_gets_503_saying_to_upgrade(own_server, base_config):
+    from marconi import create_app
+
+    _, url = own_server
+    client = create_app({"database_url": url, "home": str(base_config.home)}).test_client()
+    assert client.get("/api/images/1/tags").status_code == 404  # a current schema: no such image
+    eng = make_engine(Config(), url=url)
+    migrate.downgrade(eng, "0006")  # e.g. a `marconi db downgrade` from another checkout
+    try:
+        r = client.get("/api/images/1/tags")
+        assert r.status_code == 503 and r.get_json()["code"] == "schema_outdated"
+        assert "marconi db upgrade" in r.get_json()["error"] and r.headers["Retry-After"] == "5"
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.get_json()["status"] == "schema outdated"
+    finally:
+        migrate.upgrade(eng)
+        eng.dispose()
+    assert client.get("/api/images/1/tags").status_code == 404  # upgraded again: answers as before
+
+
+def test_the_cli_says_it_cannot_reach_the_database_in_one_line():
+    from click.testing import CliRunner
+
+    from marconi.cli import main
+
+    dead = "postgresql://nobody@127.0.0.1:9/nowhere"
+    for args in (["db", "upgrade"], ["sql"], ["status"]):
+        result = CliRunner().invoke(main, ["--database-url", dead, *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert "cannot reach the database" in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    verbose = CliRunner().invoke(main, ["--database-url", dead, "-v", "db", "upgrade"])
+    assert verbose.exit_code == 1 and isinstance(verbose.exception, sa.exc.OperationalError)
+
+
+def test_405_says_which_methods_are_allowed(client):
+    r = client.delete("/api/radio")
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) >= {"POST"}
+    assert r.get_json()["code"] == "method_not_allowed"
