@@ -278,6 +278,97 @@ def test_image_search_by_url_shows_the_servers_refusal(page, base_url, app):
     page.watch.expected_errors(r"status of 400")
 
 
+def _is_search(response) -> bool:
+    return response.request.method == "POST" and response.url.endswith("/api/images/search")
+
+
+def _searched_box(response) -> list[int] | None:
+    """The box the server searched, as its answer says (``query.box``); None for the whole photo."""
+    assert response.ok, response.text()
+    return response.json()["query"].get("box")
+
+
+def test_image_search_box_drawn_on_the_photo(page, data_dir, tmp_path):
+    from PIL import Image, ImageOps
+
+    # A 2x2 collage of photos the index has not seen: dalmatian, motorbike / cup, sunflower.
+    cell = (320, 240)
+    collage = Image.new("RGB", (2 * cell[0], 2 * cell[1]), (128, 128, 128))
+    for i, cls in enumerate(("dalmatian", "Motorbikes", "cup", "sunflower")):
+        photo = sorted((data_dir / "images" / "caltech101" / cls).glob("*.jpg"))[INDEXED_PER_CLASS + 1]
+        img = ImageOps.contain(Image.open(photo).convert("RGB"), cell)
+        collage.paste(img, ((i % 2) * cell[0] + (cell[0] - img.width) // 2,
+                            (i // 2) * cell[1] + (cell[1] - img.height) // 2))
+    path = tmp_path / "collage.png"
+    collage.save(path)
+
+    posts = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/api/images/search") and posts.append(r))
+    page.goto("/search")
+    with page.expect_response(_is_search) as first:
+        page.set_input_files("#photo", str(path))
+    assert _searched_box(first.value) is None
+    cards = page.locator("#matches li.match")
+    expect(cards).to_have_count(10)
+    whole = page.get_by_role("button", name="Whole photo")
+    expect(whole).to_have_attribute("aria-pressed", "true")  # nothing drawn: the whole photo is searched
+    expect(page.locator("#crop-help")).to_be_visible()
+    assert len(posts) == 1
+    whole_first = cards.first.locator("h3").inner_text()
+
+    # Draw a box around the cup (bottom-left cell) from corner to corner: the mouse on the desktop, a finger on the
+    # phone (touch events through the DevTools protocol; Playwright's touchscreen only taps).
+    page.wait_for_function("() => document.getElementById('preview-img').naturalWidth > 0")
+    page.locator("#preview-img").scroll_into_view_if_needed()
+    shown = page.locator("#preview-img").bounding_box()
+    left, top = shown["x"] + 1, shown["y"] + 1  # inside the 1 px border
+    width, height = shown["width"] - 2, shown["height"] - 2
+    path = [(left + (0.02 + 0.46 * t) * width, top + (0.52 + 0.46 * t) * height) for t in (0, .25, .5, .75, 1)]
+    with page.expect_response(_is_search) as drawn:
+        if page.kind == "phone":
+            cdp = page.context.new_cdp_session(page)
+            for kind, (px, py) in zip(["touchStart"] + ["touchMove"] * 4, path, strict=True):
+                cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": px, "y": py}]})
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        else:
+            page.mouse.move(*path[0])
+            page.mouse.down()
+            for point in path[1:]:
+                page.mouse.move(*point, steps=2)
+            page.mouse.up()
+    x, y, w, h = _searched_box(drawn.value)
+    assert abs(x - 0.02 * 640) <= 4 and abs(y - 0.52 * 480) <= 4, (x, y, w, h)  # pixels of the photo, not the screen
+    assert abs(w - 0.46 * 640) <= 4 and abs(h - 0.46 * 480) <= 4, (x, y, w, h)
+    expect(page.locator("#crop-box")).to_be_visible()
+    expect(whole).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#search-status")).to_contain_text(f"Only the box you drew was searched ({w}×{h} px)")
+    expect(cards.first.locator("h3")).to_have_text("cup")
+    expect(cards).to_have_count(10)
+    no_horizontal_scroll(page)
+    shot(page, "search-box")
+
+    # A click or tap on the photo is not a box: nothing is sent, the box stays.
+    sent = len(posts)
+    if page.kind == "phone":
+        page.touchscreen.tap(left + 0.8 * width, top + 0.2 * height)
+    else:
+        page.mouse.click(left + 0.8 * width, top + 0.2 * height)
+    page.wait_for_timeout(300)
+    assert len(posts) == sent
+    expect(page.locator("#crop-box")).to_be_visible()
+
+    # From the keyboard: "Whole photo" forgets the box and searches the whole photo again.
+    with page.expect_response(_is_search) as again:
+        whole.focus()
+        page.keyboard.press("Enter")
+    assert _searched_box(again.value) is None
+    expect(whole).to_have_attribute("aria-pressed", "true")
+    expect(whole).to_be_focused()
+    expect(page.locator("#crop-box")).to_be_hidden()
+    expect(page.locator("#search-status")).not_to_contain_text("box you drew")
+    expect(cards.first.locator("h3")).to_have_text(whole_first)
+
+
 def _first_image_id(app) -> int:
     import sqlalchemy as sa
 

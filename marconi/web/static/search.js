@@ -1,4 +1,5 @@
-/* Reverse image search page: pick, drop, paste or photograph an image; POST it to the API; show the matches. */
+/* Reverse image search page: pick, drop, paste or photograph an image; POST it to the API; show the matches.
+   A box drawn on the photo (pointer events: mouse, pen or finger) searches only that part of it (`box=x,y,w,h`). */
 "use strict";
 
 (function () {
@@ -17,6 +18,10 @@
   const preview = document.getElementById("preview");
   const previewImg = document.getElementById("preview-img");
   const previewCaption = document.getElementById("preview-caption");
+  const cropArea = document.getElementById("crop-area");
+  const cropBox = document.getElementById("crop-box");
+  const cropControls = document.getElementById("crop-controls");
+  const wholeButton = document.getElementById("whole-photo");
   const results = document.getElementById("results");
   const statusLine = document.getElementById("search-status");
   const errorBox = document.getElementById("search-error");
@@ -36,7 +41,9 @@
   const SHRINK_PIXELS = 2048 * 2048; // above this many pixels, are shrunk before upload
   const SHRINK_SIDE = 1600;
 
-  let current = null;      // {blob, name}, {url} or {similar: image id} being searched
+  let current = null;      // {blob, name, width, height}, {url} or {similar: image id} being searched
+  let region = null;       // the box drawn on the photo, as fractions {x, y, w, h} of it; null: the whole photo
+  let drag = null;         // the box being drawn: {x0, y0, x1, y1} in fractions
   let previewUrl = null;
   let inFlight = null;     // AbortController of the running search
 
@@ -46,19 +53,21 @@
     showError(errorBox, "");
   }
 
-  /** Shrink big photos in the browser (keeps uploads from phones fast); fall back to the original. */
+  /** Shrink big photos in the browser (keeps uploads from phones fast); fall back to the original.
+      Resolves to {blob, width, height}: the size of what is sent (null for the original, which the preview shows). */
   async function prepare(file) {
-    if (!("createImageBitmap" in window)) return file;
+    const original = { blob: file, width: null, height: null };
+    if (!("createImageBitmap" in window)) return original;
     let bitmap;
     try {
       bitmap = await createImageBitmap(file);
     } catch (_) {
-      return file; // a format the browser cannot decode (e.g. TIFF): let the server try
+      return original; // a format the browser cannot decode (e.g. TIFF): let the server try
     }
     const pixels = bitmap.width * bitmap.height;
     if (file.size <= SHRINK_BYTES && pixels <= SHRINK_PIXELS) {
       bitmap.close();
-      return file;
+      return original;
     }
     const scale = Math.min(1, SHRINK_SIDE / Math.max(bitmap.width, bitmap.height));
     const canvas = document.createElement("canvas");
@@ -67,7 +76,103 @@
     canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
     bitmap.close();
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
-    return blob && blob.size < file.size ? blob : file;
+    return blob && blob.size < file.size ? { blob, width: canvas.width, height: canvas.height } : original;
+  }
+
+  // ------------------------------------------------------------------ a box on the photo (region search)
+  const clamp01 = (v) => Math.max(0, Math.min(1, v));
+
+  /** Where the photo's pixels are drawn, in viewport px (the image keeps its proportions inside its frame). */
+  function photoRect() {
+    const r = previewImg.getBoundingClientRect();
+    const boxW = previewImg.clientWidth, boxH = previewImg.clientHeight;
+    const scale = Math.min(boxW / previewImg.naturalWidth, boxH / previewImg.naturalHeight);
+    const width = previewImg.naturalWidth * scale, height = previewImg.naturalHeight * scale;
+    return { left: r.left + previewImg.clientLeft + (boxW - width) / 2,
+      top: r.top + previewImg.clientTop + (boxH - height) / 2, width, height };
+  }
+
+  const canDraw = () => cropArea.classList.contains("drawable") && Boolean(current && (current.blob || current.url)) &&
+    !previewImg.hidden && previewImg.complete && previewImg.naturalWidth > 0;
+
+  /** Show the drawn box (or the one being drawn) over the photo; the button says whether the whole photo is used. */
+  function showRegion() {
+    const shown = drag ? normalise(drag) : region;
+    cropBox.hidden = !shown;
+    wholeButton.setAttribute("aria-pressed", String(!region));
+    if (!shown) return;
+    const r = photoRect(), area = cropArea.getBoundingClientRect();
+    Object.assign(cropBox.style, { left: `${r.left - area.left + shown.x * r.width}px`,
+      top: `${r.top - area.top + shown.y * r.height}px`, width: `${shown.w * r.width}px`,
+      height: `${shown.h * r.height}px` });
+  }
+
+  function normalise(d) {
+    return { x: Math.min(d.x0, d.x1), y: Math.min(d.y0, d.y1), w: Math.abs(d.x1 - d.x0), h: Math.abs(d.y1 - d.y0) };
+  }
+
+  function pointAt(event) {
+    const r = photoRect();
+    return [clamp01((event.clientX - r.left) / r.width), clamp01((event.clientY - r.top) / r.height)];
+  }
+
+  /** Forget the box (a new photo, or the whole photo asked for). */
+  function clearRegion() {
+    region = null;
+    drag = null;
+    showRegion();
+  }
+
+  /** The box in pixels of the photo as sent: [x, y, w, h]. */
+  function boxPixels() {
+    const width = current.width || previewImg.naturalWidth, height = current.height || previewImg.naturalHeight;
+    const x = Math.round(region.x * width), y = Math.round(region.y * height);
+    return [x, y, Math.max(1, Math.round((region.x + region.w) * width) - x),
+      Math.max(1, Math.round((region.y + region.h) * height) - y)];
+  }
+
+  cropArea.addEventListener("pointerdown", (event) => {
+    if (!canDraw() || event.button !== 0) return;
+    event.preventDefault();
+    const [x, y] = pointAt(event);
+    drag = { x0: x, y0: y, x1: x, y1: y };
+    cropArea.setPointerCapture(event.pointerId);
+    showRegion();
+  });
+  cropArea.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    [drag.x1, drag.y1] = pointAt(event);
+    showRegion();
+  });
+  cropArea.addEventListener("pointerup", (event) => {
+    if (!drag) return;
+    [drag.x1, drag.y1] = pointAt(event);
+    const drawn = normalise(drag), r = photoRect();
+    drag = null;
+    if (drawn.w * r.width < 8 || drawn.h * r.height < 8) { // a tap or a slip, not a box: keep what was there
+      showRegion();
+      return;
+    }
+    region = drawn;
+    showRegion();
+    search();
+  });
+  cropArea.addEventListener("pointercancel", () => {
+    drag = null;
+    showRegion();
+  });
+  wholeButton.addEventListener("click", () => {
+    if (!region) return;
+    clearRegion();
+    search();
+  });
+  window.addEventListener("resize", showRegion);
+
+  /** Offer the box for photos (uploaded or fetched); not for images of the collection or words. */
+  function offerRegion(on) {
+    clearRegion();
+    cropControls.hidden = !on;
+    cropArea.classList.toggle("drawable", on);
   }
 
   function looksLikeImage(file) {
@@ -79,6 +184,7 @@
     if (!file) return;
     clearResults();
     remember(null);
+    offerRegion(false);
     if (!looksLikeImage(file)) {
       statusLine.textContent = "";
       showError(errorBox, `“${file.name || "That file"}” is not an image. Choose a photo (JPEG, PNG, WebP…).`);
@@ -102,14 +208,15 @@
     layout.classList.add("has-preview");
 
     statusLine.textContent = "Preparing your photo…";
-    const blob = await prepare(file);
+    const { blob, width, height } = await prepare(file);
     if (blob.size > maxBytes) {
       statusLine.textContent = "";
       showError(errorBox, `That photo is ${filesize(blob.size)}; the limit is ${filesize(maxBytes)}.`);
       return;
     }
     const name = blob === file ? (file.name || "photo") : (file.name || "photo").replace(/\.[^.]*$/, "") + ".jpg";
-    current = { blob, name };
+    current = { blob, name, width, height };
+    offerRegion(true);
     againButton.disabled = false;
     search();
   }
@@ -128,17 +235,20 @@
       target = `${api}?q=${encodeURIComponent(current.text)}&k=${encodeURIComponent(kSelect.value)}`;
       request = { signal: controller.signal };
     } else if (current.url) {
+      const body = { url: current.url, k: Number(kSelect.value) };
+      if (region) body.box = boxPixels();
       request = { method: "POST", signal: controller.signal,
-        headers: { Accept: "application/json", "Content-Type": "application/json" },
-        body: JSON.stringify({ url: current.url, k: Number(kSelect.value) }) };
+        headers: { Accept: "application/json", "Content-Type": "application/json" }, body: JSON.stringify(body) };
     } else {
       const data = new FormData();
       data.append("image", current.blob, current.name);
       data.append("k", kSelect.value);
+      if (region) data.append("box", boxPixels().join(","));
       request = { method: "POST", body: data, signal: controller.signal };
     }
     showError(errorBox, "");
     statusLine.textContent = current.url ? "Fetching the image and searching…" : "Searching…";
+    if (region) statusLine.textContent = "Searching the part of the photo inside your box…";
     if (current.similar) statusLine.textContent = "Finding more like this…";
     results.setAttribute("aria-busy", "true");
     try {
@@ -199,6 +309,7 @@
   function moreLike(m, label) {
     clearResults();
     remember(null);
+    offerRegion(false);
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = null;
     previewImg.hidden = false;
@@ -237,6 +348,8 @@
       statusLine.textContent = `Nothing matches well (confidence ${percent(body.confidence)}); ` +
         `showing the ${matches.length} closest images anyway.`;
     }
+    const box = body.query && body.query.box;
+    if (box) statusLine.textContent += ` Only the box you drew was searched (${box[2]}×${box[3]} px).`;
   }
 
   /** Keep a words query in the address (?q=…), so it can be shared and Back from an image page repeats it. */
@@ -259,6 +372,7 @@
     }
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = null;
+    offerRegion(false);
     preview.hidden = true;
     layout.classList.remove("has-preview");
     current = { text };
@@ -319,6 +433,7 @@
     };
     preview.hidden = false;
     layout.classList.add("has-preview");
+    offerRegion(true);
     current = { url: text };
     againButton.disabled = false;
     search();
