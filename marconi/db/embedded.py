@@ -59,12 +59,21 @@ def status(pgdata: Path) -> dict:
             import psutil
 
             pid = int(lines[0])
-            info["running"] = psutil.pid_exists(pid)
+            info["running"] = _is_postmaster(psutil, pid)
             info["pid"] = pid
             info["socket_dir"] = lines[4] if len(lines) > 4 else None
         except (ValueError, IndexError):
             pass
     return info
+
+
+def _is_postmaster(psutil, pid: int) -> bool:
+    """True when ``pid`` is a live PostgreSQL server, not a pid left in a stale postmaster.pid and reused since."""
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and "postgres" in process.name()
+    except psutil.Error:
+        return False
 
 
 def stop(pgdata: Path) -> bool:
