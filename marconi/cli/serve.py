@@ -20,12 +20,19 @@ from marconi.cli.context import Ctx, pass_ctx
                    "(default: $MARCONI_GUNICORN_THREADS or 4).")
 @pass_ctx
 def serve(c: Ctx, host, port, workers, threads):
-    """Serve the API and pages with gunicorn (Ctrl-C stops)."""
+    """Serve the API and pages with gunicorn (Ctrl-C stops).
+
+    With the embedded PostgreSQL (no DATABASE_URL), the server is watched and started again if it stops; requests
+    meanwhile get 503 with Retry-After.
+    """
     from marconi.db import database_url
+    from marconi.gunicorn_hooks import WATCH_ENV
     from marconi.serving import gunicorn_args
 
     c.checked_engine()
     env = dict(os.environ, DATABASE_URL=database_url(c.config))
+    if not c.config.database_url:  # the embedded server: gunicorn's master restarts it if it stops
+        env[WATCH_ENV] = str(c.config.pgdata)
     args = gunicorn_args(host, port, c.config, workers=workers, threads=threads, access_log=True)
     click.echo(f"serving on http://{host}:{port}/  (API: /api/songs, /api/radio, /api/images/search; "
                f"{workers or c.config.gunicorn_workers} workers x {threads or c.config.gunicorn_threads} threads)")

@@ -147,3 +147,23 @@ def test_db_status_tells_the_truth_about_a_dead_server(own_server):
     (pgdata / "postmaster.pid").write_text(stale)  # PostgreSQL itself starts over its own stale lock file
     _start(pgdata)
     assert embedded.status(pgdata)["running"]
+
+
+def test_the_watchdog_starts_a_killed_server_again(own_server):
+    import os
+    import signal
+
+    from marconi.db.watchdog import EmbeddedWatchdog
+
+    pgdata, url = own_server
+    watchdog = EmbeddedWatchdog(pgdata)
+    assert watchdog.check_once() and watchdog.restarts == 0  # running: nothing to do
+    os.kill(embedded.status(pgdata)["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not (watchdog.check_once() and watchdog.restarts == 1) and time.monotonic() < deadline:
+        time.sleep(1)  # the killed server's processes may hold its memory for a moment
+    assert watchdog.restarts == 1 and embedded.status(pgdata)["running"]
+    eng = make_engine(Config(), url=url)
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    eng.dispose()
