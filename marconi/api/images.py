@@ -1,9 +1,8 @@
 """Image search and image files: POST /api/images/search, GET /api/images/<id>[/similar], /images/<id>[/thumbnail].
 
 Views parse their input (``marconi.api.params``), call one function of the per-process
-:class:`~marconi.image_search.search.ImageSearcher` (or of ``marconi.image_search.region`` when the request names a
-``box``, the part of the photo to search) or of ``marconi.db.images``, and answer; the links to pixels and pages are
-added here, where URLs are known.
+:class:`~marconi.image_search.search.ImageSearcher` (a ``box`` names the part of the photo to search) or of
+``marconi.db.images``, and answer; the links to pixels and pages are added here, where URLs are known.
 """
 
 from __future__ import annotations
@@ -92,8 +91,6 @@ def search():
 
     ``box=x,y,w,h`` (form field or query string; ``"box"`` in JSON) searches only that part of the photo.
     """
-    from marconi.image_search import region
-
     if request.is_json:
         body = json_body(JsonSearch)
         k = body.k if "k" in body.model_fields_set else query_args(MatchCount).k
@@ -104,17 +101,12 @@ def search():
             if box is not None:
                 raise BadBox('"box" is a part of a photo: send it with "url" (or a multipart "image"), not "text"')
             return _text_answer(body.text, k)
-        if box is not None:
-            return _answer(region.search_url_region(_searcher(), body.url, box, k))
-        return _answer(_searcher().search_url(body.url, k))
+        return _answer(_searcher().search_url(body.url, k, box=box))
     k, box = _k(), _box()
     if "image" not in request.files:
         raise BadRequest("send the photo as multipart/form-data field 'image', e.g. curl -F image=@cat.jpg "
                          f"{request.host_url}api/images/search, or JSON {{\"url\": \"https://…/cat.jpg\"}}")
-    data = request.files["image"].read()
-    if box is not None:
-        return _answer(region.search_region(_searcher(), data, box, k))
-    return _answer(_searcher().search_bytes(data, k))
+    return _answer(_searcher().search_bytes(request.files["image"].read(), k, box=box))
 
 
 @bp.get("/api/images/<int:image_id>/similar")

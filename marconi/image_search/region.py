@@ -2,7 +2,8 @@
 
 A box is ``x, y, w, h`` in pixels of the photo as decoded (after its EXIF orientation), as parsed by
 ``marconi.image_search.request.parse_box``. :func:`crop_frames` clips it to the photo and crops every sampled frame of
-an animated image the same way; the searches and the tagging view call it, and so does the collage evaluation
+an animated image the same way; the searches (``ImageSearcher.search_bytes``) and the tagging view call it, and so
+does the collage evaluation
 (``marconi.evaluation.collage``), so all of them crop alike.
 """
 
@@ -12,10 +13,7 @@ import math
 
 from PIL import Image
 
-from marconi.errors import Forbidden
 from marconi.image_search.request import BadBox
-from marconi.image_search.search import ImageSearcher, query_shape
-from marconi.imageio import sample_frames
 
 MIN_SIDE = 16  # pixels: a smaller box (after clipping) holds too little to search for
 
@@ -47,32 +45,3 @@ def crop_frames(frames: list[Image.Image], box: tuple[float, float, float, float
 
 def _shown(box) -> str:
     return ",".join(f"{v:g}" for v in box)
-
-
-def search_region(searcher: ImageSearcher, data: bytes, box: tuple[float, float, float, float], k: int = 10,
-                  url: str | None = None) -> dict:
-    """:meth:`ImageSearcher.search_bytes` for the part of the photo inside ``box``.
-
-    The answer's ``query`` describes the whole photo (its size, its frames) and adds the box used, clipped.
-    """
-    frames = sample_frames(data, max_pixels=searcher.config.max_image_pixels)
-    cropped, used = crop_frames(frames, box)
-    with searcher.engine.connect() as conn:
-        answer = searcher.search(conn, cropped, k)
-    answer["query"] = {**query_shape(frames), "box": used} | ({"url": url} if url else {})
-    return answer
-
-
-def search_url_region(searcher: ImageSearcher, url: str, box: tuple[float, float, float, float],
-                      k: int = 10) -> dict:
-    """:meth:`ImageSearcher.search_url` for the part of the fetched photo inside ``box`` (the same fetch rules)."""
-    from marconi.fetch import fetch_image_bytes, parse_networks
-
-    config = searcher.config
-    if not config.url_fetch:
-        raise Forbidden("this server does not fetch URLs (MARCONI_URL_FETCH=0); upload the photo as multipart "
-                        "field 'image' instead", code="url_fetch_disabled")
-    url = url.strip() if isinstance(url, str) else url
-    data = fetch_image_bytes(url, max_bytes=config.max_upload_bytes, timeout=config.url_fetch_timeout,
-                             allow_networks=parse_networks(config.url_fetch_allow_networks))
-    return search_region(searcher, data, box, k, url=url)

@@ -63,6 +63,9 @@ class Snapshot:
         return np.atleast_2d(vectors) if self.metric is None else self.metric.transform(vectors)
 
 
+Box = tuple[float, float, float, float]  # x, y, w, h in pixels of the photo as decoded
+
+
 def query_shape(img: Image.Image | list[Image.Image]) -> dict:
     """The ``query`` part of an answer: the photo's size, and how many frames were pooled for an animated one."""
     frames = [img] if isinstance(img, Image.Image) else img
@@ -220,19 +223,27 @@ class ImageSearcher:
                 "matches": matches}
 
     # ---------------------------------------------------------------------------------- one call per request
-    def search_bytes(self, data: bytes, k: int = 10, url: str | None = None) -> dict:
-        """Decode uploaded (or fetched) image bytes and answer them; ``url`` is echoed in the answer's query."""
+    def search_bytes(self, data: bytes, k: int = 10, url: str | None = None, box: Box | None = None) -> dict:
+        """Decode uploaded (or fetched) image bytes and answer them; ``url`` is echoed in the answer's query.
+
+        With ``box`` (x, y, w, h in pixels of the photo as decoded), only that part of the photo is searched for
+        (:func:`marconi.image_search.region.crop_frames`); the answer's query describes the whole photo and adds
+        the box used, clipped to it.
+        """
+        from marconi.image_search.region import crop_frames
         from marconi.imageio import sample_frames
 
         frames = sample_frames(data, max_pixels=self.config.max_image_pixels)
+        query = query_shape(frames)
+        if box is not None:
+            frames, query["box"] = crop_frames(frames, box)
         with self.engine.connect() as conn:
             answer = self.search(conn, frames, k)
-        if url:
-            answer["query"]["url"] = url
+        answer["query"] = query | ({"url": url} if url else {})
         return answer
 
-    def search_url(self, url: str, k: int = 10) -> dict:
-        """Fetch the image at ``url`` under marconi.fetch's rules, then answer it as :meth:`search_bytes` does."""
+    def fetch_url(self, url: str) -> bytes:
+        """Fetch the image at ``url`` under marconi.fetch's rules (switch, deadline, size, allowed addresses)."""
         from marconi.fetch import FetchError, fetch_image_bytes, parse_networks
 
         if not self.config.url_fetch:
@@ -249,7 +260,12 @@ class ImageSearcher:
             raise
         log.info("fetched %d bytes from %s in %.0f ms", len(data), urlsplit(url).hostname,
                  (time.perf_counter() - t0) * 1000)
-        return self.search_bytes(data, k, url=url)
+        return data
+
+    def search_url(self, url: str, k: int = 10, box: Box | None = None) -> dict:
+        """Fetch the image at ``url`` (:meth:`fetch_url`), then answer it as :meth:`search_bytes` does."""
+        data = self.fetch_url(url)
+        return self.search_bytes(data, k, url=url.strip() if isinstance(url, str) else url, box=box)
 
     def similar_to(self, image_id: int, k: int = 10) -> dict:
         """Answer "more like this" for a stored image on a connection of its own (see :meth:`similar`)."""

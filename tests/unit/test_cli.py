@@ -9,7 +9,7 @@ from marconi.cli import main
 GROUPS = {
     "db": {"upgrade", "status", "stop", "url"},
     "import": {"playlists", "images"},
-    "train": {"songs"},
+    "train": {"songs", "images"},
     "encode": {"images"},
     "eval": {"split", "radio", "images", "text-images"},
     "search": {"images"},
