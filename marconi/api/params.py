@@ -13,13 +13,18 @@ A JSON body model sets ``model_config = ConfigDict(extra="forbid", strict=True)`
 number and unknown fields are refused. Whatever is wrong becomes ``marconi.errors.BadRequest`` whose message
 names the field and the rule, e.g. ``'size' must be an integer from 1 to 200``; when the model declares an
 example (``json_schema_extra={"example": ...}``) the message ends with it, so a client sees what a good request
-looks like. Strings holding NUL characters are refused before validation (PostgreSQL cannot store them). An empty
-query or form value counts as not given.
+looks like. An empty query or form value counts as not given.
+
+Before a model sees anything, the input itself is checked, whatever the model:
+
+- Text must be storable Unicode: strings (and keys) holding NUL characters or lone surrogates (``"\\ud800"`` is a
+  legal JSON escape, but no UTF-8 text can hold it, so PostgreSQL could not be asked about it) are refused.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from typing import Any, TypeVar
@@ -32,6 +37,8 @@ from marconi.errors import BadRequest
 
 M = TypeVar("M", bound=BaseModel)
 MAX_ERRORS = 3
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_body(model: type[M]) -> M:
@@ -56,9 +63,7 @@ def form_args(model: type[M]) -> M:
 
 def validate(model: type[M], data: Any) -> M:
     """Return ``data`` validated as ``model``, or raise BadRequest naming each bad field and its rule."""
-    nul = _nul_path(data)
-    if nul is not None:
-        raise BadRequest(f"'{nul}' must not contain NUL characters" if nul else "NUL characters are not allowed")
+    _check_text(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -119,23 +124,38 @@ def _multidict(model: type[BaseModel], args) -> dict[str, Any]:
     return data
 
 
-def _nul_path(value: Any, path: str = "") -> str | None:
-    """Return the location of the first string (or key) holding a NUL character, '' for the top level, or None."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and "\x00" in key:
-                return path
-            found = _nul_path(item, where)
-            if found is not None:
-                return found
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found = _nul_path(item, f"{path}[{i}]")
-            if found is not None:
-                return found
+def _check_text(data: Any) -> None:
+    """Raise BadRequest naming the first string (or key) that holds a NUL character or a lone surrogate."""
+    found = _bad_text(data)
+    if found is None:
+        return
+    where, text = found
+    if "\x00" in text:
+        raise BadRequest(f"'{where}' must not contain NUL characters" if where else "NUL characters are not allowed")
+    char = _SURROGATE.search(text).group()
+    name = f"'{where}'" if where else "the request"
+    raise BadRequest(f"{name} is not valid Unicode text: it holds a lone surrogate (\\u{ord(char):04x}), which no "
+                     "UTF-8 text can hold")
+
+
+def _bad_text(value: Any) -> tuple[str, str] | None:
+    """(where, the string) of the first string or key, depth first, holding NUL or a lone surrogate; where is ''
+    for the top level (and a bad key is reported at the object holding it)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or _SURROGATE.search(item):
+                return path, item
+        elif isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                if isinstance(key, str) and ("\x00" in key or _SURROGATE.search(key)):
+                    return path, key
+                children.append((child, f"{path}.{key}" if path else str(key)))
+            stack.extend(reversed(children))
+        elif isinstance(item, list | tuple):
+            stack.extend(reversed([(child, f"{path}[{i}]") for i, child in enumerate(item)]))
     return None
 
 
