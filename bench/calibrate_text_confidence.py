@@ -22,13 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images  # noqa: E402
+from eval_text_methods import DATA, encode_images, stored_class_scores  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
-from marconi.image_search import smoothing  # noqa: E402
 from marconi.image_search.calibration import Calibration, auc  # noqa: E402
-from marconi.image_search.tagging import top_classes  # noqa: E402
 from marconi.text.query import ClassSpace, class_text_vectors  # noqa: E402
 from marconi.text.vocabulary import imagenet_classes, tokens  # noqa: E402
 
@@ -48,10 +46,7 @@ def main() -> None:
     labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
     labels = np.array(labels)
     # as the index stores them: each image's top 10 classes by √p smoothed over its 5 nearest images
-    smooth = smoothing.smoothed(probs, smoothing.nearest(feats), np.sqrt)
-    classes, scores = top_classes(smooth)
-    roots = np.zeros_like(probs)
-    np.put_along_axis(roots, classes, scores, axis=1)
+    roots = stored_class_scores(probs, feats)
     folders = sorted(set(labels.tolist()))
     folder_words = {t for f in folders for t in tokens(f.replace("_", " "))}
     absent = [c.name for c in imagenet_classes() if not set(tokens(" ".join(c.names))) & folder_words]

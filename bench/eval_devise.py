@@ -21,13 +21,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images, metrics  # noqa: E402
+from eval_text_methods import DATA, encode_images, metrics, stored_class_scores  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
 from marconi.evaluation.text_images import query_of  # noqa: E402
-from marconi.image_search import smoothing  # noqa: E402
-from marconi.image_search.tagging import top_classes  # noqa: E402
 from marconi.text.query import ClassSpace, class_text_vectors  # noqa: E402
 
 
@@ -68,10 +66,7 @@ def main() -> None:
     projected /= np.linalg.norm(projected, axis=1, keepdims=True)
     devise = qvec @ projected.T
     space = ClassSpace(encoder, class_text_vectors(encoder, Config().model_dir))
-    smooth = smoothing.smoothed(probs, smoothing.nearest(feats), np.sqrt)
-    classes, scores = top_classes(smooth)
-    stored = np.zeros_like(probs)
-    np.put_along_axis(stored, classes, scores, axis=1)
+    stored = stored_class_scores(probs, feats)
     served = np.stack([space.score_images(space.query(q), stored) for q in queries])
     print("| ranking | P@10 trained folders | P@10 folders never seen | mAP never seen |\n|---|---|---|---|")
 

@@ -94,6 +94,18 @@ def zscore(scores: np.ndarray) -> np.ndarray:
     return (scores - scores.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1)
 
 
+def stored_class_scores(probs: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    """Each image's class scores as the index stores them (image_classes.score): √p smoothed over its 5 nearest
+    images, its top 10 classes kept, the rest 0; (N, 1000)."""
+    from marconi.image_search import smoothing
+    from marconi.image_search.tagging import top_classes
+
+    classes, scores = top_classes(smoothing.smoothed(probs, smoothing.nearest(feats), np.sqrt))
+    stored = np.zeros_like(probs)
+    np.put_along_axis(stored, classes, scores, axis=1)
+    return stored
+
+
 def top_k(probs: np.ndarray, k: int) -> np.ndarray:
     """Return ``probs`` with all but each row's k largest entries set to 0."""
     if k >= probs.shape[1]:

@@ -19,13 +19,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images, metrics  # noqa: E402
+from eval_text_methods import DATA, encode_images, metrics, stored_class_scores  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
 from marconi.evaluation.text_images import query_of  # noqa: E402
-from marconi.image_search import smoothing  # noqa: E402
-from marconi.image_search.tagging import top_classes  # noqa: E402
 from marconi.text.query import ClassSpace, ClassSpaceParams, class_text_vectors  # noqa: E402
 from marconi.text.vocabulary import tokens  # noqa: E402
 from marconi.text.words import STOP_WORDS  # noqa: E402
@@ -82,10 +80,7 @@ def load_phrases() -> list[tuple[str, set[str]]]:
 def main() -> None:
     labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
     labels = np.array(labels)
-    smooth = smoothing.smoothed(probs, smoothing.nearest(feats), np.sqrt)
-    classes, scores = top_classes(smooth)
-    stored = np.zeros_like(probs)
-    np.put_along_axis(stored, classes, scores, axis=1)
+    stored = stored_class_scores(probs, feats)
     phrases = load_phrases()
     n_phrases = len(phrases)
     folders = sorted(set(labels.tolist()))
