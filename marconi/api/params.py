@@ -19,6 +19,11 @@ Before a model sees anything, the input itself is checked, whatever the model:
 
 - Text must be storable Unicode: strings (and keys) holding NUL characters or lone surrogates (``"\\ud800"`` is a
   legal JSON escape, but no UTF-8 text can hold it, so PostgreSQL could not be asked about it) are refused.
+- A list longer than its field's ``max_length`` is refused before its items are checked one by one.
+- A JSON body is at most :data:`MAX_JSON_BYTES` long and :data:`MAX_JSON_DEPTH` levels deep, and its integers have
+  at most :data:`MAX_JSON_DIGITS` digits. Floats too large for a double read as infinity, and Python's ``NaN`` and
+  ``Infinity`` are read too: a model's bounds refuse them, and a field of its own shape says so itself (a
+  ``box`` must hold finite numbers).
 """
 
 from __future__ import annotations
@@ -33,17 +38,20 @@ from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from flask import request
 from pydantic import BaseModel, ValidationError
 
-from marconi.errors import BadRequest
+from marconi.errors import BadRequest, TooLarge
 
 M = TypeVar("M", bound=BaseModel)
 MAX_ERRORS = 3
+MAX_JSON_BYTES = 1024 * 1024  # the largest request (50 seeds of 300 characters) is under 20 kB
+MAX_JSON_DEPTH = 20  # levels of arrays and objects; the deepest request model needs 3
+MAX_JSON_DIGITS = 100  # digits of an integer in a JSON body (every integer field is far smaller)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_body(model: type[M]) -> M:
     """Return the request's JSON body validated as ``model``; BadRequest when absent, not an object, or invalid."""
-    body = request.get_json(silent=True)
+    body = _read_json()
     if body is None:
         raise BadRequest(_with_example(model, "send a JSON body with Content-Type: application/json"))
     if not isinstance(body, dict):
@@ -64,6 +72,7 @@ def form_args(model: type[M]) -> M:
 def validate(model: type[M], data: Any) -> M:
     """Return ``data`` validated as ``model``, or raise BadRequest naming each bad field and its rule."""
     _check_text(data)
+    _check_lengths(model, data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -74,12 +83,11 @@ def describe(model: type[BaseModel], exc: ValidationError) -> str:
     """Return a pydantic validation error as one plain sentence per problem (at most three), joined by '; '."""
     errors = exc.errors(include_url=False)
     unknown = [_loc(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
-    messages = [_unknown_message(model, unknown)] if unknown else []
+    messages = dict.fromkeys([_unknown_message(model, unknown)] if unknown else [])  # ordered, and linear to dedupe
     for err in errors:
         if err["type"] != "extra_forbidden":
-            text = _message(model, err)
-            if text not in messages:
-                messages.append(text)
+            messages.setdefault(_message(model, err))
+    messages = list(messages)
     more = len(messages) - MAX_ERRORS
     return "; ".join(messages[:MAX_ERRORS]) + (f" (and {more} more)" if more > 0 else "")
 
@@ -124,6 +132,55 @@ def _multidict(model: type[BaseModel], args) -> dict[str, Any]:
     return data
 
 
+class _JsonNumberTooLarge(ValueError):
+    """A JSON integer longer than any field takes (raised from the parser's hook, before ``int`` reads it: reading
+    digits costs time quadratic in their number)."""
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise _JsonNumberTooLarge(f"the JSON body holds an integer of {len(text.lstrip('-')):,} digits; integers "
+                                  f"are limited to {MAX_JSON_DIGITS} digits")
+    return int(text)
+
+
+def _read_json() -> Any:
+    """The request's JSON body, parsed within bounds; None when there is none, it is not JSON, or it cannot be
+    parsed. Raises BadRequest (too deep, an integer too long) or TooLarge (over MAX_JSON_BYTES)."""
+    if not request.is_json:
+        return None
+    if (request.content_length or 0) > MAX_JSON_BYTES:
+        raise TooLarge(f"a JSON body is limited to {MAX_JSON_BYTES:,} bytes")
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_JSON_BYTES:
+        raise TooLarge(f"a JSON body is limited to {MAX_JSON_BYTES:,} bytes")
+    try:
+        body = json.loads(raw, parse_int=_json_int)  # the C parser raises RecursionError past ~1,000 levels
+        too_deep = _depth_over(body, MAX_JSON_DEPTH)
+    except RecursionError:
+        too_deep = True
+    except _JsonNumberTooLarge as exc:
+        raise BadRequest(str(exc)) from None
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        return None
+    if too_deep:
+        raise BadRequest(f"JSON nested too deeply: a request holds at most {MAX_JSON_DEPTH} levels of arrays and "
+                         "objects")
+    return body
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """True when ``value`` nests lists and dicts more than ``limit`` levels deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def _check_text(data: Any) -> None:
     """Raise BadRequest naming the first string (or key) that holds a NUL character or a lone surrogate."""
     found = _bad_text(data)
@@ -157,6 +214,19 @@ def _bad_text(value: Any) -> tuple[str, str] | None:
         elif isinstance(item, list | tuple):
             stack.extend(reversed([(child, f"{path}[{i}]") for i, child in enumerate(item)]))
     return None
+
+
+def _check_lengths(model: type[BaseModel], data: Any) -> None:
+    """A list longer than its field allows is refused before pydantic checks (and reports on) every item in it."""
+    if not isinstance(data, dict):
+        return
+    for name, value in data.items():
+        info = model.model_fields.get(name) if isinstance(name, str) else None
+        if info is None or not isinstance(value, list | tuple):
+            continue
+        limit = next((m.max_length for m in info.metadata if isinstance(m, MaxLen)), None)
+        if limit is not None and len(value) > limit:
+            raise BadRequest(_with_example(model, _message(model, {"type": "too_long", "loc": (name,), "ctx": {}})))
 
 
 def _loc(loc: tuple) -> str:

@@ -2,8 +2,11 @@
 scripts, URLs whose host cannot be parsed, request paths and ids that would forge log lines, and a gunicorn control
 socket shared with every other server of the user. Each is a 4xx JSON error (or a harmless answer), never a 500."""
 
+import time
 
 import pytest
+
+from marconi.api.params import MAX_JSON_BYTES, MAX_JSON_DEPTH
 
 SURROGATE = b'"\\ud800"'  # the JSON escape of a lone surrogate: legal JSON, not text
 
@@ -38,4 +41,38 @@ def test_bytes_that_are_not_utf8_in_a_query_string_never_reach_the_database(clie
     image search may answer 503 here: this database has no image model)."""
     resp = client.get(path + "%ED%A0%80love")
     assert resp.status_code in (200, 404, 503), resp.get_json()
+
+
+# ----------------------------------------------------------------------------------- JSON built to hurt the parser
+@pytest.mark.parametrize("path", ["/api/radio", "/api/images/search"])
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"seeds": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                                 b'{"url": ' + b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1) + b"}"])
+def test_deeply_nested_json_is_refused(client, path, raw):
+    assert _error(_post(client, path, raw)).startswith("JSON nested too deeply")
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b'{"seeds": ["yes_small:1"], "size": 1' + b"0" * 5000 + b"}", "limited to 100 digits"),
+    (b'{"seeds": ["yes_small:1"], "size": 1e400}', "'size' must be an integer from 1 to 200"),
+    (b'{"seeds": ["yes_small:1"], "variety": 1e400}', "'variety' must be a number from 0 to 1"),
+    (b'{"seeds": ["yes_small:1"], "variety": NaN}', "'variety' must be a number from 0 to 1"),
+    (b'{"seeds": ["yes_small:1"], "variety": -Infinity}', "'variety' must be a number from 0 to 1"),
+])
+def test_numbers_out_of_range_are_refused(client, raw, words):
+    assert words in _error(_post(client, "/api/radio", raw))
+
+
+def test_a_huge_json_body_is_refused_before_it_is_parsed(client):
+    raw = b'{"seeds": [' + b"1," * (MAX_JSON_BYTES // 2) + b'1]}'
+    assert "limited to" in _error(_post(client, "/api/radio", raw), 413, "too_large")
+
+
+def test_a_huge_array_is_refused_by_its_length_not_item_by_item(client):
+    """Half a million wrong items fit under the byte limit: pydantic reports each, and listing them without
+    repeats took time quadratic in their number (11 s for 40,000; half an hour for these)."""
+    raw = b'{"seeds": [' + b"1," * 500_000 + b'1]}'
+    assert len(raw) < MAX_JSON_BYTES
+    t0 = time.monotonic()
+    assert _error(_post(client, "/api/radio", raw)).startswith("'seeds' must hold 1 to 50 items")
+    assert time.monotonic() - t0 < 5
 
