@@ -76,3 +76,11 @@ def test_a_huge_array_is_refused_by_its_length_not_item_by_item(client):
     assert _error(_post(client, "/api/radio", raw)).startswith("'seeds' must hold 1 to 50 items")
     assert time.monotonic() - t0 < 5
 
+
+# ------------------------------------------------------------------------------------------------ URLs of no host
+@pytest.mark.parametrize("url", ["http://[::1/x.jpg", "http://[::1]x/cat.jpg", "http://exa mple.org/cat.jpg",
+                                 "http://a\u0001b.org/cat.jpg", "http://a..b.org/cat.jpg",
+                                 "http://" + "a" * 64 + ".org/cat.jpg", "http://example.org:0/cat.jpg"])
+def test_unparseable_hosts_are_bad_urls(client, url):
+    _error(client.post("/api/images/search", json={"url": url}), 400, "bad_url")
+
