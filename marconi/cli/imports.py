@@ -22,9 +22,18 @@ def import_():
 @click.option("--batch-size", default=5000, show_default=True, help="Playlists per transaction.")
 @pass_ctx
 def import_playlists_cmd(c: Ctx, path, fmt, source, batch_size):
-    """Import playlists from PATH. Running it twice changes nothing."""
+    """Import playlists from PATH. Running it twice changes nothing.
+
+    A file that is not in the format (or not UTF-8) stops the import with its name and line.
+    """
+    from marconi.importers import printable_path
     from marconi.importers.playlists import import_playlists
 
-    s = import_playlists(c.checked_engine(), path, fmt, source, batch_size)
+    engine = c.checked_engine()
+    try:
+        s = import_playlists(engine, path, fmt, source, batch_size)
+    except OSError as exc:  # a file that cannot be read (permissions, a folder where a file should be)
+        where = printable_path(exc.filename) if exc.filename else printable_path(path)
+        raise click.ClickException(f"{where}: {exc.strerror or exc}") from None
     click.echo(f"tracks: {s.tracks}; playlists: {s.playlists_seen} read, {s.inserted} new, {s.updated} updated, "
                f"{s.unchanged} unchanged")

@@ -14,7 +14,9 @@ from tqdm import tqdm
 
 from marconi.config import Config
 from marconi.db.images import ImageRecord, upsert_image
+from marconi.errors import BadRequest
 from marconi.imageio import ImageError, image_info, load_image, make_thumbnail
+from marconi.importers import ImportFormatError, printable_path, storable_text
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +47,21 @@ def import_images(engine: sa.Engine, directory: Path, config: Config | None = No
     """Import a folder tree ``<label>/<file>`` of images; return counts {seen, inserted, duplicates, failed}.
 
     Idempotent (images are keyed by sha256 and stored once); unreadable files are skipped and reported, never
-    fatal. Each image is written with its bytes in the same transaction.
+    fatal, and so are files whose name (the label, the stored source) is not UTF-8. Each image is written with its
+    bytes in the same transaction.
     """
     config = config or Config()
     directory = Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a folder of <label>/<image> files")
+        raise FileNotFoundError(f"{printable_path(directory)} is not a folder of <label>/<image> files")
+    if storable_text(directory.name):
+        raise ImportFormatError(directory, None, "the folder's name is not UTF-8 text (it is stored with every "
+                                                 "image): rename it")
+    for name, value in (("source", source), ("licence", licence), ("licence_url", licence_url),
+                        ("attribution", attribution)):
+        problem = storable_text(value) if isinstance(value, str) else None
+        if problem:
+            raise BadRequest(f"the {name} given {problem}")
     files = image_files(directory)
     counts = {"seen": 0, "inserted": 0, "duplicates": 0, "failed": 0, "failures": []}
     if licence is None and directory.name == "caltech101":
@@ -66,10 +77,18 @@ def import_images(engine: sa.Engine, directory: Path, config: Config | None = No
                 counts["inserted" if inserted else "duplicates"] += 1
         pending.clear()
 
+    def skip(path: Path, reason: str) -> None:
+        counts["failed"] += 1
+        counts["failures"].append((printable_path(path), reason))
+        log.warning("skipped %s: %s", printable_path(path), reason)
+
     for path in bar:
         counts["seen"] += 1
         rel = path.relative_to(directory)
         label = rel.parts[0] if len(rel.parts) > 1 else None
+        if storable_text(rel.as_posix()):
+            skip(path, "the file name is not UTF-8 text (it is stored as the image's label and source): rename it")
+            continue
         try:
             if path.stat().st_size > MAX_IMPORT_BYTES:
                 raise ImageError("too_many_pixels", f"file is over {MAX_IMPORT_BYTES} bytes")
@@ -77,9 +96,7 @@ def import_images(engine: sa.Engine, directory: Path, config: Config | None = No
                                  source_url=f"{directory.name}/{rel.as_posix()}", licence=licence,
                                  licence_url=licence_url, attribution=attribution)
         except (ImageError, OSError) as exc:
-            counts["failed"] += 1
-            counts["failures"].append((str(path), str(exc)))
-            log.warning("skipped %s: %s", path, exc)
+            skip(path, str(exc))
             continue
         pending.append(rec)
         if len(pending) >= batch_size:

@@ -2,13 +2,16 @@
 
 Each parser yields ``Track`` and ``Playlist`` objects; ``import_playlists`` writes them in batches, one transaction
 per batch, through the idempotent upserts of marconi.db.tracks and marconi.db.playlists. Importing the same files
-twice changes nothing.
+twice changes nothing. A file that is not UTF-8, or not in the format, stops the import with an ImportFormatError
+naming the file and line (for MPD JSON, the line of a syntax error or of bytes that are not UTF-8, else the
+playlist).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +21,13 @@ from tqdm import tqdm
 
 from marconi.db.playlists import Playlist, upsert_playlists
 from marconi.db.tracks import Track, upsert_tracks
-from marconi.importers import ImportFormatError
+from marconi.errors import BadRequest
+from marconi.importers import ImportFormatError, printable_path, storable_text, text_lines, utf8_text
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("yes", "mpd")
+_INDEX = re.compile(r"-?[0-9]+")  # a song index: ASCII digits (int() would also read "١٢" and " 1_2")
 
 
 def _unescape_yes(text: str) -> str:
@@ -32,21 +37,18 @@ def _unescape_yes(text: str) -> str:
 def read_yes_songs(path: Path, prefix: str) -> dict[int, Track]:
     """Parse a yes.com ``song_hash.txt`` (index, title, artist, tab-separated) into {index: Track}."""
     songs: dict[int, Track] = {}
-    with open(path, encoding="utf-8", errors="strict") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) < 2:
-                raise ImportFormatError(path, lineno, f"expected 'index<TAB>title<TAB>artist', got {line[:80]!r}")
-            try:
-                idx = int(parts[0])
-            except ValueError:
-                raise ImportFormatError(path, lineno, f"song index {parts[0]!r} is not an integer") from None
-            title = _unescape_yes(parts[1]) or f"song {idx}"
-            artist = _unescape_yes(parts[2]) if len(parts) > 2 else ""
-            songs[idx] = Track(key=f"{prefix}:{idx}", title=title, artist=artist)
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise ImportFormatError(path, lineno, f"expected 'index<TAB>title<TAB>artist', got {line[:80]!r}")
+        if not _INDEX.fullmatch(parts[0].strip()):
+            raise ImportFormatError(path, lineno, f"song index {parts[0][:40]!r} is not an integer")
+        idx = int(parts[0])
+        title = _unescape_yes(parts[1]) or f"song {idx}"
+        artist = _unescape_yes(parts[2]) if len(parts) > 2 else ""
+        songs[idx] = Track(key=f"{prefix}:{idx}", title=title, artist=artist)
     if not songs:
         raise ImportFormatError(path, None, "no songs found")
     return songs
@@ -57,33 +59,34 @@ def read_yes_playlists(path: Path, prefix: str, n_songs: int) -> Iterator[tuple[
 
     Playlist numbers count from 0 at the first line after the header, so the same file always gives the same keys.
     """
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if lineno <= 2:
-                continue
-            fields = line.split()
-            try:
-                songs = [int(x) for x in fields]
-            except ValueError:
-                bad = next(x for x in fields if not x.lstrip("-").isdigit())
-                raise ImportFormatError(path, lineno, f"song index {bad!r} is not an integer") from None
-            for s in songs:
-                if not 0 <= s < n_songs:
-                    raise ImportFormatError(path, lineno, f"song index {s} is not in song_hash.txt (0..{n_songs - 1})")
-            yield lineno - 3, songs
+    for lineno, line in text_lines(path):
+        if lineno <= 2:
+            continue
+        fields = line.split()
+        bad = next((x for x in fields if not _INDEX.fullmatch(x)), None)
+        if bad is not None:
+            raise ImportFormatError(path, lineno, f"song index {bad[:40]!r} is not an integer")
+        songs = [int(x) for x in fields]
+        for s in songs:
+            if not 0 <= s < n_songs:
+                raise ImportFormatError(path, lineno, f"song index {s} is not in song_hash.txt (0..{n_songs - 1})")
+        yield lineno - 3, songs
 
 
 def parse_yes(directory: Path, prefix: str | None = None) -> tuple[list[Track], Iterator[Playlist], int]:
     """Return (tracks, playlists iterator, number of lines) for a yes.com directory."""
     directory = Path(directory)
     prefix = prefix or directory.name
+    if storable_text(prefix):
+        raise ImportFormatError(directory, None, "the folder's name is not UTF-8 text, and it would prefix every key: "
+                                                 "rename the folder or give a source (--source)")
     song_path, train_path = directory / "song_hash.txt", directory / "train.txt"
     for p in (song_path, train_path):
         if not p.is_file():
             raise ImportFormatError(p, None, "missing: a yes.com directory holds train.txt and song_hash.txt")
     songs = read_yes_songs(song_path, prefix)
     n_songs = max(songs) + 1
-    with open(train_path, encoding="utf-8") as fh:
+    with open(train_path, "rb") as fh:  # counted as bytes: the lines are decoded (and checked) as they are read
         total = max(sum(1 for _ in fh) - 2, 0)
 
     def playlists() -> Iterator[Playlist]:
@@ -108,19 +111,19 @@ def parse_mpd(directory: Path) -> tuple[list[Track], Iterator[Playlist], int]:
     tracks: dict[str, Track] = {}
     slices = []
     for path in files:
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ImportFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
+        doc = _read_mpd_json(path)
         if not isinstance(doc, dict) or not isinstance(doc.get("playlists"), list):
             raise ImportFormatError(path, None, "not an MPD slice: expected an object with a 'playlists' list")
         for i, pl in enumerate(doc["playlists"]):
             if not isinstance(pl, dict) or "pid" not in pl or not isinstance(pl.get("tracks"), list):
                 raise ImportFormatError(path, None, f"playlists[{i}]: expected 'pid' and a 'tracks' list")
+            where = f"playlist pid {str(pl['pid'])[:40]!r}"
+            _check_mpd_fields(path, where, pl, {"pid": (int, str), "name": (str, type(None))})
             for t in pl["tracks"]:
                 uri = t.get("track_uri") if isinstance(t, dict) else None
-                if not uri or not str(uri).startswith("spotify:track:"):
-                    raise ImportFormatError(path, None, f"playlist pid {pl['pid']}: track without a spotify track_uri")
+                if not isinstance(uri, str) or not uri.startswith("spotify:track:"):
+                    raise ImportFormatError(path, None, f"{where}: track without a spotify track_uri")
+                _check_mpd_fields(path, where, t, MPD_TRACK_FIELDS)
                 tracks.setdefault(uri, Track(key=uri, title=t.get("track_name") or uri,
                                              artist=t.get("artist_name") or "", duration_ms=t.get("duration_ms")))
         slices.append(doc["playlists"])
@@ -133,6 +136,41 @@ def parse_mpd(directory: Path) -> tuple[list[Track], Iterator[Playlist], int]:
                                track_keys=[t["track_uri"] for t in ordered])
 
     return list(tracks.values()), playlists(), sum(len(s) for s in slices)
+
+
+# fields of an MPD track that are read, and the JSON types each may have (bool is an int to Python: refused below)
+MPD_TRACK_FIELDS = {"track_uri": (str,), "track_name": (str, type(None)), "artist_name": (str, type(None)),
+                    "duration_ms": (int, type(None)), "pos": (int,)}
+
+
+def _read_mpd_json(path: Path):
+    """One MPD slice file parsed; ImportFormatError with the line for bytes that are not UTF-8 or a syntax error."""
+    text = utf8_text(path, path.read_bytes())
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ImportFormatError(path, None, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ImportFormatError(path, None, f"invalid JSON: {exc}") from None
+
+
+def _check_mpd_fields(path: Path, where: str, obj: dict, fields: dict[str, tuple[type, ...]]) -> None:
+    """The fields of ``obj`` that are read have the JSON types they should, and their text can be stored."""
+    for name, kinds in fields.items():
+        if name not in obj:
+            continue
+        value = obj[name]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ImportFormatError(path, None, f"{where}: '{name}' must be "
+                                                f"{' or '.join(_JSON_KIND[k] for k in kinds)}")
+        problem = storable_text(value) if isinstance(value, str) else None
+        if problem:
+            raise ImportFormatError(path, None, f"{where}: '{name}' {problem}")
+
+
+_JSON_KIND = {str: "a string", int: "an integer", type(None): "null"}
 
 
 @dataclass
@@ -149,6 +187,9 @@ class ImportSummary:
 def import_playlists(engine: sa.Engine, path: Path, format: str = "yes", source: str | None = None,
                      batch_size: int = 5000, progress: bool = True) -> ImportSummary:
     """Import playlists from ``path`` in ``format`` ('yes' or 'mpd'); idempotent; one transaction per batch."""
+    problem = storable_text(source) if source else None
+    if problem:
+        raise BadRequest(f"the source given {problem}")
     if format == "yes":
         tracks, playlists, total = parse_yes(Path(path), source)
     elif format == "mpd":
@@ -159,7 +200,7 @@ def import_playlists(engine: sa.Engine, path: Path, format: str = "yes", source:
     with engine.begin() as conn:
         for i in range(0, len(tracks), 20000):
             upsert_tracks(conn, tracks[i: i + 20000])
-    log.info("upserted %d tracks from %s", len(tracks), path)
+    log.info("upserted %d tracks from %s", len(tracks), printable_path(path))
     batch: list[Playlist] = []
     bar = tqdm(total=total, unit="playlist", desc="importing", disable=not progress)
 
@@ -172,14 +213,16 @@ def import_playlists(engine: sa.Engine, path: Path, format: str = "yes", source:
         bar.update(len(batch))
         batch.clear()
 
-    for pl in playlists:
-        summary.playlists_seen += 1
-        batch.append(pl)
-        if len(batch) >= batch_size:
+    try:
+        for pl in playlists:
+            summary.playlists_seen += 1
+            batch.append(pl)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
-    bar.close()
+    finally:
+        bar.close()  # also when a bad line stops the import, so the error is printed on a line of its own
     log.info("playlists: %d seen, %d inserted, %d updated, %d unchanged", summary.playlists_seen, summary.inserted,
              summary.updated, summary.unchanged)
     return summary
