@@ -29,6 +29,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     from marconi import config as settings
     from marconi import runs, web
     from marconi.api import errors, health, images, openapi, radio, songs, words
+    from marconi.api.params import AsciiIntConverter
     from marconi.db import make_engine, migrate
 
     cfg = settings.load(config)
@@ -38,6 +39,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     runs.sweep_dead_builders(engine)  # runs left 'building' by a killed job are marked failed, with the reason
 
     app = Flask(__name__)
+    app.url_map.converters["int"] = AsciiIntConverter  # before any route: <int:id> takes ASCII digits only
     app.config["MARCONI"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
     app.json.sort_keys = False

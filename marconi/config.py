@@ -3,14 +3,15 @@
 Every setting has a default that works on a fresh machine. ``from_env()`` reads the ``MARCONI_*`` variables (and
 ``DATABASE_URL``); tests pass a dict to ``create_app`` or build a ``Config`` directly instead of touching
 ``os.environ``. A value that cannot be used raises ``ConfigError`` naming the variable (or field) and what is
-expected, e.g. ``MARCONI_MAX_UPLOAD_BYTES must be an integer, got 'abc'``. Logging is set up once, by
-``setup_logging``.
+expected, e.g. ``MARCONI_MAX_UPLOAD_BYTES must be an integer, got 'abc'``; numbers are written in ASCII
+(``int("١٢")`` is 12 to Python, not here). Logging is set up once, by ``setup_logging``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -76,16 +77,31 @@ def _within(value, lo, hi) -> bool:
     return (lo is None or value >= lo) and (hi is None or value <= hi)
 
 
+_ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
+_ASCII_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _ascii(pattern: re.Pattern, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A parser taking only ``pattern`` (ASCII digits: ``int`` and ``float`` also read "١٢", "1_0", "inf")."""
+    def parse(s: str):
+        if not pattern.fullmatch(s.strip()):
+            raise ValueError(s)
+        return convert(s.strip())
+
+    return parse
+
+
 def _integer(lo: int | None = None, hi: int | None = None) -> Rule:
-    return Rule(f"an integer{_range_words(lo, hi)}", lambda s: int(s.strip()),
+    return Rule(f"an integer{_range_words(lo, hi)}", _ascii(_ASCII_INTEGER, int),
                 lambda v: isinstance(v, int) and not isinstance(v, bool) and _within(v, lo, hi))
 
 
 def _number(lo: float | None = None, hi: float | None = None) -> Rule:
     def accepts(v) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool) and v == v and _within(v, lo, hi)
+        return (isinstance(v, int | float) and not isinstance(v, bool)
+                and (isinstance(v, int) or math.isfinite(v)) and _within(v, lo, hi))
 
-    return Rule(f"a number{_range_words(lo, hi)}", lambda s: float(s.strip()), accepts, float)
+    return Rule(f"a number{_range_words(lo, hi)}", _ascii(_ASCII_NUMBER, float), accepts, float)
 
 
 def _boolean() -> Rule:
@@ -192,7 +208,7 @@ SETTINGS: dict[str, tuple[str, Rule]] = {
     "database_url": ("DATABASE_URL", _text(optional=True)),
     "home": ("MARCONI_HOME", _path()),
     "data_dir": ("MARCONI_DATA_DIR", _path()),
-    "device": ("MARCONI_DEVICE", _pattern(r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda or cuda:N")),
+    "device": ("MARCONI_DEVICE", _pattern(r"auto|cpu|cuda(:[0-9]+)?", "auto, cpu, cuda or cuda:N")),
     "encoder": ("MARCONI_ENCODER", _text()),
     "max_upload_bytes": ("MARCONI_MAX_UPLOAD_BYTES", _integer(1)),
     "max_image_pixels": ("MARCONI_MAX_IMAGE_PIXELS", _integer(1)),

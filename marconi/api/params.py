@@ -19,16 +19,20 @@ Before a model sees anything, the input itself is checked, whatever the model:
 
 - Text must be storable Unicode: strings (and keys) holding NUL characters or lone surrogates (``"\\ud800"`` is a
   legal JSON escape, but no UTF-8 text can hold it, so PostgreSQL could not be asked about it) are refused.
+- A number given as text (query string, form field) for an integer field is ASCII digits only (``int("١٢")`` is 12
+  in Python; here it is refused), and for a number field a plain decimal (no ``inf``, ``nan`` or ``1_000``); a
+  number field given a JSON number takes finite ones only.
 - A list longer than its field's ``max_length`` is refused before its items are checked one by one.
 - A JSON body is at most :data:`MAX_JSON_BYTES` long and :data:`MAX_JSON_DEPTH` levels deep, and its integers have
   at most :data:`MAX_JSON_DIGITS` digits. Floats too large for a double read as infinity, and Python's ``NaN`` and
-  ``Infinity`` are read too: a model's bounds refuse them, and a field of its own shape says so itself (a
-  ``box`` must hold finite numbers).
+  ``Infinity`` are read too: the rule above refuses them for number fields, and a field of its own shape says so
+  itself (a ``box`` must hold finite numbers).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import types
 import typing
@@ -37,6 +41,7 @@ from typing import Any, TypeVar
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from flask import request
 from pydantic import BaseModel, ValidationError
+from werkzeug.routing import IntegerConverter
 
 from marconi.errors import BadRequest, TooLarge
 
@@ -46,7 +51,16 @@ MAX_JSON_BYTES = 1024 * 1024  # the largest request (50 seeds of 300 characters)
 MAX_JSON_DEPTH = 20  # levels of arrays and objects; the deepest request model needs 3
 MAX_JSON_DIGITS = 100  # digits of an integer in a JSON body (every integer field is far smaller)
 
+_ASCII_INT = re.compile(r"-?[0-9]+")
+_ASCII_NUMBER = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class AsciiIntConverter(IntegerConverter):
+    """``<int:name>`` in a route, for ASCII digits only (werkzeug's ``\\d+`` also matches ``١٢``, which ``int``
+    reads as 12); ``create_app`` installs it as the app's ``int`` converter."""
+
+    regex = r"[0-9]+"
 
 
 def json_body(model: type[M]) -> M:
@@ -73,6 +87,7 @@ def validate(model: type[M], data: Any) -> M:
     """Return ``data`` validated as ``model``, or raise BadRequest naming each bad field and its rule."""
     _check_text(data)
     _check_lengths(model, data)
+    _check_numbers(model, data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -216,6 +231,18 @@ def _bad_text(value: Any) -> tuple[str, str] | None:
     return None
 
 
+def _number_kind(annotation: Any) -> str | None:
+    """'int' or 'float' for a field that holds (a list of) integers or numbers; None for anything else."""
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list, tuple, set, frozenset):
+        kinds = {_number_kind(a) for a in args if a is not type(None) and a is not Ellipsis}
+        return "float" if "float" in kinds else ("int" if kinds == {"int"} else None)
+    if annotation is int:
+        return "int"
+    return "float" if annotation is float else None
+
+
 def _check_lengths(model: type[BaseModel], data: Any) -> None:
     """A list longer than its field allows is refused before pydantic checks (and reports on) every item in it."""
     if not isinstance(data, dict):
@@ -227,6 +254,25 @@ def _check_lengths(model: type[BaseModel], data: Any) -> None:
         limit = next((m.max_length for m in info.metadata if isinstance(m, MaxLen)), None)
         if limit is not None and len(value) > limit:
             raise BadRequest(_with_example(model, _message(model, {"type": "too_long", "loc": (name,), "ctx": {}})))
+
+
+def _check_numbers(model: type[BaseModel], data: Any) -> None:
+    """Numbers for integer and number fields: given as text (query string, form field), ASCII only (an integer as
+    digits with an optional minus, a number as a plain decimal: pydantic's lax parsing would take " 12", "1_2", "12.0",
+    "inf", and ``int`` itself takes "١٢"); given as a JSON number, finite (NaN and infinity are refused)."""
+    if not isinstance(data, dict):
+        return
+    for name, value in data.items():
+        info = model.model_fields.get(name) if isinstance(name, str) else None
+        kind = _number_kind(info.annotation) if info is not None else None
+        if kind is None:
+            continue
+        pattern = _ASCII_INT if kind == "int" else _ASCII_NUMBER
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if (isinstance(item, str) and not pattern.fullmatch(item)) or (
+                    isinstance(item, float) and not math.isfinite(item)):
+                err = {"type": "int_parsing" if kind == "int" else "float_parsing", "loc": (name,), "ctx": {}}
+                raise BadRequest(_with_example(model, _message(model, err)))
 
 
 def _loc(loc: tuple) -> str:

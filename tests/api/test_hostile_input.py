@@ -77,6 +77,35 @@ def test_a_huge_array_is_refused_by_its_length_not_item_by_item(client):
     assert time.monotonic() - t0 < 5
 
 
+# ------------------------------------------------------------------------------------------- integers in ASCII only
+@pytest.mark.parametrize("query", ["q=love&limit=١٢", "q=love&limit=1_0", "q=love&limit=%2010", "q=love&limit=12.0",
+                                   "q=love&limit=%2B5", "q=love&offset=٣"])
+def test_song_search_integers_are_ascii_digits(client, query):
+    assert "must be an integer" in _error(client.get("/api/songs?" + query))
+
+
+@pytest.mark.parametrize("path", ["/api/words/similar?q=dog&k=١٠", "/api/images/search?q=dog&k=1_0",
+                                  "/api/images/1/similar?k=%EF%BC%95"])
+def test_other_integers_are_ascii_digits(client, path):
+    assert "'k' must be an integer" in _error(client.get(path))
+
+
+def test_form_integers_are_ascii_digits(client):
+    resp = client.post("/api/images/search", data={"k": "1_0"}, content_type="multipart/form-data")
+    assert "'k' must be an integer" in _error(resp)
+
+
+@pytest.mark.parametrize("path", ["/api/images/%D9%A1", "/api/images/%D9%A1/similar", "/images/%EF%BC%91",
+                                  "/images/%D9%A1%D9%A2/thumbnail"])
+def test_ids_in_paths_are_ascii_digits(client, path):
+    """werkzeug's <int:…> matches \\d+, and int("١") is 1: such a path named image 1. It names nothing now."""
+    assert _error(client.get(path), 404, "not_found").startswith("no such endpoint")
+
+
+def test_ascii_ids_still_route(client):
+    assert _error(client.get("/api/images/999999999"), 404, "not_found") == "no image with id 999999999"
+
+
 # ------------------------------------------------------------------------------------------------ URLs of no host
 @pytest.mark.parametrize("url", ["http://[::1/x.jpg", "http://[::1]x/cat.jpg", "http://exa mple.org/cat.jpg",
                                  "http://a\u0001b.org/cat.jpg", "http://a..b.org/cat.jpg",
