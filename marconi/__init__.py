@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 log = logging.getLogger("marconi")
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # an X-Request-ID a client sent is echoed only when it fits
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -47,15 +50,18 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
 
     @app.before_request
     def _start():
-        request.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
+        given = request.headers.get("X-Request-ID", "")
+        request.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
         g.t0 = time.perf_counter()
 
     @app.after_request
     def _finish(response):
-        response.headers["X-Request-ID"] = request.request_id
+        rid = getattr(request, "request_id", None) or uuid.uuid4().hex[:16]  # None if a before_request failed
+        response.headers["X-Request-ID"] = rid
         ms = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
-        log.info("%s %s %s %.1fms rid=%s", request.method, request.path, response.status_code, ms,
-                 request.request_id)
+        # The path is the client's (%0d%0a decodes to CR LF): escaped, it cannot write a log line of its own.
+        log.info("%s %s %s %.1fms rid=%s", settings.log_safe(request.method), settings.log_safe(request.path),
+                 response.status_code, ms, rid)
         return response
 
     app.register_blueprint(health.bp)

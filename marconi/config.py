@@ -4,7 +4,8 @@ Every setting has a default that works on a fresh machine. ``from_env()`` reads 
 ``DATABASE_URL``); tests pass a dict to ``create_app`` or build a ``Config`` directly instead of touching
 ``os.environ``. A value that cannot be used raises ``ConfigError`` naming the variable (or field) and what is
 expected, e.g. ``MARCONI_MAX_UPLOAD_BYTES must be an integer, got 'abc'``; numbers are written in ASCII
-(``int("١٢")`` is 12 to Python, not here). Logging is set up once, by ``setup_logging``.
+(``int("١٢")`` is 12 to Python, not here). Logging is set up once, by ``setup_logging``: one record is one line,
+whatever a user sent (``log_safe``).
 """
 
 from __future__ import annotations
@@ -266,14 +267,48 @@ def load(config: Config | Mapping | None = None) -> Config:
     return from_env().with_overrides(**dict(config or {}))
 
 
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0 and C1 controls (CR, LF, NEL, ESC, ...)
+
+
+def log_safe(text: Any) -> str:
+    """``text`` fit for a log line: control characters (CR, LF, escape sequences) and Unicode line separators are
+    written as Python escapes, so what a user sent cannot start a line of its own or recolour a terminal."""
+    return _LINE_BREAKING.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
+class LogFormatter(logging.Formatter):
+    """``LOG_FORMAT`` with one line per record: the message goes through ``log_safe``, and a traceback's lines are
+    indented, so a line starting at the margin is always the start of a record."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's naming)
+        """The record's line, its message escaped."""
+        record.message = log_safe(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei) -> str:  # noqa: N802
+        """The traceback, each line indented."""
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        """The stack, each line indented."""
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
 def setup_logging(level: str | int = "INFO") -> None:
-    """Configure logging once for the process: one stderr handler, ``level``, and chatty libraries held back."""
+    """Configure logging once for the process: one stderr handler (a ``LogFormatter``), ``level``, and chatty
+    libraries held back."""
     if isinstance(level, str):
         name = level.strip().upper()
         if name not in LOG_LEVELS:
             raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
         level = getattr(logging, name)
-    logging.basicConfig(level=level, format=LOG_FORMAT)
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogFormatter(LOG_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])  # does nothing when the root logger has handlers already
     logging.getLogger().setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -2,6 +2,7 @@
 scripts, URLs whose host cannot be parsed, request paths and ids that would forge log lines, and a gunicorn control
 socket shared with every other server of the user. Each is a 4xx JSON error (or a harmless answer), never a 500."""
 
+import logging
 import time
 
 import pytest
@@ -112,4 +113,39 @@ def test_ascii_ids_still_route(client):
                                  "http://" + "a" * 64 + ".org/cat.jpg", "http://example.org:0/cat.jpg"])
 def test_unparseable_hosts_are_bad_urls(client, url):
     _error(client.post("/api/images/search", json={"url": url}), 400, "bad_url")
+
+
+# ---------------------------------------------------------------------------------------------- log lines and ids
+def _request_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "marconi"]
+
+
+def test_a_path_with_cr_lf_writes_one_log_line(client, caplog):
+    forged = "2026-01-01 00:00:00,000 INFO marconi: GET /admin 200 0.1ms rid=forged"
+    with caplog.at_level(logging.INFO, logger="marconi"):
+        client.get("/api/nothing%0d%0a" + forged.replace(" ", "%20") + "%E2%80%A8x")
+    lines = _request_lines(caplog)
+    assert len(lines) == 1 and "\n" not in lines[0] and "\r" not in lines[0] and "\u2028" not in lines[0]
+    assert "/api/nothing\\r\\n2026-01-01" in lines[0] and "\\u2028x" in lines[0]
+
+
+@pytest.mark.parametrize("given, kept", [
+    ("abc-123_X.y", True), ("a" * 64, True),
+    ("a" * 65, False), ("", False), ("has space", False), ("semi;colon", False), ("ü", False),
+    ("x\u2028y", False), ("<script>", False),
+])
+def test_a_request_id_is_echoed_only_when_it_is_plain(client, caplog, given, kept):
+    with caplog.at_level(logging.INFO, logger="marconi"):
+        resp = client.get("/healthz", headers={"X-Request-ID": given})
+    rid = resp.headers["X-Request-ID"]
+    if kept:
+        assert rid == given
+    else:
+        assert rid != given and len(rid) == 16 and rid.isalnum()
+    assert _request_lines(caplog)[-1].endswith(f"rid={rid}")
+
+
+def test_an_error_body_carries_the_checked_request_id(client):
+    resp = client.get("/api/songs", headers={"X-Request-ID": "evil\tid"})
+    assert resp.get_json()["request_id"] == resp.headers["X-Request-ID"] != "evil\tid"
 
