@@ -21,11 +21,15 @@ def gunicorn_args(host: str, port: int, config: Config | None = None, *, workers
     """The gunicorn command line serving ``marconi.wsgi:app`` (threaded workers: gthread when threads > 1).
 
     Workers, threads and the timeout come from ``config`` (the environment's when None) unless given here.
+    gunicorn's control socket is turned off: by default (gunicorn 25.1 and later) every server of a user shares one,
+    ``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl``, so a second server (a test's, a benchmark's)
+    would take it over from the first and remove it when it stops, and ``gunicornc`` would steer the wrong one.
+    Marconi is stopped with a signal and never steered through it.
     """
     cfg = config or from_env()
     args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
             "--workers", str(workers or cfg.gunicorn_workers), "--threads", str(threads or cfg.gunicorn_threads),
-            "--timeout", str(cfg.gunicorn_timeout)]
+            "--timeout", str(cfg.gunicorn_timeout), "--no-control-socket"]
     return args + (["--access-logfile", "-"] if access_log else []) + [WSGI_APP]
 
 

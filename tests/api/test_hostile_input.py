@@ -3,6 +3,8 @@ scripts, URLs whose host cannot be parsed, request paths and ids that would forg
 socket shared with every other server of the user. Each is a 4xx JSON error (or a harmless answer), never a 500."""
 
 import logging
+import os
+import socket
 import time
 
 import pytest
@@ -149,3 +151,29 @@ def test_an_error_body_carries_the_checked_request_id(client):
     resp = client.get("/api/songs", headers={"X-Request-ID": "evil\tid"})
     assert resp.get_json()["request_id"] == resp.headers["X-Request-ID"] != "evil\tid"
 
+
+# ------------------------------------------------------------------------------ gunicorn's shared control socket
+def test_gunicorn_is_started_without_the_shared_control_socket(trained_url, base_config, tmp_path):
+    """gunicorn (25.1+) opens $XDG_RUNTIME_DIR/gunicorn.ctl, else ~/.gunicorn/gunicorn.ctl: one path for every
+    server of the user, so each new server took it over from the last (and removed it on stopping)."""
+    from marconi.serving import background_gunicorn, gunicorn_args
+
+    assert "--no-control-socket" in gunicorn_args("127.0.0.1", 5000)
+    home, runtime = tmp_path / "home", tmp_path / "run"
+    home.mkdir()
+    runtime.mkdir(mode=0o700)
+    # a socket another server left there: ours must neither replace nor remove it
+    theirs = socket.socket(socket.AF_UNIX)
+    theirs.bind(str(runtime / "gunicorn.ctl"))
+    try:
+        with background_gunicorn(trained_url[0], workers=1, threads=1,
+                                 env={"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime),
+                                      "MARCONI_HOME": str(base_config.home)}) as base:
+            import requests
+
+            assert requests.get(base + "/healthz", timeout=10).ok
+            assert os.stat(runtime / "gunicorn.ctl").st_ino == os.stat(theirs.getsockname()).st_ino
+        assert (runtime / "gunicorn.ctl").exists()
+        assert not (home / ".gunicorn").exists()
+    finally:
+        theirs.close()
