@@ -29,7 +29,8 @@ def gunicorn_args(host: str, port: int, config: Config | None = None, *, workers
     cfg = config or from_env()
     args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
             "--workers", str(workers or cfg.gunicorn_workers), "--threads", str(threads or cfg.gunicorn_threads),
-            "--timeout", str(cfg.gunicorn_timeout), "--no-control-socket"]
+            "--timeout", str(cfg.gunicorn_timeout), "--no-control-socket",
+            "--config", "python:marconi.gunicorn_hooks"]  # the embedded PostgreSQL's watchdog, when one is used
     return args + (["--access-logfile", "-"] if access_log else []) + [WSGI_APP]
 
 

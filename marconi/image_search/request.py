@@ -14,7 +14,7 @@ MAX_K = 50
 MAX_QUERY_CHARS = 200  # a text query
 BOX_HELP = ("'box' must be four numbers x,y,w,h: the left and top edges, width and height in pixels of the photo as "
             "decoded (after its EXIF orientation), e.g. box=40,30,200,150 or \"box\": [40, 30, 200, 150]")
-_NUMBER = r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*"
+_NUMBER = r"[ \t]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t]*"  # ASCII digits only
 _NOT_FINITE = ("nan", "inf", "infinity")  # numbers to Python, refused as such rather than as text
 BOX_PATTERN = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"  # a box as text; the OpenAPI document shows it too
 

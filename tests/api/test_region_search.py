@@ -71,6 +71,7 @@ BAD_BOXES = [
     ("a,b,c,d", "four numbers"),
     ("10,10,50,x", "four numbers"),
     ("[10,10,50,50]", "four numbers"),
+    ("١٠,٢٠,١٠٠,١٠٠", "four numbers"),  # Arabic-Indic digits: ASCII digits only
     ("nan,0,50,50", "finite"),
     ("0,0,inf,50", "finite"),
     ("0,0,0,50", "positive width and height"),

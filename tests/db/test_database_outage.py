@@ -71,9 +71,9 @@ def test_a_database_outage_gives_503s_then_recovers_without_a_500(own_server, ba
         _start(pgdata)
         up_at = time.monotonic()
         deadline = up_at + 20
-        while time.monotonic() < deadline and not any(t > up_at + 0.5 and s == 200 for t, s, _, _ in seen):
+        while time.monotonic() < deadline and not any(t > up_at and s == 200 for t, s, _, _ in seen):
             time.sleep(0.2)
-        time.sleep(0.5)
+        time.sleep(2.0)
     finally:
         stop.set()
         for t in threads:
@@ -83,8 +83,9 @@ def test_a_database_outage_gives_503s_then_recovers_without_a_500(own_server, ba
     assert 500 not in statuses, sorted(statuses)
     assert outage and all(s == 503 and retry == "5" and code == "database_unavailable" for s, retry, code in outage)
     assert [(s, code) for t, s, _, code in seen if t < stopping_at and s != 200] == [], errors
-    assert any(t > up_at and s == 200 for t, s, _, _ in seen)  # it recovers by itself
-    assert all(s == 200 for t, s, _, _ in seen if t > up_at + 5)
+    recovered = [t for t, s, _, _ in seen if t > up_at and s == 200]
+    assert recovered  # it recovers by itself
+    assert all(s == 200 for t, s, _, _ in seen if t > recovered[0] + 1.0)  # and stays up
 
 
 def test_a_schema_changed_under_a_running_server_gets_503_saying_to_upgrade(own_server, base_config):
