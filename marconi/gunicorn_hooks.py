@@ -17,8 +17,10 @@ def when_ready(server) -> None:
     pgdata = os.environ.get(WATCH_ENV)
     if not pgdata:
         return
+    from marconi.config import from_env, setup_logging
     from marconi.db.watchdog import EmbeddedWatchdog
 
+    setup_logging(from_env().log_level)  # the watchdog's lines get the same format (and time) as the app's
     watchdog = EmbeddedWatchdog(Path(pgdata))
     watchdog.start()
     server.log.info("watching the embedded PostgreSQL in %s (restarted if it stops)", pgdata)
