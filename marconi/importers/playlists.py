@@ -1,10 +1,10 @@
 """Playlist importers: the Cornell yes.com format and Spotify Million Playlist Dataset JSON slices.
 
-Each parser yields ``Track`` and ``Playlist`` objects; ``import_playlists`` writes them in batches, one transaction
-per batch, through the idempotent upserts of marconi.db.tracks and marconi.db.playlists. Importing the same files
-twice changes nothing. A file that is not UTF-8, or not in the format, stops the import with an ImportFormatError
-naming the file and line (for MPD JSON, the line of a syntax error or of bytes that are not UTF-8, else the
-playlist).
+Each parser yields ``Track`` and ``Playlist`` objects; ``import_playlists`` writes them in batches inside one
+transaction (a file is imported all or nothing), through the idempotent upserts of marconi.db.tracks and
+marconi.db.playlists. Importing the same files twice changes nothing. A file that is not UTF-8, or not in the
+format, stops the import with an ImportFormatError naming the file and line (for MPD JSON, the line of a syntax
+error or of bytes that are not UTF-8, else the playlist).
 """
 
 from __future__ import annotations
@@ -186,7 +186,8 @@ class ImportSummary:
 
 def import_playlists(engine: sa.Engine, path: Path, format: str = "yes", source: str | None = None,
                      batch_size: int = 5000, progress: bool = True) -> ImportSummary:
-    """Import playlists from ``path`` in ``format`` ('yes' or 'mpd'); idempotent; one transaction per batch."""
+    """Import playlists from ``path`` in ``format`` ('yes' or 'mpd'); idempotent; all or nothing (one transaction,
+    written in batches of ``batch_size`` playlists)."""
     problem = storable_text(source) if source else None
     if problem:
         raise BadRequest(f"the source given {problem}")
@@ -197,32 +198,32 @@ def import_playlists(engine: sa.Engine, path: Path, format: str = "yes", source:
     else:
         raise ValueError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
     summary = ImportSummary(tracks=len(tracks))
+    bar = tqdm(total=total, unit="playlist", desc="importing", disable=not progress)
+    # one transaction for the whole file: a bad line, an error or a kill at any point leaves the database as it was
     with engine.begin() as conn:
         for i in range(0, len(tracks), 20000):
             upsert_tracks(conn, tracks[i: i + 20000])
-    log.info("upserted %d tracks from %s", len(tracks), printable_path(path))
-    batch: list[Playlist] = []
-    bar = tqdm(total=total, unit="playlist", desc="importing", disable=not progress)
+        batch: list[Playlist] = []
 
-    def flush() -> None:
-        with engine.begin() as conn:
+        def flush() -> None:
             c = upsert_playlists(conn, batch)
-        summary.inserted += c["inserted"]
-        summary.updated += c["updated"]
-        summary.unchanged += c["unchanged"]
-        bar.update(len(batch))
-        batch.clear()
+            summary.inserted += c["inserted"]
+            summary.updated += c["updated"]
+            summary.unchanged += c["unchanged"]
+            bar.update(len(batch))
+            batch.clear()
 
-    try:
-        for pl in playlists:
-            summary.playlists_seen += 1
-            batch.append(pl)
-            if len(batch) >= batch_size:
+        try:
+            for pl in playlists:
+                summary.playlists_seen += 1
+                batch.append(pl)
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
                 flush()
-        if batch:
-            flush()
-    finally:
-        bar.close()  # also when a bad line stops the import, so the error is printed on a line of its own
+        finally:
+            bar.close()  # also when a bad line stops the import, so the error is printed on a line of its own
+    log.info("upserted %d tracks from %s", len(tracks), printable_path(path))
     log.info("playlists: %d seen, %d inserted, %d updated, %d unchanged", summary.playlists_seen, summary.inserted,
              summary.updated, summary.unchanged)
     return summary

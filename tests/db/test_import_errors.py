@@ -137,3 +137,20 @@ def test_a_source_that_is_not_text_is_refused(engine, tmp_path):
     folder = _yes(tmp_path)
     with pytest.raises(BadRequest, match="the source given is not valid Unicode text"):
         import_playlists(engine, folder, "yes", source="set\udce9", progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ all or nothing
+def test_a_bad_line_far_into_a_file_leaves_nothing_imported(engine, emptied, tmp_path):
+    """Playlists are written in batches, but in one transaction: a bad line after several batches writes nothing,
+    tracks included, and the fixed file then imports whole."""
+    lines = ["0 1 2"] * 50
+    lines[37] = "0 1 \xff"
+    folder = _yes(tmp_path, train=("h1\nh2\n" + "\n".join(lines) + "\n").encode("latin-1"))
+    with pytest.raises(ImportFormatError):
+        import_playlists(engine, folder, "yes", progress=False, batch_size=5)  # seven batches before the bad line
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM playlists")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM tracks")).scalar() == 0
+    (folder / "train.txt").write_text("h1\nh2\n" + "\n".join(["0 1 2"] * 50) + "\n")
+    summary = import_playlists(engine, folder, "yes", progress=False, batch_size=5)
+    assert summary.playlists_seen == 50 and summary.tracks == 3
