@@ -21,14 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eval_text_methods import DATA, encode_images  # noqa: E402
 
+from marconi.evaluation.image_metrics import nearest  # noqa: E402
 from marconi.image_search.metric import LearnedMetric  # noqa: E402
 from marconi.image_search.pca import PCA  # noqa: E402
 
 
 def precision(space: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int = 10) -> tuple[float, float]:
-    sims = space[queries] @ space.T
-    sims[np.arange(len(queries)), queries] = -np.inf
-    hits = labels[np.argsort(-sims, axis=1)[:, :k]] == labels[queries][:, None]
+    hits = labels[nearest(space, queries, "cosine", k)] == labels[queries][:, None]
     return float(hits[:, 0].mean()), float(hits.mean())
 
 

@@ -31,6 +31,7 @@ from marconi.db import image_words as words_db
 from marconi.db import images as images_db
 from marconi.db.cube import to_cube, to_pg_array
 from marconi.errors import Conflict
+from marconi.evaluation.image_metrics import nearest
 from marconi.image_search.build import COLUMNS
 from marconi.image_search.calibration import calibrate
 from marconi.image_search.metric import DEFAULT_BLEND, DEFAULT_SHRINKAGE, METRIC_ARTIFACT, LearnedMetric
@@ -49,10 +50,7 @@ def _precision(space: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: in
     """P@1 and P@k of ``queries`` (row indices) ranking every other row by cosine in ``space``."""
     if not len(queries):
         return {}
-    sims = space[queries] @ space.T
-    sims[np.arange(len(queries)), queries] = -np.inf
-    top = np.argsort(-sims, axis=1)[:, :k]
-    hits = labels[top] == labels[queries][:, None]
+    hits = labels[nearest(space, queries, "cosine", k)] == labels[queries][:, None]
     return {"queries": int(len(queries)), "P@1": round(float(hits[:, 0].mean()), 4),
             f"P@{k}": round(float(hits.mean()), 4)}
 
