@@ -132,23 +132,17 @@ def tags(image_id: int):
 def tag_photo():
     """Tags of an uploaded photo (multipart field ``image``, optional ``box=x,y,w,h``: only that part), as the serving
     encoder sees it; nothing is stored."""
-    from marconi.image_search.region import crop_frames
-    from marconi.image_search.search import query_shape
     from marconi.image_search.text_search import photo_tags
-    from marconi.imageio import sample_frames
 
     box = _box()
     if "image" not in request.files:
         raise BadRequest("send the photo as multipart/form-data field 'image', e.g. curl -F image=@cat.jpg "
                          f"{request.host_url}api/images/tags")
-    frames = sample_frames(request.files["image"].read(), max_pixels=current_app.config["MARCONI"].max_image_pixels)
-    query = query_shape(frames)
-    if box is not None:
-        frames, query["box"] = crop_frames(frames, box)
+    photo = _searcher().query_photo(request.files["image"].read(), box)
     with current_app.extensions["marconi.engine"].connect() as conn:
         snapshot = _searcher().snapshot(conn)
-    return jsonify({"tags": photo_tags(snapshot.encoder, frames), "model_run": snapshot.run_id,
-                    "encoder": snapshot.encoder_name, "query": query})
+    return jsonify({"tags": photo_tags(snapshot.encoder, photo.frames), "model_run": snapshot.run_id,
+                    "encoder": snapshot.encoder_name, "query": photo.query})
 
 
 @bp.get("/api/images/<int:image_id>")

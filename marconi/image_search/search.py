@@ -63,7 +63,7 @@ class Snapshot:
         return np.atleast_2d(vectors) if self.metric is None else self.metric.transform(vectors)
 
 
-Box = tuple[float, float, float, float]  # x, y, w, h in pixels of the photo as decoded
+Box = tuple[float, float, float, float]  # x, y, w, h in pixels of the photo at its full size
 
 
 def query_shape(img: Image.Image | list[Image.Image]) -> dict:
@@ -226,21 +226,32 @@ class ImageSearcher:
     def search_bytes(self, data: bytes, k: int = 10, url: str | None = None, box: Box | None = None) -> dict:
         """Decode uploaded (or fetched) image bytes and answer them; ``url`` is echoed in the answer's query.
 
-        With ``box`` (x, y, w, h in pixels of the photo as decoded), only that part of the photo is searched for
-        (:func:`marconi.image_search.region.crop_frames`); the answer's query describes the whole photo and adds
-        the box used, clipped to it.
+        With ``box`` (x, y, w, h in pixels of the photo at its full size), only that part of the photo is searched
+        for; the answer's query describes the whole photo and adds the box used, clipped to it. The photo is decoded
+        only as large as the encoder needs (:meth:`query_photo`).
         """
-        from marconi.image_search.region import crop_frames
-        from marconi.imageio import sample_frames
-
-        frames = sample_frames(data, max_pixels=self.config.max_image_pixels)
-        query = query_shape(frames)
-        if box is not None:
-            frames, query["box"] = crop_frames(frames, box)
+        photo = self.query_photo(data, box)
         with self.engine.connect() as conn:
-            answer = self.search(conn, frames, k)
-        answer["query"] = query | ({"url": url} if url else {})
+            answer = self.search(conn, photo.frames, k)
+        answer["query"] = photo.query | ({"url": url} if url else {})
         return answer
+
+    def query_photo(self, data: bytes, box: Box | None = None):
+        """Return the :class:`~marconi.image_search.query_photo.QueryPhoto` of uploaded bytes, decoded for the
+        encoder of the serving run (its input size says how much smaller a large photo may be decoded).
+
+        With no run serving, the configured encoder's input size is used, so that a bad photo is still answered
+        as such (4xx) before the search says no model is serving (503).
+        """
+        from marconi.encoders import get_spec
+        from marconi.image_search.query_photo import decode_query
+
+        with self.engine.connect() as conn:
+            try:
+                need = self.snapshot(conn).encoder.preprocess.draft_size
+            except NoImageModel:
+                need = get_spec(self.config.encoder).preprocess.draft_size
+        return decode_query(data, self.config.max_image_pixels, need, box)
 
     def fetch_url(self, url: str) -> bytes:
         """Fetch the image at ``url`` under marconi.fetch's rules (switch, deadline, size, allowed addresses)."""
