@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
 
 from marconi.cli.context import Ctx, pass_ctx
-from marconi.db import reader_url
+from marconi.db import READER, reader_url
+from marconi.db.reader_guard import ReaderGuard, what_to_do
 
 
 def find_psql() -> str:
@@ -41,7 +44,8 @@ def sql(c: Ctx, file, command, print_url):
     \b
     The role can SELECT tracks, playlists, playlist_tracks, song_vectors, images, image_vectors, image_classes,
     image_tags, classes, model_runs and wikidata_classes and call radio(), radio_candidates(), similar_images(),
-    song_query_vector(); it cannot write, and statements stop after 30 s. Examples are in sql/examples/.
+    song_query_vector(); it cannot write, and statements stop after 30 s (while psql runs, this command cancels a
+    query that runs on after `SET statement_timeout = 0`). Examples are in sql/examples/.
     \b
       marconi sql
       marconi sql sql/examples/radio_from_seeds.sql
@@ -50,7 +54,8 @@ def sql(c: Ctx, file, command, print_url):
     from marconi.db import database_url
 
     c.checked_engine()
-    url = reader_url(database_url(c.config), c.config.reader_password)
+    owner_url = database_url(c.config)
+    url = reader_url(owner_url, c.config.reader_password)
     if print_url:
         click.echo(url)
         return
@@ -60,4 +65,25 @@ def sql(c: Ctx, file, command, print_url):
     if command:
         args += ["-c", command]
     env = dict(os.environ, PGAPPNAME="marconi sql")
-    raise SystemExit(subprocess.call(args, env=env))
+    with reader_guarded(owner_url):
+        returncode = subprocess.call(args, env=env)
+    raise SystemExit(returncode)
+
+
+@contextmanager
+def reader_guarded(owner_url: str):
+    """Hold marconi_reader to its limits while the block runs (`marconi serve` may not be running to do it).
+
+    One pass runs first, so that settings a reader stored are gone before psql logs in; a guard that cannot work
+    (an old schema, a missing privilege) says why in one line and psql runs all the same.
+    """
+    guard = ReaderGuard(owner_url)
+    try:
+        guard.check_once()
+    except sa.exc.DBAPIError as exc:
+        click.echo(f"note: {READER}'s limits are not guarded: {what_to_do(exc)}", err=True)
+    guard.start()
+    try:
+        yield guard
+    finally:
+        guard.stop()

