@@ -170,7 +170,7 @@ class Config:
     statement_timeout_ms: int = 10_000
     reader_password: str | None = None
     gunicorn_workers: int = 2
-    gunicorn_threads: int = 4
+    gunicorn_connections: int = 100
     gunicorn_timeout: int = 120
     swap_lock_timeout_ms: int = 200
     swap_wait_seconds: float = 600.0
@@ -224,7 +224,7 @@ SETTINGS: dict[str, tuple[str, Rule]] = {
     "statement_timeout_ms": ("MARCONI_STATEMENT_TIMEOUT_MS", _integer(0)),
     "reader_password": ("MARCONI_READER_PASSWORD", _text(optional=True)),
     "gunicorn_workers": ("MARCONI_GUNICORN_WORKERS", _integer(1)),
-    "gunicorn_threads": ("MARCONI_GUNICORN_THREADS", _integer(1)),
+    "gunicorn_connections": ("MARCONI_GUNICORN_CONNECTIONS", _integer(1)),
     "gunicorn_timeout": ("MARCONI_GUNICORN_TIMEOUT", _integer(1)),
     "swap_lock_timeout_ms": ("MARCONI_SWAP_LOCK_TIMEOUT_MS", _integer(1)),
     "swap_wait_seconds": ("MARCONI_SWAP_WAIT_SECONDS", _number(0.0)),

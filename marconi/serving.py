@@ -1,5 +1,5 @@
 """Running the app under gunicorn: the command line `marconi serve` uses, and a background server for benchmarks
-and tests. Worker, thread and timeout defaults come from ``marconi.config``."""
+and tests. Worker, connection and timeout defaults come from ``marconi.config``."""
 
 from __future__ import annotations
 
@@ -17,10 +17,16 @@ WSGI_APP = "marconi.wsgi:app"
 
 
 def gunicorn_args(host: str, port: int, config: Config | None = None, *, workers: int | None = None,
-                  threads: int | None = None, access_log: bool = False) -> list[str]:
-    """The gunicorn command line serving ``marconi.wsgi:app`` (threaded workers: gthread when threads > 1).
+                  connections: int | None = None, access_log: bool = False) -> list[str]:
+    """The gunicorn command line serving ``marconi.wsgi:app`` with gevent workers.
 
-    Workers, threads and the timeout come from ``config`` (the environment's when None) unless given here.
+    gevent workers read each request in a greenlet of their event loop, so a client that drips its headers or body
+    a byte at a time holds a few kilobytes, not a worker thread: the threaded (gthread) workers used before read
+    headers in a pool thread, and 16 slow clients starved 2 × 4 threads (tests/api/test_slow_clients.py). Database
+    calls yield to the loop through psycogreen (:func:`cooperative_database_driver`, called by marconi.wsgi).
+    ``connections`` caps the requests one worker holds at once (gunicorn's ``--worker-connections``).
+
+    Workers, connections and the timeout come from ``config`` (the environment's when None) unless given here.
     gunicorn's control socket is turned off: by default (gunicorn 25.1 and later) every server of a user shares one,
     ``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl``, so a second server (a test's, a benchmark's)
     would take it over from the first and remove it when it stops, and ``gunicornc`` would steer the wrong one.
@@ -28,14 +34,33 @@ def gunicorn_args(host: str, port: int, config: Config | None = None, *, workers
     """
     cfg = config or from_env()
     args = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
-            "--workers", str(workers or cfg.gunicorn_workers), "--threads", str(threads or cfg.gunicorn_threads),
+            "--workers", str(workers or cfg.gunicorn_workers), "--worker-class", "gevent",
+            "--worker-connections", str(connections or cfg.gunicorn_connections),
             "--timeout", str(cfg.gunicorn_timeout), "--no-control-socket",
             "--config", "python:marconi.gunicorn_hooks"]  # the embedded PostgreSQL's watchdog, when one is used
     return args + (["--access-logfile", "-"] if access_log else []) + [WSGI_APP]
 
 
+def cooperative_database_driver() -> bool:
+    """Make psycopg2 yield to gevent's loop while it waits on PostgreSQL, when this process runs under gevent
+    (gunicorn's gevent worker patches the standard library before it loads the app). Return whether it did.
+
+    Without it a query blocks the whole worker, every connection on it included, until PostgreSQL answers.
+    """
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    if not monkey.is_module_patched("socket"):
+        return False
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+    return True
+
+
 @contextmanager
-def background_gunicorn(database_url: str, workers: int | None = None, threads: int | None = None,
+def background_gunicorn(database_url: str, workers: int | None = None, connections: int | None = None,
                         env: dict | None = None, ready_timeout: float = 60.0) -> Iterator[str]:
     """Serve marconi.wsgi:app against ``database_url`` on a free loopback port; yield its base URL once /healthz
     answers.
@@ -48,7 +73,7 @@ def background_gunicorn(database_url: str, workers: int | None = None, threads: 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     full_env = dict(os.environ, DATABASE_URL=database_url, MARCONI_LOG_LEVEL="WARNING", **(env or {}))
-    args = gunicorn_args("127.0.0.1", port, from_env(full_env), workers=workers, threads=threads)
+    args = gunicorn_args("127.0.0.1", port, from_env(full_env), workers=workers, connections=connections)
     proc = subprocess.Popen(args, cwd=REPO_ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

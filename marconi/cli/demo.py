@@ -61,7 +61,7 @@ def demo(ctx, port, host, serve_, images, retrain):
         demo_images(c, retrain)
     click.echo(f"==> evaluate with: marconi eval radio --holdout {split / 'holdout.txt'}")
     if serve_:
-        ctx.invoke(serve, host=host, port=port, workers=None, threads=None)
+        ctx.invoke(serve, host=host, port=port, workers=None, connections=None)
 
 
 def demo_images(c: Ctx, retrain: bool) -> None:

@@ -15,11 +15,11 @@ from marconi.cli.context import Ctx, pass_ctx
 @click.option("--port", default=5000, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="gunicorn worker processes (default: $MARCONI_GUNICORN_WORKERS or 2).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads per worker, so a slow request (an image URL being fetched) does not hold up others "
-                   "(default: $MARCONI_GUNICORN_THREADS or 4).")
+@click.option("--connections", type=click.IntRange(min=1), default=None,
+              help="Requests one worker holds at once; gevent workers wait on slow clients, image URLs and the "
+                   "database without a thread each (default: $MARCONI_GUNICORN_CONNECTIONS or 100).")
 @pass_ctx
-def serve(c: Ctx, host, port, workers, threads):
+def serve(c: Ctx, host, port, workers, connections):
     """Serve the API and pages with gunicorn (Ctrl-C stops).
 
     With the embedded PostgreSQL (no DATABASE_URL), the server is watched and started again if it stops; requests
@@ -33,7 +33,8 @@ def serve(c: Ctx, host, port, workers, threads):
     env = dict(os.environ, DATABASE_URL=database_url(c.config))
     if not c.config.database_url:  # the embedded server: gunicorn's master restarts it if it stops
         env[WATCH_ENV] = str(c.config.pgdata)
-    args = gunicorn_args(host, port, c.config, workers=workers, threads=threads, access_log=True)
+    args = gunicorn_args(host, port, c.config, workers=workers, connections=connections, access_log=True)
     click.echo(f"serving on http://{host}:{port}/  (API: /api/songs, /api/radio, /api/images/search; "
-               f"{workers or c.config.gunicorn_workers} workers x {threads or c.config.gunicorn_threads} threads)")
+               f"{workers or c.config.gunicorn_workers} workers, up to {connections or c.config.gunicorn_connections} "
+               "requests each)")
     os.execve(sys.executable, args, env)

@@ -166,7 +166,7 @@ def test_gunicorn_is_started_without_the_shared_control_socket(trained_url, base
     theirs = socket.socket(socket.AF_UNIX)
     theirs.bind(str(runtime / "gunicorn.ctl"))
     try:
-        with background_gunicorn(trained_url[0], workers=1, threads=1,
+        with background_gunicorn(trained_url[0], workers=1,
                                  env={"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime),
                                       "MARCONI_HOME": str(base_config.home)}) as base:
             import requests

@@ -278,7 +278,7 @@ def test_served_by_gunicorn_a_slow_fetch_does_not_hold_up_other_requests(images_
 
     env = {"MARCONI_HOME": str(base_config.home), "MARCONI_URL_FETCH_ALLOW_NETWORKS": "127.0.0.1/32",
            "MARCONI_URL_FETCH_TIMEOUT": "20"}
-    with background_gunicorn(trained_url[0], workers=1, threads=4, env=env) as base:
+    with background_gunicorn(trained_url[0], workers=1, env=env) as base:
         done = {}
 
         def slow():

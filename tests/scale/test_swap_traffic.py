@@ -54,7 +54,7 @@ def served(new_database, base_config, data_dir, tmp_path_factory):
     import_images(eng, root / "caltech101", progress=False)
     cfg = base_config.with_overrides(device="cpu")
     encode_images(eng, cfg, progress=False, pca_dims=10)
-    with background_gunicorn(url, workers=2, threads=4) as base:
+    with background_gunicorn(url, workers=2) as base:
         yield eng, cfg, base
     eng.dispose()
 

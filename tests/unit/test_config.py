@@ -13,7 +13,7 @@ def test_defaults_without_environment():
     assert c.database_url is None
     assert c.max_upload_bytes == 16 * 1024 * 1024
     assert c.image_confident_threshold == 0.5
-    assert (c.gunicorn_workers, c.gunicorn_threads, c.gunicorn_timeout) == (2, 4, 120)
+    assert (c.gunicorn_workers, c.gunicorn_connections, c.gunicorn_timeout) == (2, 100, 120)
     assert c.hnsw_ef_search == 400
     assert c.model_dir == c.home / "models"
     assert c.pgdata == c.home / "pgdata"
@@ -71,7 +71,7 @@ def test_booleans_reject_anything_else(word):
     ("MARCONI_LOG_LEVEL", "loud", "one of DEBUG, INFO"),
     ("MARCONI_DEVICE", "gpu", "auto, cpu, cuda or cuda:N"),
     ("MARCONI_URL_FETCH_ALLOW_NETWORKS", "10.0.0.0/8,not-a-net", "a comma-separated list of networks"),
-    ("MARCONI_GUNICORN_THREADS", "-2", "an integer of at least 1"),
+    ("MARCONI_GUNICORN_CONNECTIONS", "-2", "an integer of at least 1"),
 ])
 def test_bad_values_name_the_variable_and_what_is_expected(var, raw, expected):
     with pytest.raises(ConfigError) as err:
