@@ -317,14 +317,14 @@ MAX_FRAMES = 4  # frames sampled from an animated image (GIF, WebP, APNG) for it
 MAX_ANIMATION_PIXELS = 200_000_000
 """Pixels decoded to sample an animated image: reaching a frame decodes every frame before it, so frames are
 sampled among the first ``MAX_ANIMATION_PIXELS // (width * height)`` only (all of them for ordinary animations)."""
-_FRAME_ERRORS = (ImageError, EOFError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+_FRAME_ERRORS = (EOFError, OSError, ValueError, SyntaxError)  # a frame that cannot be read
 
 
 def frame_count(img: Image.Image) -> int:
     """How many frames an opened image holds (1 for a still one), from its headers (no frame is decoded)."""
     try:
         return int(getattr(img, "n_frames", 1)) if getattr(img, "is_animated", False) else 1
-    except _FRAME_ERRORS:  # a broken later frame: the first one is still an image
+    except (*_FRAME_ERRORS, Image.DecompressionBombError):  # a broken later frame: the first one is still an image
         return 1
 
 
@@ -334,8 +334,9 @@ def sample_frames(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, n: int = MA
 
     The first frame goes through :func:`load_image` (so every check applies, and ``reduce`` as there); later frames
     are read by seeking the same file, each shrunk as the first one was and converted before the next is decoded,
-    so at most one full-size frame is held at a time. A frame that cannot be read, or that grows the canvas beyond
-    ``max_pixels``, ends the sampling: what was read is kept.
+    so at most one full-size frame is held at a time. A frame that grows the canvas beyond ``max_pixels`` (a GIF
+    frame may lie outside its screen) is refused as the first one would be; a frame that cannot be read ends the
+    sampling: what was read is kept.
     """
     first = load_image(data, max_pixels=max_pixels, reduce=reduce)
     with warnings.catch_warnings():
@@ -348,17 +349,27 @@ def sample_frames(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, n: int = MA
             try:
                 for index in sorted({round(i * (count - 1) / (n - 1)) for i in range(1, n)}):
                     while img.tell() < index:  # frame by frame, so every canvas size is checked before it is loaded
-                        img.seek(img.tell() + 1)
-                        if img.width * img.height > max_pixels:
-                            return frames
+                        _next_frame(img, max_pixels)
                     frames.append(_frame(img, reduce))
             except _FRAME_ERRORS:
                 pass
             return frames
 
 
+def _next_frame(img: Image.Image, max_pixels: int) -> None:
+    """Seek an animated image to its next frame; ImageError (413) when that frame grows the canvas too large."""
+    try:
+        img.seek(img.tell() + 1)
+    except Image.DecompressionBombError as exc:
+        raise ImageError("too_many_pixels", f"A frame of the animation declares too many pixels ({exc}).") from None
+    if img.width * img.height > max_pixels:
+        raise ImageError("too_many_pixels", f"A frame of the animation grows it to {img.width}x{img.height} = "
+                                            f"{img.width * img.height:,} pixels; the limit is {max_pixels:,}.")
+
+
 def _frame(img: Image.Image, reduce: int) -> Image.Image:
-    """The current frame of an animated image as a new RGB image, shrunk by ``reduce`` when it is large."""
-    _load(img)
+    """The current frame of an animated image as a new RGB image, shrunk by ``reduce`` when it is large (Pillow's
+    own errors pass: a frame that cannot be read ends the sampling)."""
+    img.load()
     large = reduce > 1 and img.width * img.height > REDUCE_ABOVE_PIXELS
     return to_rgb(shrink(img, reduce) if large else img.copy())
