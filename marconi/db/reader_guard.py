@@ -12,8 +12,8 @@ thread, connected as the owner, checks every second:
 
 The limits are the ones migration 0009 stores for the role (``marconi_reader_settings()``), read on every pass.
 `marconi serve` runs a guard in gunicorn's master (marconi.gunicorn_hooks), `marconi sql` one of its own while psql
-runs. Cancelling another role's queries needs superuser (the embedded server's owner is one) or, on a server of
-your own, ``GRANT pg_signal_backend TO <owner>``.
+runs. Seeing and cancelling another role's queries needs superuser (the embedded server's owner is one) or, on a
+server of your own, ``GRANT pg_read_all_stats, pg_signal_backend TO <owner>``.
 """
 
 from __future__ import annotations
@@ -73,6 +73,15 @@ def stored_limits(conn: sa.Connection) -> ReaderLimits | None:
                         duration_s(settings.get("idle_in_transaction_session_timeout", "0")))
 
 
+def missing_rights(conn: sa.Connection) -> list[str]:
+    """The predefined roles the connected role lacks to see (pg_stat_activity hides other roles' queries) and to
+    cancel reader queries; none for a superuser."""
+    return conn.execute(sa.text(
+        "SELECT r FROM unnest(ARRAY['pg_read_all_stats', 'pg_signal_backend']) r "
+        "WHERE NOT pg_has_role(current_user, r, 'USAGE') AND NOT pg_has_role(current_user, :reader, 'USAGE')"),
+        {"reader": READER}).scalars().all()
+
+
 def _signal(conn: sa.Connection, function: str, state_sql: str, since: str, after_s: float,
             before_s: float | None = None) -> list[int]:
     """Send ``function`` (pg_cancel_backend / pg_terminate_backend) to reader backends in a state for a while.
@@ -128,10 +137,12 @@ class ReaderGuard(threading.Thread):
             if limits is None:
                 self._problem("the database schema predates migration 0009: run marconi db upgrade")
                 return None
+            missing = missing_rights(conn)
             done = enforce(conn, limits, self.grace_s)
-        self._problem(None)
+        self._problem(f"the role in DATABASE_URL cannot see or cancel {READER}'s queries: as a superuser, GRANT "
+                      f"{', '.join(missing)} TO it" if missing else None)
         if done.cancelled:
-            log.warning("cancelled %s query(ies) past the statement limit (%.0f s): backend(s) %s", READER,
+            log.warning("cancelled %s query(ies) past the statement limit (%g s): backend(s) %s", READER,
                         limits.statement_s, ", ".join(map(str, done.cancelled)))
         if done.terminated:
             log.warning("ended %s session(s) that kept running or idling in a transaction past the limits: "
@@ -170,5 +181,5 @@ def what_to_do(exc: sa.exc.DBAPIError) -> str:
     if getattr(exc.orig, "pgcode", None) == "42501" and "alter role" in first_line.lower():
         return f"{first_line} (the role in DATABASE_URL needs CREATEROLE and ADMIN OPTION on {READER})"
     if getattr(exc.orig, "pgcode", None) == "42501":
-        return f"{first_line} (as a superuser: GRANT pg_signal_backend TO the role in DATABASE_URL)"
+        return f"{first_line} (as a superuser: GRANT pg_read_all_stats, pg_signal_backend TO the role in DATABASE_URL)"
     return f"{first_line} (retrying every {CHECK_EVERY_S:.0f} s)"

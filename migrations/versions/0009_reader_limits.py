@@ -6,11 +6,11 @@ statement_timeout = 0``) and change its own password, so stored limits alone do 
 - defines the reader's stored settings once, in ``marconi_reader_settings()``, and
   ``marconi_reader_restore_settings()``, which removes every other setting stored for the role (in any database)
   and puts back missing ones; the reader guard (marconi.db.reader_guard) calls it on every pass;
-- on PostgreSQL 17+, adds a login event trigger: in a reader session it restores the stored settings, gives every
-  parameter the reader had stored the value it would have without them, and applies the limits
-  (``default_transaction_read_only`` too, which is therefore no longer stored: a stored one would make the
-  trigger's own transaction read-only, unable to restore anything), so what a reader stores never reaches a
-  session (on older servers the reader guard removes it within a second);
+- on PostgreSQL 17+, when migrated by a superuser, adds a login event trigger: in a reader session it restores
+  the stored settings, gives every parameter the reader had stored the value it would have without them, and
+  applies the limits (``default_transaction_read_only`` too, which is therefore no longer stored: a stored one
+  would make the trigger's own transaction read-only, unable to restore anything), so what a reader stores never
+  reaches a session (otherwise the reader guard removes it within a second);
 - caps what one reader can take: ``temp_file_limit`` (superuser-only, so the reader cannot raise it) and a
   connection limit (a role cannot change its own);
 - takes TEMPORARY on this database from PUBLIC (the owner keeps it: the importers use temp tables).
@@ -140,7 +140,14 @@ $fn$
 
 def upgrade() -> None:
     conn = op.get_bind()
-    login_trigger = int(conn.execute(sa.text("SHOW server_version_num")).scalar()) >= LOGIN_TRIGGER_SINCE
+    version = int(conn.execute(sa.text("SHOW server_version_num")).scalar())
+    superuser = conn.execute(sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar()
+    login_trigger = version >= LOGIN_TRIGGER_SINCE and superuser  # only a superuser may create event triggers
+    if version >= LOGIN_TRIGGER_SINCE and not superuser:
+        op.execute("DO $$ BEGIN RAISE WARNING 'no login trigger for marconi_reader: only a superuser may create it' "
+                   "USING HINT = 'Settings the reader stores reach its next session until the reader guard removes "
+                   "them (within a second while marconi serve runs); run this migration as a superuser to close that "
+                   "gap'; END $$")
     settings = ", ".join("'" + s + "'" for s in _stored_settings(login_trigger))
     op.execute(f"CREATE FUNCTION marconi_reader_settings() RETURNS text[] LANGUAGE sql IMMUTABLE "
                f"AS $$ SELECT ARRAY[{settings}]::text[] $$")

@@ -103,6 +103,29 @@ def test_the_guard_reads_the_limits_migration_0009_stores(owner):
     assert (duration_s("30s"), duration_s("1min"), duration_s("500"), duration_s("2h")) == (30, 60, 0.5, 7200)
 
 
+def test_a_guard_without_the_rights_to_see_and_cancel_says_which_to_grant(url, owner, caplog):
+    from marconi.db.reader_guard import ReaderGuard, missing_rights
+
+    with owner.connect() as conn:
+        conn.execute(sa.text("DROP ROLE IF EXISTS marconi_test_plain_owner"))
+        conn.execute(sa.text("CREATE ROLE marconi_test_plain_owner LOGIN"))
+        conn.execute(sa.text("GRANT EXECUTE ON FUNCTION marconi_reader_restore_settings() TO marconi_test_plain_owner"))
+    plain = url.replace("postgres:@", "marconi_test_plain_owner:@")
+    guard = ReaderGuard(plain)
+    try:
+        with guard.engine.connect() as conn:
+            assert missing_rights(conn) == ["pg_read_all_stats", "pg_signal_backend"]
+        guard.check_once()
+        assert "GRANT pg_read_all_stats, pg_signal_backend TO it" in caplog.text
+    finally:
+        guard.stop()
+        with owner.connect() as conn:
+            conn.execute(sa.text("DROP OWNED BY marconi_test_plain_owner"))  # its grant
+            conn.execute(sa.text("DROP ROLE marconi_test_plain_owner"))
+    with owner.connect() as conn:
+        assert missing_rights(conn) == []  # the embedded server's owner is a superuser
+
+
 def test_gunicorns_master_and_marconi_sql_run_a_guard(url, owner, monkeypatch):
     import logging
     import threading
