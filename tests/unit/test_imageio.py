@@ -232,3 +232,123 @@ def test_make_thumbnail(samples):
     assert thumb.format == "JPEG" and thumb.size == (128, 85)
     small = make_thumbnail(Image.new("RGBA", (10, 5)), max_side=256)  # never enlarged; alpha handled
     assert Image.open(io.BytesIO(small)).size == (10, 5)
+
+
+# ------------------------------------------------------------------------------------ bounded decoding (#13)
+def _reference(data: bytes) -> Image.Image:
+    """How an image was decoded before #13: whole, EXIF-transposed (a copy), then RGB."""
+    from PIL import ImageOps
+
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return to_rgb(ImageOps.exif_transpose(img))
+
+
+@pytest.mark.parametrize("name", ["astronaut.png", "coffee.png", "rocket.jpg", "retina.jpg", "motorcycle_left.png"])
+def test_ordinary_images_decode_to_the_same_pixels(samples, name):
+    """Stored vectors of ordinary photos do not change: the pixels given to the encoder are the same as before."""
+    from marconi.imageio import sample_frames
+
+    path = samples / name
+    if not path.exists():
+        pytest.skip(f"{name} not in the samples")
+    data = path.read_bytes()
+    want = np.asarray(_reference(data))
+    assert np.array_equal(np.asarray(load_image(data)), want)
+    assert np.array_equal(np.asarray(sample_frames(data)[0]), want)
+    if not name.endswith(".jpg"):  # below the size where other formats are reduced, so no reduction happens
+        assert np.array_equal(np.asarray(load_image(data, draft_size=(256, 256))), want)
+
+
+def test_shrink_works_in_strips_and_matches_a_whole_reduce():
+    from marconi.imageio import shrink
+
+    rng = np.random.default_rng(1)
+    rgba = Image.fromarray(rng.integers(0, 255, (1537, 2011, 4), dtype=np.uint8), "RGBA")
+    sixteen = Image.fromarray(rng.integers(0, 65535, (1537, 2011), dtype=np.uint16))
+    cases = {mode: rgba.convert(mode) for mode in ("RGB", "RGBA", "L", "LA", "P", "1", "CMYK", "I", "F")}
+    cases["I;16"] = sixteen
+    averaged_as = {"P": "RGB", "1": "L", "I;16": "I"}
+    for mode, img in cases.items():
+        for factor in (3, 7):
+            got = shrink(img, factor)
+            want = (img.convert(averaged_as[mode]) if mode in averaged_as else img).reduce(factor)
+            assert (got.mode, got.size) == (want.mode, want.size), mode
+            assert np.array_equal(np.asarray(got), np.asarray(want)), (mode, factor)
+    assert shrink(rgba, 1) is rgba
+
+
+def test_make_thumbnail_is_pillows_thumbnail_without_the_copy():
+    rng = np.random.default_rng(2)
+    for size in [(600, 400), (400, 600), (257, 256), (3000, 7), (7, 3000), (256, 256), (100, 50)]:
+        img = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+        want = img.copy()
+        want.thumbnail((256, 256), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        got = Image.open(io.BytesIO(make_thumbnail(img)))
+        ref = Image.open(io.BytesIO(encode(want, "JPEG", quality=85, optimize=True)))
+        assert got.size == want.size and np.array_equal(np.asarray(got), np.asarray(ref)), size
+
+
+def test_a_large_png_is_reduced_and_one_past_the_budget_refused():
+    from marconi.imageio import MAX_DECODED_PIXELS
+
+    wide = encode(Image.new("RGBA", (5000, 4000), (200, 10, 10, 128)), "PNG", compress_level=1)  # 20 MP
+    out = load_image(wide, reduce=10)
+    assert out.size == (500, 400) and out.mode == "RGB"
+    assert load_image(wide).size == (5000, 4000)  # no reduction asked: whole
+    err = expect_error("image_too_large", png_header(8000, 6000), max_pixels=100_000_000)
+    assert err.status == 413 and f"{MAX_DECODED_PIXELS:,}" in str(err)
+
+
+def test_a_jpeg_past_the_budget_is_decoded_reduced_to_fit():
+    data = encode(Image.new("RGB", (9000, 6000), (10, 200, 10)), "JPEG")  # 54 MP
+    assert load_image(data, max_pixels=100_000_000).size == (4500, 3000)
+
+
+def test_an_animated_frame_that_grows_the_canvas_is_refused():
+    from marconi.imageio import sample_frames
+
+    frames = [Image.new("P", (64, 64), 1), Image.new("P", (64, 64), 2)]
+    for f in frames:
+        f.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    data = bytearray(encode(frames[0], "GIF", save_all=True, append_images=frames[1:], optimize=False, disposal=1))
+    at = data.index(b",", data.index(b",") + 1)
+    while data[at + 5:at + 9] != struct.pack("<HH", 64, 64):
+        at = data.index(b",", at + 1)
+    data[at + 1:at + 5] = struct.pack("<HH", 3000, 0)  # the second frame reaches x = 3064: 196,096 pixels
+    with pytest.raises(ImageError) as err:
+        sample_frames(bytes(data), max_pixels=100_000)
+    assert err.value.code == "too_many_pixels" and err.value.status == 413
+
+
+_DECODE_PEAK = """
+import sys
+from marconi.image_search.query_photo import decode_query
+def status(key):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))
+data = open(sys.argv[1], "rb").read()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the high-water mark (VmHWM) starts again from here: importing peaks higher than decoding
+before = status("VmRSS:")
+photo = decode_query(data, 40_000_000, (256, 256))
+print(photo.frames[0].size, (status("VmHWM:") - before) // 1024)
+"""
+
+
+@pytest.mark.parametrize("fmt, mode, bound_mib", [("JPEG", "RGB", 40), ("PNG", "RGBA", 200)])
+def test_decoding_a_40mp_query_photo_is_bounded(tmp_path, fmt, mode, bound_mib):
+    """The query decode of a 40 MP photo, measured in a fresh process: a JPEG is decoded at 1/8 (a few MiB); a PNG
+    is decoded whole once (153 MiB for 40 MP) and shrunk in strips, never copied whole (before: 786 MiB for RGBA)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / f"big.{fmt.lower()}"
+    grain = np.random.default_rng(3).integers(0, 255, (516, 774, len(mode)), dtype=np.uint8)
+    Image.fromarray(grain, mode).resize((7744, 5164)).save(path, fmt, **({"compress_level": 1} if fmt == "PNG"
+                                                                          else {"quality": 85}))
+    run = subprocess.run([sys.executable, "-c", _DECODE_PEAK, str(path)], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr[-2000:]
+    size, grown = run.stdout.split(")")[0] + ")", int(run.stdout.split(")")[1])
+    print(f"\n{fmt} 40 MP query decode: {size}, peak grew {grown} MiB")
+    assert grown < bound_mib
