@@ -174,6 +174,13 @@ class Config:
     gunicorn_timeout: int = 120
     swap_lock_timeout_ms: int = 200
     swap_wait_seconds: float = 600.0
+    spotify_client_id: str | None = None
+    spotify_client_secret: str | None = None
+    spotify_redirect_uri: str | None = None
+    spotify_auth_url: str = "https://accounts.spotify.com/authorize"
+    spotify_token_url: str = "https://accounts.spotify.com/api/token"
+    spotify_api_url: str = "https://api.spotify.com/v1/"
+    spotify_timeout: float = 10.0
 
     def __post_init__(self):
         for f in fields(self):
@@ -228,6 +235,13 @@ SETTINGS: dict[str, tuple[str, Rule]] = {
     "gunicorn_timeout": ("MARCONI_GUNICORN_TIMEOUT", _integer(1)),
     "swap_lock_timeout_ms": ("MARCONI_SWAP_LOCK_TIMEOUT_MS", _integer(1)),
     "swap_wait_seconds": ("MARCONI_SWAP_WAIT_SECONDS", _number(0.0)),
+    "spotify_client_id": ("MARCONI_SPOTIFY_CLIENT_ID", _text(optional=True)),
+    "spotify_client_secret": ("MARCONI_SPOTIFY_CLIENT_SECRET", _text(optional=True)),
+    "spotify_redirect_uri": ("MARCONI_SPOTIFY_REDIRECT_URI", _text(optional=True)),
+    "spotify_auth_url": ("MARCONI_SPOTIFY_AUTH_URL", _text()),
+    "spotify_token_url": ("MARCONI_SPOTIFY_TOKEN_URL", _text()),
+    "spotify_api_url": ("MARCONI_SPOTIFY_API_URL", _text()),
+    "spotify_timeout": ("MARCONI_SPOTIFY_TIMEOUT", _number(0.001)),
 }
 
 ENV_VARS: dict[str, str] = {env: name for name, (env, _rule) in SETTINGS.items()}

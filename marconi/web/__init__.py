@@ -14,9 +14,12 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, current_app, render_template, request, url_for
 
+from marconi.web import spotify
+
 STATIC = Path(__file__).parent / "static"
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
+bp.register_blueprint(spotify.bp)  # /radio/spotify/login and /callback: "Save to Spotify"
 
 
 @bp.app_context_processor

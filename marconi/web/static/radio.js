@@ -19,6 +19,8 @@
   const statusLine = document.getElementById("radio-status");
   const errorBox = document.getElementById("radio-error");
   const playlist = document.getElementById("playlist");
+  const exportBar = document.getElementById("radio-export");
+  const saveSpotify = document.getElementById("save-spotify");
 
   const MIN_QUERY = 2;
   const SUGGESTIONS = 10;
@@ -29,6 +31,7 @@
   let suggestAbort = null;
   let radioAbort = null;
   let hasPlaylist = false;
+  let shown = null;         // the request of the playlist on the page, for the export buttons
 
   const describe = (s) => (s.artist ? `${s.title} by ${s.artist}` : s.title || s.key);
 
@@ -212,6 +215,7 @@
       autoRefresh.cancel();
       if (radioAbort) radioAbort.abort();
       hasPlaylist = false;
+      showExport(null);
       playlist.replaceChildren();
       showError(errorBox, "");
       statusLine.textContent = "Add at least one seed song to start.";
@@ -236,13 +240,61 @@
       max_per_artist: readInt(capInput, "Max per artist"), variety: Number(varietySelect.value) || 0 };
   }
 
-  function remember(req) {
+  function queryOf(req) {
     const params = new URLSearchParams();
     req.seeds.forEach((k) => params.append("seed", k));
     params.set("size", String(req.size));
     if (req.max_per_artist) params.set("max_per_artist", String(req.max_per_artist));
     if (req.variety) params.set("variety", String(req.variety));
-    history.replaceState(null, "", `${location.pathname}?${params}`);
+    return params;
+  }
+
+  function remember(req) {
+    history.replaceState(null, "", `${location.pathname}?${queryOf(req)}`);
+    showExport(req);
+  }
+
+  // ---- take it away: playlist files (the same POST, another format) and "Save to Spotify" ---------------------
+
+  function showExport(req) {
+    shown = req;
+    exportBar.hidden = !req;
+    if (saveSpotify && req) saveSpotify.href = `${saveSpotify.dataset.login}?${queryOf(req)}`;
+  }
+
+  function filenameOf(disposition, format) {
+    const match = /filename="?([^";]+)"?/.exec(disposition || "");
+    return match ? match[1] : `marconi-radio.${format}`;
+  }
+
+  async function download(format) {
+    if (!shown) return;
+    showError(errorBox, "");
+    let response;
+    try {
+      response = await fetch(`${radioApi}?format=${encodeURIComponent(format)}`, {
+        method: "POST", body: JSON.stringify(shown), headers: { "Content-Type": "application/json" },
+      });
+    } catch (_) {
+      showError(errorBox, "Could not reach the Marconi server. Check your connection and try again.");
+      return;
+    }
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      showError(errorBox, (body && body.error) || `The server answered ${response.status}.`);
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: url, download: filenameOf(response.headers.get("Content-Disposition"), format),
+      hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  for (const button of exportBar.querySelectorAll("button[data-format]")) {
+    button.addEventListener("click", () => download(button.dataset.format));
   }
 
   async function makeRadio() {
@@ -275,6 +327,7 @@
     } catch (err) {
       if (err.name === "AbortError") return;
       hasPlaylist = false;
+      showExport(null);
       playlist.replaceChildren();
       statusLine.textContent = "";
       const unknown = err.body && err.body.unknown;
