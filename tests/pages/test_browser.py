@@ -545,3 +545,31 @@ def test_image_search_by_words_with_suggestions(page):
     page.fill("#text-query", "   ")
     page.click("#text-search")
     expect(page.locator("#search-error")).to_contain_text("Type a few words")
+
+
+@pytest.mark.parametrize("fmt, media_type, first_line", [
+    ("xspf", "application/xspf+xml", "<?xml version='1.0' encoding='utf-8'?>"),
+    ("jspf", "application/jspf+json", "{"),
+    ("m3u8", "audio/x-mpegurl", "#EXTM3U"),
+])
+def test_radio_export_buttons_download_playlists(page, app, fmt, media_type, first_line):
+    """Each "Download" button fetches the shown radio in its format and saves it under the server's filename."""
+    first, _ = _two_seeds(app)
+    export = page.locator("#radio-export")
+    page.goto(f"/radio?seed={first['key']}&size=5")
+    expect(page.locator("#playlist li.song")).to_have_count(5)
+    expect(export).to_be_visible()
+    keys = page.locator("#playlist li.song").evaluate_all("els => els.map(e => e.dataset.key)")
+    with page.expect_response(lambda r: f"format={fmt}" in r.url) as answer, page.expect_download() as saved:
+        export.get_by_role("button", name=f"Download {fmt.upper()}").click()
+    response = answer.value
+    assert response.status == 200 and response.headers["content-type"] == f"{media_type}; charset=utf-8"
+    download = saved.value
+    assert download.suggested_filename.startswith("marconi-radio-") and download.suggested_filename.endswith(f".{fmt}")
+    text = Path(download.path()).read_text(encoding="utf-8")
+    assert text.splitlines()[0] == first_line
+    assert all(key in text for key in keys)
+    if page.kind == "desktop" and fmt == "xspf":
+        shot(page, "radio-export")
+    page.get_by_role("button", name=re.compile("^Remove ")).click()  # no seeds: nothing to download
+    expect(export).to_be_hidden()

@@ -195,3 +195,14 @@ def test_scripts_parse():
     for js in sorted(STATIC.glob("*.js")):
         result = subprocess.run(["node", "--check", str(js)], capture_output=True, text=True)
         assert result.returncode == 0, f"{js.name}: {result.stderr}"
+
+
+def test_radio_page_export_buttons(client):
+    """The radio page offers XSPF, JSPF and M3U8 downloads (shown once there is a playlist); no Spotify button
+    without the Spotify settings (tests/api/test_spotify_save.py checks it appears with them)."""
+    _, page = get_page(client, "/radio")
+    bar = page.one(id="radio-export")
+    assert "hidden" in bar and bar["role"] == "group" and bar["aria-labelledby"] == "export-label"
+    formats = [b["data-format"] for b in page.find("button") if b.get("data-format")]
+    assert formats == ["xspf", "jspf", "m3u8"]
+    assert page.find(id="save-spotify") == []
