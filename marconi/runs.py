@@ -91,6 +91,9 @@ class RunBuild:
     def publish(self, n_vectors: int, metrics: dict, dims: int | None = None) -> None:
         """Record the run's metrics (and its dimensions, when they turned out other than planned), then swap its
         staged vectors in and mark it serving."""
+        for table in self.tables:
+            if table not in self.staged and table in vectors_db.OPTIONAL_TABLES:
+                self.stage([], [], table=table)
         missing = [t for t in self.tables if t not in self.staged]
         if missing:
             raise RuntimeError(f"run {self.id} cannot serve: {', '.join(missing)} not staged")

@@ -23,6 +23,9 @@ SONG_HELP = {
     "min_playlist_length": "Drop playlists shorter than this.",
     "max_artist_share": "Drop playlists where one artist has more than this share of the tracks.",
     "scoring": "ip: seeds' input vectors · candidates' output vectors (default). cosine: original marconi.",
+    "blend": "Weight of co-occurrence in radio scores (0: song2vec alone).",
+    "neighbours": "Co-occurring songs stored per song for the blend and the reasons.",
+    "exposure_cap": "Most share of one-seed radios any one song may open (0: no cap).",
     "seed": "Random seed.",
     "workers": "Training threads.",
 }

@@ -57,20 +57,24 @@ _RADIO = sa.text(
            (SELECT json_agg(json_build_object('key', key, 'title', title, 'artist', artist, 'run_id', run_id)
                             ORDER BY ord) FROM seeds) AS seeds,
            (SELECT json_agg(json_build_object('key', r.key, 'title', r.title, 'artist', r.artist,
-                                              'distance', r.distance, 'score', r.score, 'run_id', r.run_id))
-            FROM radio(CAST(:seeds AS text[]), :size, :max_per_artist, :variety, :exact, :ef_search) r) AS playlist
+                                              'distance', r.distance, 'score', r.score, 'run_id', r.run_id,
+                                              'reason', r.reason))
+            FROM radio(CAST(:seeds AS text[]), :size, :max_per_artist, :variety, :exact, :ef_search,
+                       CAST(:exclude AS text[])) r) AS playlist
     """
 )
 
 
 def radio(conn: sa.Connection, seeds: Sequence[str], size: int, max_per_artist: int | None, variety: float,
-          exact: bool, ef_search: int) -> dict:
+          exact: bool, ef_search: int, exclude: Sequence[str] = ()) -> dict:
     """Ask the SQL function radio() and describe the seeds, in one statement (so from one model run).
 
     Returns {serving, hnsw, seeds: [{key, title, artist, run_id}], playlist: [{key, title, artist, distance, score,
-    run_id}]}; a seed unknown to the catalogue has a null title, one without a vector a null run_id.
+    run_id, reason}]}; a seed unknown to the catalogue has a null title, one without a vector a null run_id.
+    ``exclude`` holds track keys or artist names to leave out.
     """
     row = conn.execute(_RADIO, {"seeds": list(seeds), "size": size, "max_per_artist": max_per_artist,
-                                "variety": float(variety), "exact": exact, "ef_search": ef_search}).mappings().one()
+                                "variety": float(variety), "exact": exact, "ef_search": ef_search,
+                                "exclude": list(exclude)}).mappings().one()
     return {"serving": row["serving"], "hnsw": row["hnsw"], "seeds": row["seeds"] or [],
             "playlist": row["playlist"] or []}

@@ -14,7 +14,11 @@ import sqlalchemy as sa
 
 from marconi.db.copy import copy_rows
 
-LIVE_TABLES = {"songs": ("song_vectors",), "images": ("image_vectors", "image_classes", "image_tags")}
+LIVE_TABLES = {"songs": ("song_vectors", "song_neighbours"),
+               "images": ("image_vectors", "image_classes", "image_tags")}
+# tables a run may leave unstaged: it then serves an empty one (a song run without co-occurrence neighbours
+# scores radios by its vectors alone)
+OPTIONAL_TABLES = frozenset({"song_neighbours"})
 
 
 def has_pgvector(conn: sa.Connection, table: str) -> bool:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 MAX_SIZE = 200
 MAX_SEEDS = 50
+MAX_EXCLUDE = 200
 
 SeedKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 
@@ -23,10 +24,12 @@ class RadioRequest(BaseModel):
     size: int = Field(25, ge=1, le=MAX_SIZE, description="number of songs in the playlist")
     max_per_artist: int | None = Field(None, ge=1, le=MAX_SIZE,
                                        description="at most this many songs per artist (null: no limit)")
-    variety: float = Field(0.0, ge=0, le=1, description="0 = the closest songs; 0.25 to 0.5 gives way to the songs "
-                                                         "that turn up in every radio")
+    variety: float = Field(0.0, ge=0, le=1, description="extra variety on top of the default: 0.25 to 0.5 gives "
+                                                         "more way to the songs that turn up in every radio")
+    exclude: tuple[SeedKey, ...] = Field((), max_length=MAX_EXCLUDE,
+                                         description="track keys or artist names (any case) to leave out")
 
-    @field_validator("seeds", mode="before")
+    @field_validator("seeds", "exclude", mode="before")
     @classmethod
     def _list_of_seeds(cls, value):
         """Accept a JSON list for the tuple."""
@@ -38,8 +41,8 @@ class RadioRequest(BaseModel):
         """Round to 6 decimals: finer steps change nothing, and denormal numbers would underflow in SQL."""
         return round(variety, 6)
 
-    @field_validator("seeds")
+    @field_validator("seeds", "exclude")
     @classmethod
     def _distinct(cls, seeds: tuple[str, ...]) -> tuple[str, ...]:
-        """Drop repeated seeds, keeping the first of each."""
+        """Drop repeated entries, keeping the first of each."""
         return tuple(dict.fromkeys(seeds))

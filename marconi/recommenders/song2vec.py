@@ -19,7 +19,7 @@ def radio(conn: sa.Connection, req: RadioRequest, ann: str = "auto", ef_search: 
     "hnsw" (refuse when there is no HNSW index) or "cube".
     """
     answer = songs_db.radio(conn, req.seeds, req.size, req.max_per_artist, req.variety, exact=ann == "cube",
-                            ef_search=ef_search)
+                            ef_search=ef_search, exclude=req.exclude)
     if not answer["serving"]:
         raise NoSongModel("no song model is serving yet: run `marconi train songs`")
     if ann == "hnsw" and not answer["hnsw"]:
@@ -28,7 +28,7 @@ def radio(conn: sa.Connection, req: RadioRequest, ann: str = "auto", ef_search: 
     playlist = playlist_items(answer["playlist"], req.variety)
     return {"seeds": [{"key": s["key"], "title": s["title"], "artist": s["artist"]} for s in known],
             "ignored_seeds": ignored, "model_run": model_run_of(known, answer["playlist"]),
-            "variety": req.variety, "size": len(playlist), "playlist": playlist}
+            "variety": req.variety, "exclude": list(req.exclude), "size": len(playlist), "playlist": playlist}
 
 
 class Song2VecRadio:

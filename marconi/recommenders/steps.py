@@ -26,18 +26,19 @@ class NoSongModel(Unavailable):
 
 
 def split_seeds(seeds: Sequence[dict]) -> tuple[list[dict], list[str]]:
-    """Return (seeds the model knows, keys of seeds it does not know); raise UnknownSeeds for unknown keys.
+    """Return (seeds the model knows, keys of the seeds it ignores); raise UnknownSeeds when it knows none.
 
     Each seed is ``{key, title, artist, run_id}`` as the database describes it: no title means the key is not in
-    the catalogue, no run_id that the song is in the catalogue but not in the model (too rare to train on).
+    the catalogue, no run_id that the song is in the catalogue but not in the model (too rare to train on). Both
+    are ignored as long as one seed is known, so a shared link keeps working when one of its songs is gone.
     """
-    unknown = [s["key"] for s in seeds if s["title"] is None]
-    if unknown:
-        raise UnknownSeeds(f"unknown seed track keys: {', '.join(unknown)} (find keys with GET /api/songs?q=...)",
-                           unknown=unknown)
     known = [s for s in seeds if s["run_id"] is not None]
     ignored = [s["key"] for s in seeds if s["run_id"] is None]
     if not known:
+        unknown = [s["key"] for s in seeds if s["title"] is None]
+        if unknown:
+            raise UnknownSeeds(f"unknown seed track keys: {', '.join(unknown)} (find keys with GET /api/songs?q=...)",
+                               unknown=unknown)
         raise UnknownSeeds("none of the seeds is in the song model (too rare in the training playlists): "
                            f"{', '.join(ignored)}", unknown=ignored)
     return known, ignored
@@ -51,12 +52,13 @@ def spotify_url(key: str) -> str | None:
 
 
 def playlist_items(rows: Sequence[dict], variety: float) -> list[dict]:
-    """The playlist as the API shows it; raise NeedsRetraining when variety met a model without hub scores."""
+    """The playlist as the API shows it, each song with its reason ("close to <seed>", "often played with <seed>");
+    raise NeedsRetraining when variety met a model without hub scores."""
     if variety > 0 and any(r["score"] is None for r in rows):
         raise NeedsRetraining("the serving song model was trained before variety existed: run `marconi train "
                               "songs` once to use 'variety', or leave it at 0")
     return [{"key": r["key"], "title": r["title"], "artist": r["artist"], "distance": round(r["distance"], 6),
-             "score": r["score"], "spotify_url": spotify_url(r["key"])} for r in rows]
+             "score": r["score"], "reason": r.get("reason"), "spotify_url": spotify_url(r["key"])} for r in rows]
 
 
 def model_run_of(seeds: Sequence[dict], rows: Sequence[dict]) -> int:

@@ -7,6 +7,13 @@ Playlists are sentences and tracks are words. Two scorings are supported:
   stored item side gets one extra coordinate sqrt(M^2 - |v|^2) so the cube's Euclidean nearest neighbour of a query
   (0 in that coordinate) is its maximum inner product.
 * ``cosine``: the original marconi: unit input vectors on both sides, Euclidean on unit vectors = cosine.
+
+Radio v2 (migration 0010) adds two things a run stores beside its vectors, both measured in docs/evaluation.md:
+
+* ``song_neighbours``: each song's ``neighbours`` most co-occurring songs (±5 positions, weighted 1/distance,
+  normalised by the song's total), which radio() blends in with weight ``blend``;
+* ``song_vectors.exposure``: the offsets that keep any song under ``exposure_cap`` of all one-seed radios
+  (marconi.recommenders.exposure).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import sqlalchemy as sa
 from tqdm import tqdm
 
@@ -25,6 +33,8 @@ from marconi import runs
 from marconi.config import Config
 from marconi.db import playlists as playlists_db
 from marconi.db.cube import CUBE_MAX_DIM, to_cube, to_vector
+from marconi.recommenders.exposure import calibration_candidates, exposure_offsets
+from marconi.recommenders.neighbours import cooccurrence_counts, top_neighbours
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,9 @@ class SongParams:
     min_playlist_length: int = 2
     max_artist_share: float = 0.5
     scoring: str = "ip"
+    blend: float = 0.5
+    neighbours: int = 100
+    exposure_cap: float = 0.05
     seed: int = 1
     workers: int = 2
 
@@ -58,6 +71,12 @@ class SongParams:
             raise ValueError("scoring must be 'ip' or 'cosine'")
         if not 0 < self.max_artist_share <= 1:
             raise ValueError("max_artist_share must be in (0, 1]")
+        if not 0 <= self.blend <= 10:
+            raise ValueError("blend must be in [0, 10]")
+        if not 1 <= self.neighbours <= 1000:
+            raise ValueError("neighbours must be 1..1000")
+        if not 0 <= self.exposure_cap <= 1:
+            raise ValueError("exposure_cap must be in [0, 1] (0: no cap)")
 
 
 def filter_playlist(ids: list[int], artists: list[str], p: SongParams) -> bool:
@@ -70,6 +89,10 @@ def filter_playlist(ids: list[int], artists: list[str], p: SongParams) -> bool:
         if top / len(ids) > p.max_artist_share:
             return False
     return True
+
+
+NEIGHBOUR_WEIGHTS = tuple(1.0 / d for d in range(1, 6))  # ±5 positions, a song next door counts most
+CALIBRATION_QUERIES = 5000
 
 
 def sentences(conn: sa.Connection, p: SongParams) -> tuple[list[list[str]], dict[str, int]]:
@@ -152,12 +175,42 @@ def hub_scores(qv: np.ndarray, items: np.ndarray, k: int = 10, max_queries: int 
 
 
 def vector_rows(run_id: int, ids: list[int], qv: np.ndarray, iv: np.ndarray, hub: np.ndarray,
-                hnsw: bool) -> Iterator[list]:
-    """Rows for song_vectors: track, run, item cube, query cube, hub score (and the pgvector item vector)."""
+                hnsw: bool, exposure: np.ndarray | None = None) -> Iterator[list]:
+    """Rows for song_vectors: track, run, item cube, query cube, hub score, exposure offset (when given), and the
+    pgvector item vector (with ``hnsw``)."""
     hdims = qv.shape[1]  # the item vector without the extra coordinate
     for i, tid in enumerate(ids):
         row = [tid, run_id, to_cube(iv[i]), to_cube(qv[i]), float(hub[i])]
+        if exposure is not None:
+            row.append(float(exposure[i]))
         yield row + [to_vector(iv[i][:hdims])] if hnsw else row
+
+
+def radio_extras(sents: list[list[str]], ids: list[int], qv: np.ndarray, out: np.ndarray,
+                 p: SongParams) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """What radio v2 stores beside the vectors: (song, neighbour, weight) rows as track ids, and exposure offsets.
+
+    Neighbours are counted on the same playlists the model trained on, among the songs it kept. The offsets are
+    calibrated on one-seed radios of every song (a sample of 5,000 in bigger catalogues), weighted by plays.
+    """
+    row_of = {str(tid): i for i, tid in enumerate(ids)}  # the model's songs first, then the songs it dropped
+    for s in sents:
+        for x in s:
+            row_of.setdefault(x, len(row_of))
+    seqs = [[row_of[x] for x in s] for s in sents]  # positions kept: a dropped song still stands in between
+    counts = cooccurrence_counts(seqs, len(row_of), NEIGHBOUR_WEIGHTS)[: len(ids), : len(ids)]
+    src, dst, wts = top_neighbours(counts, p.neighbours)
+    weights = sp.csr_matrix((wts, (src, dst)), shape=(len(ids), len(ids)))
+    ids_arr = np.asarray(ids, dtype=np.int64)
+    neighbours = (ids_arr[src], ids_arr[dst], wts)
+    if not p.exposure_cap:
+        return neighbours, np.zeros(len(ids))
+    plays = np.bincount(np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs]), minlength=len(row_of))
+    rng = np.random.default_rng(p.seed)
+    queries = np.arange(len(ids)) if len(ids) <= CALIBRATION_QUERIES else np.sort(
+        rng.choice(len(ids), CALIBRATION_QUERIES, replace=False))
+    cand, scores = calibration_candidates(qv, out, weights, p.blend, queries)
+    return neighbours, exposure_offsets(cand, scores, plays[queries], len(ids), p.exposure_cap)
 
 
 def train_songs(engine: sa.Engine, progress: bool = True, config: Config | None = None, **options) -> dict:
@@ -177,14 +230,22 @@ def train_songs(engine: sa.Engine, progress: bool = True, config: Config | None 
     with runs.build(engine, "songs", "song2vec", asdict(p), dims, config) as run:
         model = fit(sents, p, progress=progress)
         ids, qv, iv, m = item_vectors(model, p.scoring)
+        out = iv[:, : qv.shape[1]]
         t1 = time.time()
-        hub = hub_scores(qv, iv[:, : qv.shape[1]])
-        log.info("hub scores for %d songs (radio variety) in %.1fs", len(ids), time.time() - t1)
+        hub = hub_scores(qv, out)
+        (src, dst, wts), exposure = radio_extras(sents, ids, qv, out, p)
+        log.info("hub scores, %d neighbours and exposure offsets for %d songs in %.1fs", len(src), len(ids),
+                 time.time() - t1)
         hnsw = run.has_pgvector()
-        cols = ["track_id", "run_id", "vec", "qvec", "hub"] + (["hvec"] if hnsw else [])
-        n = run.stage(cols, vector_rows(run.id, ids, qv, iv, hub, hnsw), hnsw_dims=qv.shape[1] if hnsw else None)
+        cols = ["track_id", "run_id", "vec", "qvec", "hub", "exposure"] + (["hvec"] if hnsw else [])
+        n = run.stage(cols, vector_rows(run.id, ids, qv, iv, hub, hnsw, exposure),
+                      hnsw_dims=qv.shape[1] if hnsw else None)
+        rows = ([run.id, int(a), int(b), float(w)] for a, b, w in zip(src, dst, wts, strict=True))
+        run.stage(["run_id", "track_id", "neighbour_id", "weight"], rows, table="song_neighbours")
         metrics = {"playlists_kept": stats.get("kept", 0), "playlists_dropped": stats.get("dropped", 0),
                    "vocabulary": len(ids), "item_norm": m, "hub_scores": True,
+                   "radio": {"blend": p.blend, "neighbours": len(src), "exposure_cap": p.exposure_cap,
+                             "capped_songs": int((exposure > 0).sum())},
                    "train_seconds": round(time.time() - t0, 2)}
         run.publish(n, metrics)
     log.info("model run %d serving: %d song vectors, %d dims, %.1fs", run.id, n, dims, time.time() - t0)

@@ -63,8 +63,8 @@ def test_radio_returns_ordered_playlist_without_seeds(client):
     keys = [p["key"] for p in body["playlist"]]
     assert len(keys) == 30 == len(set(keys))
     assert not set(keys) & set(seeds)
-    dists = [p["distance"] for p in body["playlist"]]
-    assert dists == sorted(dists)
+    titles = {s["title"] for s in body["seeds"]}
+    assert all(p["reason"].split(" with ", 1)[-1].split(" to ", 1)[-1] in titles for p in body["playlist"])
     scores = [p["score"] for p in body["playlist"]]
     assert scores == sorted(scores, reverse=True)
     assert [s["key"] for s in body["seeds"]] == seeds
@@ -110,13 +110,34 @@ def test_api_and_sql_radio_give_the_same_playlist(client, trained_engine, body):
         assert {r.run_id for r in sql} == {api["model_run"]}
 
 
-def test_radio_unknown_seed_is_404_naming_it(client):
+def test_radio_with_unknown_seeds_plays_the_known_one_and_names_the_rest(client):
+    """A shared link whose song is gone still works and says which seeds were ignored."""
     seed = _seed(client, "halo")
-    r = client.post("/api/radio", json={"seeds": [seed, "yes_small:999999", "nope"]})
+    r = client.post("/api/radio", json={"seeds": [seed, "yes_small:999999", "nope"], "size": 5})
+    assert r.status_code == 200
+    body = r.get_json()
+    assert [s["key"] for s in body["seeds"]] == [seed] and body["ignored_seeds"] == ["yes_small:999999", "nope"]
+    assert body["size"] == 5
+
+
+def test_radio_with_only_unknown_seeds_is_404_naming_them(client):
+    r = client.post("/api/radio", json={"seeds": ["yes_small:999999", "nope"]})
     assert r.status_code == 404
     body = r.get_json()
     assert body["unknown"] == ["yes_small:999999", "nope"]
     assert "yes_small:999999" in body["error"]
+
+
+def test_radio_exclude_over_http(client):
+    seed = _seed(client, "halo")
+    plain = client.post("/api/radio", json={"seeds": [seed], "size": 10}).get_json()["playlist"]
+    steered = client.post("/api/radio", json={"seeds": [seed], "size": 10,
+                                              "exclude": [plain[0]["key"], plain[1]["artist"].lower()]}).get_json()
+    assert steered["exclude"] == [plain[0]["key"], plain[1]["artist"].lower()]
+    assert plain[0]["key"] not in [p["key"] for p in steered["playlist"]]
+    assert plain[1]["artist"] not in [p["artist"] for p in steered["playlist"]]
+    bad = client.post("/api/radio", json={"seeds": [seed], "exclude": "x"})
+    assert bad.status_code == 400 and "exclude" in bad.get_json()["error"]
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -198,7 +219,7 @@ def test_a_radio_request_is_one_statement(client, app):
     engine = app.extensions["marconi.engine"]
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
-        r = client.post("/api/radio", json={"seeds": [seed], "size": 10, "variety": 0.25})
+        r = client.post("/api/radio", json={"seeds": [seed], "size": 10, "variety": 0.25, "exclude": ["x:1", "Drake"]})
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
     assert r.status_code == 200 and r.get_json()["size"] == 10

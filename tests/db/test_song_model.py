@@ -109,12 +109,17 @@ def _reference_radio(conn, seeds, n, max_per_artist=None, variety=0.0):
 @pytest.mark.parametrize("n_seeds, max_per_artist, variety", [(1, None, 0.0), (2, None, 0.0), (3, 1, 0.0),
                                                               (1, None, 0.5), (2, 2, 0.25)])
 def test_sql_radio_matches_an_independent_numpy_radio(trained_engine, n_seeds, max_per_artist, variety):
+    """The vector side of radio(): with the run's blend and exposure offsets switched off (in a transaction that
+    is rolled back), the ranking is ip - variety * hub (tests/db/test_radio_v2.py checks the whole v2 score)."""
     with trained_engine.connect() as conn:
+        conn.execute(sa.text("UPDATE song_vectors SET exposure = 0"))
+        conn.execute(sa.text("UPDATE model_runs SET metrics = metrics - 'radio' WHERE status = 'serving'"))
         seeds = conn.execute(sa.text("SELECT t.key FROM tracks t JOIN song_vectors sv ON sv.track_id = t.id "
                                      "ORDER BY t.id LIMIT :n OFFSET 5"), {"n": n_seeds}).scalars().all()
         sql = conn.execute(sa.text("SELECT key FROM radio(:s, 20, :m, :v, exact => true)"),
                            {"s": seeds, "m": max_per_artist, "v": variety}).scalars().all()
         ref = _reference_radio(conn, set(seeds), 20, max_per_artist, variety)
+        conn.rollback()
     assert len(sql) == 20 and not set(seeds) & set(sql)
     # the SQL ranks the nearest candidates only, so with variety the far tail may differ: the top must agree
     agree = 20 if variety == 0 else 15
