@@ -23,7 +23,7 @@ def gunicorn_args(host: str, port: int, config: Config | None = None, *, workers
     gevent workers read each request in a greenlet of their event loop, so a client that drips its headers or body
     a byte at a time holds a few kilobytes, not a worker thread: the threaded (gthread) workers used before read
     headers in a pool thread, and 16 slow clients starved 2 × 4 threads (tests/api/test_slow_clients.py). Database
-    calls yield to the loop through psycogreen (:func:`cooperative_database_driver`, called by marconi.wsgi).
+    calls yield to the loop through psycogreen and CPU-bound work leaves it (:mod:`marconi.cooperative`).
     ``connections`` caps the requests one worker holds at once (gunicorn's ``--worker-connections``).
 
     Workers, connections and the timeout come from ``config`` (the environment's when None) unless given here.
@@ -39,24 +39,6 @@ def gunicorn_args(host: str, port: int, config: Config | None = None, *, workers
             "--timeout", str(cfg.gunicorn_timeout), "--no-control-socket",
             "--config", "python:marconi.gunicorn_hooks"]  # the embedded PostgreSQL's watchdog, when one is used
     return args + (["--access-logfile", "-"] if access_log else []) + [WSGI_APP]
-
-
-def cooperative_database_driver() -> bool:
-    """Make psycopg2 yield to gevent's loop while it waits on PostgreSQL, when this process runs under gevent
-    (gunicorn's gevent worker patches the standard library before it loads the app). Return whether it did.
-
-    Without it a query blocks the whole worker, every connection on it included, until PostgreSQL answers.
-    """
-    try:
-        from gevent import monkey
-    except ImportError:
-        return False
-    if not monkey.is_module_patched("socket"):
-        return False
-    from psycogreen.gevent import patch_psycopg
-
-    patch_psycopg()
-    return True
 
 
 @contextmanager

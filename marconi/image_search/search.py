@@ -21,6 +21,7 @@ from PIL import Image
 
 from marconi import runs
 from marconi.config import Config
+from marconi.cooperative import off_loop
 from marconi.db import images as images_db
 from marconi.errors import Forbidden, NotFound, Unavailable
 from marconi.image_search.calibration import Calibration, confidence_features
@@ -99,7 +100,8 @@ class ImageSearcher:
         if name not in self._encoders:
             from marconi.encoders import load_encoder
 
-            self._encoders[name] = load_encoder(name, device=self.config.device, cache_dir=self.config.model_dir)
+            self._encoders[name] = off_loop(load_encoder, name, device=self.config.device,
+                                            cache_dir=self.config.model_dir)
         return self._encoders[name]
 
     def snapshot(self, conn: sa.Connection, run_id: int | None = None) -> Snapshot:
@@ -165,7 +167,7 @@ class ImageSearcher:
         for _ in range(TRIES):
             f = features.get(snap.encoder_name)
             if f is None:
-                f = features[snap.encoder_name] = snap.encoder.encode_image(img)
+                f = features[snap.encoder_name] = off_loop(snap.encoder.encode_image, img)
             f = snap.space(f)[0]
             try:
                 cands = images_db.nearest_images(conn, snap.pca.transform(f)[0], n_cand)
@@ -251,7 +253,7 @@ class ImageSearcher:
                 need = self.snapshot(conn).encoder.preprocess.draft_size
             except NoImageModel:
                 need = get_spec(self.config.encoder).preprocess.draft_size
-        return decode_query(data, self.config.max_image_pixels, need, box)
+        return off_loop(decode_query, data, self.config.max_image_pixels, need, box)
 
     def fetch_url(self, url: str) -> bytes:
         """Fetch the image at ``url`` under marconi.fetch's rules (switch, deadline, size, allowed addresses)."""

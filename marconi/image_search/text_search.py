@@ -20,6 +20,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from marconi.config import Config
+from marconi.cooperative import off_loop
 from marconi.db import image_words as words_db
 from marconi.errors import BadRequest
 from marconi.image_search.calibration import Calibration
@@ -53,8 +54,9 @@ class TextSearcher:
                     from marconi.encoders import load_encoder
                     from marconi.text.query import ClassSpace, class_text_vectors
 
-                    encoder = load_encoder(TEXT_ENCODER, device=self.config.device, cache_dir=self.config.model_dir)
-                    self._space = ClassSpace(encoder, class_text_vectors(encoder, self.config.model_dir))
+                    encoder = off_loop(load_encoder, TEXT_ENCODER, device=self.config.device,
+                                       cache_dir=self.config.model_dir)
+                    self._space = ClassSpace(encoder, off_loop(class_text_vectors, encoder, self.config.model_dir))
         return self._space
 
     def search(self, conn: sa.Connection, text: str, k: int = 10) -> dict:
@@ -67,7 +69,7 @@ class TextSearcher:
         if "\x00" in text:
             raise BadRequest("the text query must not contain NUL characters")
         space = self.space()
-        query = space.query(text)
+        query = off_loop(space.query, text)
         rows = []
         if query.known:
             rows = words_db.images_by_classes(conn, query.classes, query.weights, k, space.params.image_power)
@@ -115,7 +117,7 @@ def photo_tags(encoder, img, limit: int = 20) -> list[dict]:
 
     if not encoder.classes:
         raise BadRequest(f"the serving image encoder ({encoder.name}) has no classifier head, so it cannot tag photos")
-    _, probs = encoder.encode_image(img, with_classes=True)
+    _, probs = off_loop(encoder.encode_image, img, with_classes=True)
     classes, p = tagging.top_classes(probs[None, :])
     return [{"tag": t, "score": s, "direct": d}
             for t, s, d in tagging.tags_for(classes[0], p[0], imagenet_classes())][:limit]
