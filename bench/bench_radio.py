@@ -6,7 +6,8 @@ GiST and HNSW indexes, swap), then measures per query of 1-3 seeds (p50/p95, ms)
 * cube GiST: ``radio_candidates(seeds, k, exact => true)``, ORDER BY vec <-> q LIMIT k on the cube column (exact)
 * pgvector HNSW: ``radio_candidates(seeds, k, ef_search => 100 | 400)`` on the pgvector column (approximate)
 * numpy brute force: the exact answer in process (the reference for recall@10)
-* the whole radio as the API asks it (one statement: seeds, candidates, scores, filters), in process
+* the whole radio as the API asks it (one statement: seeds, candidates, neighbours, scores, filters), in process;
+  each song has ``--neighbours`` synthetic co-occurring songs (radio v2 blends them in)
 * the HTTP radio endpoint under gunicorn, sequential requests
 
 Run by hand (results go to docs/benchmarks.md):
@@ -55,8 +56,21 @@ def pct(xs, p):
     return float(np.percentile(np.asarray(xs), p))
 
 
-def build(url: str, n: int, dims: int, rng) -> tuple[sa.Engine, np.ndarray, np.ndarray, list[int], list[str]]:
-    """Create tracks and a serving song model of n synthetic vectors in the database at url."""
+def neighbour_rows(run_id: int, ids: list[int], per_song: int, rng):
+    """Synthetic song_neighbours rows: ``per_song`` random other songs each, weights summing to 1 per song."""
+    n = len(ids)
+    for i, tid in enumerate(ids):
+        others = rng.choice(n, size=min(per_song, n - 1), replace=False)
+        weights = rng.dirichlet(np.ones(len(others)))
+        for j, w in zip(others, weights, strict=True):
+            if j != i:
+                yield [run_id, tid, ids[j], float(w)]
+
+
+def build(url: str, n: int, dims: int, rng, neighbours: int = 100) -> tuple[sa.Engine, np.ndarray, np.ndarray,
+                                                                        list[int], list[str]]:
+    """Create tracks and a serving song model of n synthetic vectors (and ``neighbours`` co-occurring songs per
+    song, as radio v2 blends them in; 0: none) in the database at url."""
     eng = make_engine(from_env(), url=url)
     migrate.upgrade(eng)
     keys = [f"bench:{i}" for i in range(n)]
@@ -72,14 +86,19 @@ def build(url: str, n: int, dims: int, rng) -> tuple[sa.Engine, np.ndarray, np.n
     with runs.build(eng, "songs", "synthetic", {"n": n, "vector_size": dims}, dims + 1) as run:
         hnsw = run.has_pgvector()
         cols = ["track_id", "run_id", "vec", "qvec", "hub"] + (["hvec"] if hnsw else [])
-        written = run.stage(cols, vector_rows(run.id, ids, qv, iv, hub_scores(qv, iv[:, :dims]), hnsw),
-                            hnsw_dims=dims if hnsw else None)
-        run.publish(written, {"item_norm": m})
+        exposure = np.where(rng.random(n) < 0.02, rng.random(n), 0.0)  # a few capped songs, as trained
+        written = run.stage(cols + ["exposure"], (row[:5] + [e] + row[5:] for row, e in zip(
+            vector_rows(run.id, ids, qv, iv, hub_scores(qv, iv[:, :dims]), hnsw), exposure, strict=True)),
+            hnsw_dims=dims if hnsw else None)
+        if neighbours:
+            run.stage(["run_id", "track_id", "neighbour_id", "weight"], neighbour_rows(run.id, ids, neighbours, rng),
+                      table="song_neighbours")
+        run.publish(written, {"item_norm": m, "radio": {"blend": 0.5 if neighbours else 0.0}})
     print(f"  n={n}: tracks {t1 - t0:.1f}s, vectors+GiST+HNSW+swap {time.time() - t1:.1f}s", flush=True)
     return eng, qv, iv, ids, keys
 
 
-def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: bool) -> dict:
+def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: bool, neighbours: int) -> dict:
     """Measure one size; return its figures."""
     rng = np.random.default_rng(n)
     name = f"marconi_bench_{n}"
@@ -89,10 +108,10 @@ def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: boo
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
     url = with_database(base_url, name)
-    eng, qv, iv, ids, keys = build(url, n, dims, rng)
+    eng, qv, iv, ids, keys = build(url, n, dims, rng, neighbours)
     seeds = [rng.choice(n, size=rng.integers(1, 4), replace=False) for _ in range(queries)]
     qs = [np.concatenate([qv[s].sum(axis=0), [0.0]]) for s in seeds]
-    res = {"n": n, "dims": dims + 1, "k": k, "queries": queries}
+    res = {"n": n, "dims": dims + 1, "k": k, "queries": queries, "neighbours": neighbours}
     # exact reference, numpy brute force (Euclidean on the augmented vectors == maximum inner product)
     t, exact_ids = [], []
     ivf = iv.astype(np.float32)
@@ -152,9 +171,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--no-http", action="store_true")
+    ap.add_argument("--neighbours", type=int, default=100, help="co-occurring songs stored per song (0: none)")
     args = ap.parse_args()
     base = with_database(database_url(from_env()), "postgres")
-    rows = [bench_size(base, n, args.dims, args.queries, args.k, not args.no_http) for n in args.sizes]
+    rows = [bench_size(base, n, args.dims, args.queries, args.k, not args.no_http, args.neighbours)
+            for n in args.sizes]
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; "
           f"command: {' '.join(sys.argv)}")
     print("| songs | cube GiST p50/p95 ms | HNSW ef=100 p50/p95 ms (recall@10) | HNSW ef=400 p50/p95 ms "

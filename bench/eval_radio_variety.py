@@ -21,13 +21,16 @@ A variant is a model (training parameters) and a scoring. Scores for seeds S and
 * ``- beta * log(plays_j)``: popularity debiasing;
 * ``+ w * ln(0.001 + Σ_s W[s, j])``: blend with co-occurrence, W = each song's top-``topn`` ±5 neighbours,
   normalised by its total count (marconi.recommenders.neighbours); songs outside every seed's neighbours get
-  ln(0.001);
+  ln(0.001). ``sym`` counts every offset once, ``decay 1`` weighs offset d by 1/d, ``after`` counts only songs
+  played after the seed (``after+0.5 before``: songs before it count half);
+* ``- offset_j`` (``cap``): the exposure cap (marconi.recommenders.exposure), calibrated on one-seed radios of
+  every training song so that no song fills more than ``cap`` of the top 10s;
 * ``mmr``: greedy re-rank of the top 100, each pick penalised by ``mmr`` × its largest cosine with songs already
   picked.
 
 Usage (about 1 s per variant and 15 s per new model on 2 cores; models are cached in --work):
     .venv/bin/python bench/eval_radio_variety.py                       # the sweep on the validation split
-    .venv/bin/python bench/eval_radio_variety.py --split demo --only default,served-0006
+    .venv/bin/python bench/eval_radio_variety.py --split demo --only "served-0006 (ip);blend w 0.5 decay 1 + cap 0.05"
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,19 +84,31 @@ class Variant:
     scoring: Scoring = Scoring()
 
 
+DEFAULT = Scoring(w=0.5, decay=1.0, cap=0.05)  # what `marconi train songs` and radio() serve (migration 0010)
+
+
 def variants() -> list[Variant]:
-    """Every variant the sweep measures (the first is the radio as served by migration 0006)."""
-    out = [Variant("served-0006")]
-    out += [Variant(f"variety {v}", scoring=Scoring(variety=v)) for v in (0.25, 0.5, 0.75)]
+    """Every variant the sweep measures: 0006's radio first, then one family of ideas after another."""
+    out = [Variant("served-0006 (ip)")]
+    out += [Variant(f"variety {v} (CSLS)", scoring=Scoring(variety=v)) for v in (0.25, 0.5, 0.75)]
     out += [Variant(f"pop beta {b}", scoring=Scoring(beta=b)) for b in (0.1, 0.2, 0.3, 0.4)]
-    out += [Variant(f"blend w {w}", scoring=Scoring(w=w)) for w in (0.1, 0.2, 0.3, 0.5)]
-    for w in (0.2, 0.3):
-        out += [Variant(f"blend w {w} + pop beta {b}", scoring=Scoring(w=w, beta=b)) for b in (0.2, 0.3, 0.4)]
-        out += [Variant(f"blend w {w} + variety {v}", scoring=Scoring(w=w, variety=v)) for v in (0.5, 0.75)]
     out += [Variant(f"mmr {m}", scoring=Scoring(mmr=m)) for m in (0.1, 0.2)]
+    for name, kw in (("sym", {}), ("after", {"back": 0.0}), ("after+0.5 before", {"back": 0.5}),
+                     ("decay 1", {"decay": 1.0})):
+        out.append(Variant(f"cooc only {name}", scoring=Scoring(w=1000.0, **kw)))
+        out += [Variant(f"blend w {w} {name}", scoring=Scoring(w=w, **kw)) for w in (0.2, 0.3, 0.5, 1.0)]
+    for w in (0.2, 0.3):
+        out += [Variant(f"blend w {w} + pop beta {b}", scoring=Scoring(w=w, beta=b)) for b in (0.2, 0.3)]
+        out += [Variant(f"blend w {w} + variety {v}", scoring=Scoring(w=w, variety=v)) for v in (0.5, 0.75)]
     for ns in (0.5, 0.75, 1.0):
         out += [Variant(f"ns {ns}", train={"ns_exponent": ns})]
-        out += [Variant(f"ns {ns} + blend w {w}", train={"ns_exponent": ns}, scoring=Scoring(w=w)) for w in (0.2, 0.3)]
+        out += [Variant(f"ns {ns} + blend w 0.3", train={"ns_exponent": ns}, scoring=Scoring(w=0.3))]
+    for cap in (0.03, 0.05, 0.07, 0.1):
+        out.append(Variant(f"cap {cap}", scoring=Scoring(cap=cap)))
+        out += [Variant(f"blend w {w} decay 1 + cap {cap}", scoring=Scoring(w=w, decay=1.0, cap=cap))
+                for w in (0.3, 0.5, 1.0)]
+    out.append(Variant("default: blend w 0.5 decay 1 + cap 0.05, as served (candidates: 200 nearest + neighbours)",
+                       scoring=replace(DEFAULT, candidates=200)))
     return out
 
 
@@ -241,7 +256,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data/playlists/yes_small"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/marconi-radio-variety"))
     ap.add_argument("--split", choices=("val", "demo", "unseen"), default="val")
-    ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    ap.add_argument("--only", default="", help="variant names separated by ';' (default: all)")
     ap.add_argument("--queries", type=int, default=5000)
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
@@ -252,11 +267,11 @@ def main() -> None:
     artists = {i: t.artist.lower() for i, t in songs.items()}
     plists = load_holdout(holdout, PREFIX)
     pairs = next_song_queries(plists, args.queries)
-    chosen = [v for v in variants() + extra_variants() if not args.only or v.name in args.only.split(",")]
+    chosen = [v for v in variants() if not args.only or v.name in args.only.split(";")]
     models: dict[str, Model] = {}
     print(f"# {' '.join(sys.argv)}\n# split {args.split}: train {train}, holdout {holdout} "
           f"({len(plists)} playlists, {len(pairs)} next-song queries)")
-    print(f"{'variant':<36}{'HR@10':>8}{'HR@50':>8}{'recall@50':>11}{'distinct@10':>13}{'max_share@10':>14}")
+    print(f"{'variant':<44}{'HR@10':>8}{'HR@50':>8}{'recall@50':>11}{'distinct@10':>13}{'max_share@10':>14}")
     rows = []
     for v in chosen:
         key = json.dumps(v.train, sort_keys=True)
@@ -264,28 +279,10 @@ def main() -> None:
             models[key] = Model(train, artists, max(songs) + 1, v.train, args.work)
         r = evaluate(NumpyRadio(models[key], v.scoring, v.name), pairs, plists, progress=False)
         rows.append({**r, "train": v.train, "scoring": asdict(v.scoring)})
-        print(f"{v.name:<36}{r['HR@10']:>8.4f}{r['HR@50']:>8.4f}{r['recall@50']:>11.4f}{r['distinct@10']:>13,}"
+        print(f"{v.name[:43]:<44}{r['HR@10']:>8.4f}{r['HR@50']:>8.4f}{r['recall@50']:>11.4f}{r['distinct@10']:>13,}"
               f"{r['max_share@10']:>14.4f}", flush=True)
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=2))
-
-
-def extra_variants() -> list[Variant]:
-    """Follow-up variants: the co-occurrence side alone and in blends, directed and decayed, with more weight."""
-    out = []
-    for name, kw in (("sym", {}), ("after", {"back": 0.0}), ("after+0.5 before", {"back": 0.5}),
-                     ("decay 1", {"decay": 1.0}), ("after, decay 1", {"back": 0.0, "decay": 1.0}),
-                     ("after+0.5 before, decay 1", {"back": 0.5, "decay": 1.0})):
-        out.append(Variant(f"cooc only {name}", scoring=Scoring(w=1000.0, **kw)))
-        for w in (0.3, 0.5, 1.0):
-            out.append(Variant(f"blend w {w} {name}", scoring=Scoring(w=w, **kw)))
-    for cap in (0.03, 0.05, 0.07, 0.1):
-        out.append(Variant(f"cap {cap}", scoring=Scoring(cap=cap)))
-        for w in (0.3, 0.5, 1.0):
-            out.append(Variant(f"blend w {w} decay 1 + cap {cap}", scoring=Scoring(w=w, decay=1.0, cap=cap)))
-            out.append(Variant(f"blend w {w} decay 1 + cap {cap}, served candidates",
-                               scoring=Scoring(w=w, decay=1.0, cap=cap, candidates=200)))
-    return out
 
 
 if __name__ == "__main__":
