@@ -8,8 +8,8 @@ files are caught here rather than later in a worker.
 
 Memory is bounded by decoding no more than the caller needs: ``reduce`` (or ``draft_size``) says how many times
 smaller per side the result may be. A JPEG is then decoded reduced (1/2, 1/4, 1/8, inside the decoder); other
-formats have no reduced decode, so they are decoded whole (at most :data:`MAX_DECODED_PIXELS`, larger ones are
-refused with ``image_too_large``) and shrunk right away with ``Image.reduce`` when large, before any copy is made.
+formats have no reduced decode, so they are decoded whole (at most :data:`MAX_WHOLE_DECODE_PIXELS`, larger ones
+are refused with ``image_too_large``) and shrunk right away with ``Image.reduce`` when large, before any copy is made.
 
 Notes:
 - Truncation is only detected while ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is False (Pillow's default); this
@@ -36,8 +36,12 @@ DEFAULT_MAX_PIXELS = Config.max_image_pixels
 DEFAULT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 
 MAX_DECODED_PIXELS = 40_000_000
-"""Pixels one decode may produce: Pillow keeps most modes at 4 bytes a pixel, so 160 MB. A larger JPEG is decoded
-reduced to fit; a larger image of another format (no reduced decode) is refused with ``image_too_large``."""
+"""Pixels one JPEG decode may produce (Pillow keeps most modes at 4 bytes a pixel, so 160 MB); a larger JPEG is
+decoded reduced to fit."""
+MAX_WHOLE_DECODE_PIXELS = 24_000_000
+"""Pixels of an image in a format without a reduced decode (PNG, WebP, TIFF, GIF, BMP), which is decoded whole;
+larger ones are refused with ``image_too_large``. A served worker with every model loaded (photo, text and word
+search) holds about 870 MiB; a 40 MP PNG took it to 1,027 MiB at its peak, 24 MP keeps it under 1 GiB."""
 REDUCE_ABOVE_PIXELS = 16_000_000
 """A decoded non-JPEG larger than this is shrunk by the caller's ``reduce`` before anything else copies it. Smaller
 ones are left whole, so the vectors of ordinary photos stay exactly those already stored (a box filter before the
@@ -172,11 +176,11 @@ def decode(img: Image.Image, reduce: int = 1) -> Image.Image:
             img.draft("RGB", (width // scale, height // scale))
         except Exception:  # draft is only an optimisation
             pass
-    elif width * height > MAX_DECODED_PIXELS:
+    elif width * height > MAX_WHOLE_DECODE_PIXELS:
         raise ImageError(
             "image_too_large",
             f"The {img.format} image is {width}x{height} = {width * height:,} pixels; {img.format} images are "
-            f"decoded whole, so they may have at most {MAX_DECODED_PIXELS:,} (send a smaller one, or a JPEG).",
+            f"decoded whole, so they may have at most {MAX_WHOLE_DECODE_PIXELS:,} (send a smaller one, or a JPEG).",
         )
     _load(img)
     if img.format != "JPEG" and reduce > 1 and width * height > REDUCE_ABOVE_PIXELS:

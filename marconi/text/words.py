@@ -70,12 +70,14 @@ class WordVectors:
     """Unit-length word vectors with their words; ``vectors[i]`` belongs to ``words[i]``."""
 
     def __init__(self, words: list[str], vectors: np.ndarray):
-        """Keep ``words`` and their ``vectors`` (rows L2-normalised here)."""
+        """Keep ``words`` and their ``vectors``: rows L2-normalised in place when float32 (the array given changes),
+        so the 400k × 50 GloVe matrix is in memory once."""
         if len(words) != len(vectors):
             raise ValueError(f"{len(words)} words but {len(vectors)} vectors")
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.asarray(vectors, dtype=np.float32)  # no copy when they are float32 already (GloVe's are)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)  # in place: one copy in memory
         self.words = list(words)
-        self.vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        self.vectors = vectors
         self.index = {w: i for i, w in enumerate(self.words)}
         self.dims = int(self.vectors.shape[1])
 

@@ -105,9 +105,9 @@ def test_a_png_beyond_the_decode_budget_is_413_saying_the_limit(lenient_client):
     body = r.get_json()
     assert r.status_code == 413, body
     assert body["code"] == "image_too_large"
-    from marconi.imageio import MAX_DECODED_PIXELS
+    from marconi.imageio import MAX_WHOLE_DECODE_PIXELS
 
-    assert f"{MAX_DECODED_PIXELS:,}" in body["error"] and "6400x6400" in body["error"], body
+    assert f"{MAX_WHOLE_DECODE_PIXELS:,}" in body["error"] and "6400x6400" in body["error"], body
     # The same photo as a JPEG is decoded reduced, so it is answered.
     jpeg = _encoded(Image.new("RGB", (side, side), (30, 90, 160)), "JPEG")
     assert _post(lenient_client, jpeg).status_code == 200
