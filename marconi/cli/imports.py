@@ -19,7 +19,8 @@ def import_():
 @click.option("--format", "fmt", type=click.Choice(["yes", "mpd"]), default="yes", show_default=True,
               help="yes: Cornell yes.com (train.txt + song_hash.txt). mpd: Million Playlist Dataset JSON slices.")
 @click.option("--source", default=None, help="Key prefix for yes.com tracks and playlists (default: folder name).")
-@click.option("--batch-size", default=5000, show_default=True, help="Playlists per transaction.")
+@click.option("--batch-size", default=5000, show_default=True,
+              help="Playlists written per batch; all batches are one transaction (an error or a kill imports nothing).")
 @pass_ctx
 def import_playlists_cmd(c: Ctx, path, fmt, source, batch_size):
     """Import playlists from PATH. Running it twice changes nothing.

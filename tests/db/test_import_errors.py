@@ -154,3 +154,38 @@ def test_a_bad_line_far_into_a_file_leaves_nothing_imported(engine, emptied, tmp
     (folder / "train.txt").write_text("h1\nh2\n" + "\n".join(["0 1 2"] * 50) + "\n")
     summary = import_playlists(engine, folder, "yes", progress=False, batch_size=5)
     assert summary.playlists_seen == 50 and summary.tracks == 3
+
+
+def test_an_import_killed_mid_way_leaves_nothing_behind(db_url, engine, emptied, data_dir):
+    """kill -9 after several batches are written (their row locks are held) and before the commit: the database is as
+    it was, and the next import of the same file brings in every playlist."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = data_dir / "playlists" / "yes_small"
+    written = sa.text("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                      "WHERE c.relname = 'playlist_tracks' AND l.mode = 'RowExclusiveLock'")
+    proc = subprocess.Popen([sys.executable, "-m", "marconi", "import", "playlists", str(folder), "--batch-size",
+                             "500"], env=dict(os.environ, DATABASE_URL=db_url), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        with engine.connect() as conn:
+            while not conn.execute(written).scalar():  # the import has written its first batch of playlist rows
+                assert proc.poll() is None, proc.stderr.read()[-2000:]
+                assert time.monotonic() < deadline, "the import wrote nothing within 120 s"
+                time.sleep(0.05)
+        time.sleep(1.0)  # several more batches
+        assert proc.poll() is None, "the import finished before it could be killed: use a bigger file"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM playlists")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM tracks")).scalar() == 0
+    summary = import_playlists(engine, folder, "yes", progress=False)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM playlists")).scalar() == summary.inserted > 39_000
