@@ -85,11 +85,10 @@ def build(url: str, n: int, dims: int, rng, neighbours: int = 100) -> tuple[sa.E
     t1 = time.time()
     with runs.build(eng, "songs", "synthetic", {"n": n, "vector_size": dims}, dims + 1) as run:
         hnsw = run.has_pgvector()
-        cols = ["track_id", "run_id", "vec", "qvec", "hub"] + (["hvec"] if hnsw else [])
         exposure = np.where(rng.random(n) < 0.02, rng.random(n), 0.0)  # a few capped songs, as trained
-        written = run.stage(cols + ["exposure"], (row[:5] + [e] + row[5:] for row, e in zip(
-            vector_rows(run.id, ids, qv, iv, hub_scores(qv, iv[:, :dims]), hnsw), exposure, strict=True)),
-            hnsw_dims=dims if hnsw else None)
+        cols = ["track_id", "run_id", "vec", "qvec", "hub", "exposure"] + (["hvec"] if hnsw else [])
+        written = run.stage(cols, vector_rows(run.id, ids, qv, iv, hub_scores(qv, iv[:, :dims]), hnsw, exposure),
+                            hnsw_dims=dims if hnsw else None)
         if neighbours:
             run.stage(["run_id", "track_id", "neighbour_id", "weight"], neighbour_rows(run.id, ids, neighbours, rng),
                       table="song_neighbours")
