@@ -20,7 +20,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The folder the running ``marconi`` package was imported from: a clone's root (run from a clone, with or without
+# `pip install -e .`), or site-packages when installed from a wheel.
+IMPORT_ROOT = Path(__file__).resolve().parent.parent
+# The clone's root, or None when Marconi runs installed from a wheel (then marconi.resources finds the migrations and
+# SQL files inside the package, and there is no ../shared/data to default to).
+REPO_ROOT: Path | None = IMPORT_ROOT if ((IMPORT_ROOT / "pyproject.toml").is_file()
+                                         and (IMPORT_ROOT / "migrations" / "env.py").is_file()) else None
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -121,9 +127,10 @@ def _text(optional: bool = False) -> Rule:
     return Rule(kind, lambda s: s, lambda v: (v is None and optional) or (isinstance(v, str) and v != ""))
 
 
-def _path() -> Rule:
-    return Rule("a directory path", lambda s: s, lambda v: isinstance(v, str | Path) and str(v) != "",
-                lambda v: Path(v).expanduser())
+def _path(optional: bool = False) -> Rule:
+    return Rule("a directory path", lambda s: s,
+                lambda v: (v is None and optional) or (isinstance(v, str | Path) and str(v) != ""),
+                lambda v: None if v is None else Path(v).expanduser())
 
 
 def _pattern(regex: str, expected: str) -> Rule:
@@ -154,7 +161,7 @@ class Config:
 
     database_url: str | None = None
     home: Path = field(default_factory=_default_home)
-    data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+    data_dir: Path | None = REPO_ROOT.parent / "shared" / "data" if REPO_ROOT else None  # installed: MARCONI_DATA_DIR
     device: str = "auto"
     encoder: str = "efficientnet-lite0"
     max_upload_bytes: int = 16 * 1024 * 1024
@@ -197,6 +204,14 @@ class Config:
         """Directory for downloaded and converted model weights (e.g. the VGG16 conv layers)."""
         return self.home / "models"
 
+    def require_data_dir(self) -> Path:
+        """Return the sample data folder; raises ConfigError saying to set MARCONI_DATA_DIR when there is none (an
+        installed Marconi has no clone beside it, so no ../shared/data to default to)."""
+        if self.data_dir is None:
+            raise ConfigError("MARCONI_DATA_DIR is not set: Marconi is installed as a package, so there is no "
+                              "../shared/data beside a clone; set it to the folder holding playlists/ and images/")
+        return self.data_dir
+
     @property
     def datasets_dir(self) -> Path:
         """Directory for data set splits made by the demo."""
@@ -215,7 +230,7 @@ class Config:
 SETTINGS: dict[str, tuple[str, Rule]] = {
     "database_url": ("DATABASE_URL", _text(optional=True)),
     "home": ("MARCONI_HOME", _path()),
-    "data_dir": ("MARCONI_DATA_DIR", _path()),
+    "data_dir": ("MARCONI_DATA_DIR", _path(optional=True)),
     "device": ("MARCONI_DEVICE", _pattern(r"auto|cpu|cuda(:[0-9]+)?", "auto, cpu, cuda or cuda:N")),
     "encoder": ("MARCONI_ENCODER", _text()),
     "max_upload_bytes": ("MARCONI_MAX_UPLOAD_BYTES", _integer(1)),

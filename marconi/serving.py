@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from marconi.config import REPO_ROOT, Config, from_env
+from marconi.config import IMPORT_ROOT, Config, from_env
 
 WSGI_APP = "marconi.wsgi:app"
 
@@ -56,7 +56,8 @@ def background_gunicorn(database_url: str, workers: int | None = None, connectio
         port = s.getsockname()[1]
     full_env = dict(os.environ, DATABASE_URL=database_url, MARCONI_LOG_LEVEL="WARNING", **(env or {}))
     args = gunicorn_args("127.0.0.1", port, from_env(full_env), workers=workers, connections=connections)
-    proc = subprocess.Popen(args, cwd=REPO_ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # cwd: `python -m gunicorn` puts it first on sys.path, so the server imports the marconi this process runs
+    proc = subprocess.Popen(args, cwd=IMPORT_ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_timeout

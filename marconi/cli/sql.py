@@ -35,7 +35,7 @@ def find_psql() -> str:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", required=False)
 @click.option("-c", "--command", "command", help="Run one SQL command and exit.")
 @click.option("--url", "print_url", is_flag=True, help="Only print the read-only connection URL.")
 @pass_ctx
@@ -46,7 +46,8 @@ def sql(c: Ctx, file, command, print_url):
     The role can SELECT tracks, playlists, playlist_tracks, song_vectors, images, image_vectors, image_classes,
     image_tags, classes, model_runs and wikidata_classes and call radio(), radio_candidates(), similar_images(),
     song_query_vector(); it cannot write, and statements stop after 30 s (while psql runs, this command cancels a
-    query that runs on after `SET statement_timeout = 0`). Examples are in sql/examples/.
+    query that runs on after `SET statement_timeout = 0`). FILE may also name one of the examples in sql/examples/
+    (which an installed Marconi carries too): `marconi sql radio_from_seeds`.
     \b
       marconi sql
       marconi sql sql/examples/radio_from_seeds.sql
@@ -54,6 +55,7 @@ def sql(c: Ctx, file, command, print_url):
     """
     from marconi.db import database_url
 
+    path = sql_file(file) if file else None  # a wrong name is said before the database is reached
     c.checked_engine()
     owner_url = database_url(c.config)
     url = reader_url(owner_url, c.config.reader_password)
@@ -61,14 +63,31 @@ def sql(c: Ctx, file, command, print_url):
         click.echo(url)
         return
     args = [find_psql(), url, "-v", "ON_ERROR_STOP=1"]
-    if file:
-        args += ["-f", str(file)]
+    if path:
+        args += ["-f", str(path)]
     if command:
         args += ["-c", command]
     env = dict(os.environ, PGAPPNAME="marconi sql")
     with reader_guarded(owner_url), ctrl_c_left_to_psql():
         returncode = subprocess.call(args, env=env)
     raise SystemExit(returncode)
+
+
+def sql_file(name: str) -> Path:
+    """Return the SQL file ``name``: a file that exists, else the SQL example of that name (``radio_from_seeds``,
+    ``radio_from_seeds.sql`` or ``sql/examples/radio_from_seeds.sql`` from any folder)."""
+    from marconi.resources import sql_examples_dir
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    examples = sql_examples_dir()
+    example = examples / (path.name if path.suffix == ".sql" else f"{path.name}.sql")
+    if example.is_file() and (len(path.parts) == 1 or path.parts[-3:-1] == ("sql", "examples")):
+        return example
+    known = ", ".join(sorted(p.stem for p in examples.glob("*.sql")))
+    raise click.BadParameter(f"no file {name!r}, and no SQL example of that name (examples: {known})",
+                             param_hint="FILE")
 
 
 @contextmanager

@@ -10,8 +10,8 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from marconi.config import REPO_ROOT
 from marconi.errors import Unavailable
+from marconi.resources import migrations_dir
 
 
 class SchemaOutdated(Unavailable):
@@ -21,9 +21,9 @@ class SchemaOutdated(Unavailable):
 
 
 def alembic_config(engine: sa.Engine) -> AlembicConfig:
-    """Return an Alembic config pointing at migrations/ and at ``engine``."""
+    """Return an Alembic config pointing at the migrations (marconi.resources) and at ``engine``."""
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.attributes["engine"] = engine
     return cfg
 
@@ -42,7 +42,7 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
 def head_revision() -> str:
     """Return the newest revision in migrations/ (read once: it cannot change under a running process)."""
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     return ScriptDirectory.from_config(cfg).get_current_head()
 
 
