@@ -31,7 +31,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
 
     from marconi import config as settings
     from marconi import runs, web
-    from marconi.api import errors, health, images, openapi, radio, songs, words
+    from marconi.api import artists, errors, health, images, openapi, radio, songs, words
     from marconi.api.params import AsciiIntConverter
     from marconi.db import make_engine, migrate
 
@@ -66,6 +66,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(songs.bp)
+    app.register_blueprint(artists.bp)
     app.register_blueprint(radio.bp)
     app.register_blueprint(images.bp)
     app.register_blueprint(words.bp)

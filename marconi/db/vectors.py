@@ -14,11 +14,11 @@ import sqlalchemy as sa
 
 from marconi.db.copy import copy_rows
 
-LIVE_TABLES = {"songs": ("song_vectors", "song_neighbours"),
+LIVE_TABLES = {"songs": ("song_vectors", "song_neighbours", "artist_vectors", "tag_vectors"),
                "images": ("image_vectors", "image_classes", "image_tags")}
 # tables a run may leave unstaged: it then serves an empty one (a song run without co-occurrence neighbours
-# scores radios by its vectors alone)
-OPTIONAL_TABLES = frozenset({"song_neighbours"})
+# scores radios by its vectors alone; one without artist or tag vectors answers only seed-song radios)
+OPTIONAL_TABLES = frozenset({"song_neighbours", "artist_vectors", "tag_vectors"})
 
 
 def has_pgvector(conn: sa.Connection, table: str) -> bool:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from marconi.db.playlists import Playlist, upsert_playlists
+from marconi.db.tags import replace_track_tags
 from marconi.db.tracks import Track, upsert_tracks
 from marconi.errors import BadRequest
 from marconi.importers import ImportFormatError, printable_path, storable_text, text_lines, utf8_text
@@ -71,6 +72,39 @@ def read_yes_playlists(path: Path, prefix: str, n_songs: int) -> Iterator[tuple[
             if not 0 <= s < n_songs:
                 raise ImportFormatError(path, lineno, f"song index {s} is not in song_hash.txt (0..{n_songs - 1})")
         yield lineno - 3, songs
+
+
+NO_TAG = "NONE"  # tag_hash.txt's name for "no tag"
+
+
+def read_yes_tags(directory: Path, songs: dict[int, Track]) -> dict[str, list[str]] | None:
+    """Read yes.com ``tags.txt`` (line i: tag ids of song i, or '#') and ``tag_hash.txt`` ('id, name') into
+    {track key: [tag names]}; None when the folder has no tags. Songs with no tag get [] (so a re-import that
+    drops a tag drops it in the database too)."""
+    tags_path, hash_path = Path(directory) / "tags.txt", Path(directory) / "tag_hash.txt"
+    if not tags_path.is_file() and not hash_path.is_file():
+        return None
+    for p in (tags_path, hash_path):
+        if not p.is_file():
+            raise ImportFormatError(p, None, "missing: tags come as tags.txt and tag_hash.txt together")
+    names: dict[int, str] = {}
+    for lineno, line in text_lines(hash_path):
+        if not line.strip():
+            continue
+        number, sep, name = line.partition(",")
+        if not sep or not _INDEX.fullmatch(number.strip()) or not name.strip():
+            raise ImportFormatError(hash_path, lineno, f"expected 'tag id, name', got {line[:80]!r}")
+        names[int(number)] = name.strip()
+    out: dict[str, list[str]] = {}
+    for lineno, line in text_lines(tags_path):
+        index = lineno - 1
+        fields = [] if line.strip() == "#" else line.split()
+        bad = next((x for x in fields if not _INDEX.fullmatch(x) or int(x) not in names), None)
+        if bad is not None:
+            raise ImportFormatError(tags_path, lineno, f"tag id {bad[:40]!r} is not in tag_hash.txt")
+        if index in songs:
+            out[songs[index].key] = [names[int(x)] for x in fields if names[int(x)] != NO_TAG]
+    return out
 
 
 def parse_yes(directory: Path, prefix: str | None = None) -> tuple[list[Track], Iterator[Playlist], int]:
@@ -182,6 +216,8 @@ class ImportSummary:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    tags: int = 0
+    tagged_tracks: int = 0
 
 
 def import_playlists(engine: sa.Engine, path: Path, format: str = "yes", source: str | None = None,
@@ -191,8 +227,10 @@ def import_playlists(engine: sa.Engine, path: Path, format: str = "yes", source:
     problem = storable_text(source) if source else None
     if problem:
         raise BadRequest(f"the source given {problem}")
+    song_tags = None
     if format == "yes":
         tracks, playlists, total = parse_yes(Path(path), source)
+        song_tags = read_yes_tags(Path(path), {int(t.key.rsplit(":", 1)[1]): t for t in tracks})
     elif format == "mpd":
         tracks, playlists, total = parse_mpd(Path(path))
     else:
@@ -203,6 +241,9 @@ def import_playlists(engine: sa.Engine, path: Path, format: str = "yes", source:
     with engine.begin() as conn:
         for i in range(0, len(tracks), 20000):
             upsert_tracks(conn, tracks[i: i + 20000])
+        if song_tags is not None:
+            summary.tags = replace_track_tags(conn, song_tags)["tags"]
+            summary.tagged_tracks = sum(1 for names in song_tags.values() if names)
         batch: list[Playlist] = []
 
         def flush() -> None:

@@ -19,6 +19,10 @@ class NeedsRetraining(Conflict):
     code = "needs_retraining"
 
 
+class UnknownName(NotFound):
+    """An artist or tag name the serving model does not know; ``closest`` lists the nearest names."""
+
+
 class NoSongModel(Unavailable):
     """No song model is serving yet (or the asked-for index is missing)."""
 
@@ -67,3 +71,22 @@ def model_run_of(seeds: Sequence[dict], rows: Sequence[dict]) -> int:
     if len(runs) != 1:
         raise AssertionError(f"a radio answer mixed model runs {sorted(runs)}")
     return runs.pop()
+
+
+MODE_VARIETY = {"easy": 0.0, "medium": 0.0, "hard": 0.5}  # added to the request's variety (mirrors radio() in SQL)
+
+
+def mode_variety(mode: str, variety: float) -> float:
+    """The variety radio() applies in ``mode``: the request's, plus 0.5 in hard mode (at most 1)."""
+    return min(1.0, variety + MODE_VARIETY[mode])
+
+
+def check_names(kind: str, asked: Sequence[dict]) -> list[dict]:
+    """Return the asked artists or tags (``kind``) as the model knows them, repeats of one name dropped; raise
+    UnknownName (404, code ``unknown_<kind>``) for the first one it does not know, naming the closest."""
+    for a in asked:
+        if a["name"] is None:
+            closest = list(a["closest"] or [])
+            hint = f"; closest: {', '.join(closest)}" if closest else ""
+            raise UnknownName(f"no {kind} called {a['asked']!r}{hint}", code=f"unknown_{kind}", closest=closest)
+    return list({a["name"]: a for a in asked}.values())

@@ -14,6 +14,9 @@ Radio v2 (migration 0010) adds two things a run stores beside its vectors, both 
   normalised by the song's total), which radio() blends in with weight ``blend``;
 * ``song_vectors.exposure``: the offsets that keep any song under ``exposure_cap`` of all one-seed radios
   (marconi.recommenders.exposure).
+
+Artist and tag radio (migration 0011) adds ``artist_vectors`` and ``tag_vectors``: the unit mean of each artist's
+(tag's) songs' unit input vectors (marconi.recommenders.pooled), staged and swapped with the run.
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ from tqdm import tqdm
 
 from marconi import runs
 from marconi.config import Config
+from marconi.db import artists as artists_db
 from marconi.db import playlists as playlists_db
+from marconi.db import tags as tags_db
 from marconi.db.cube import CUBE_MAX_DIM, to_cube, to_vector
 from marconi.recommenders.exposure import calibration_candidates, exposure_offsets
 from marconi.recommenders.neighbours import cooccurrence_counts, top_neighbours
+from marconi.recommenders.pooled import pooled_vectors
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +219,23 @@ def radio_extras(sents: list[list[str]], ids: list[int], qv: np.ndarray, out: np
     return neighbours, exposure_offsets(cand, scores, plays[queries], len(ids), p.exposure_cap)
 
 
+def artist_rows(conn: sa.Connection, run_id: int, ids: list[int], qv: np.ndarray) -> list[list]:
+    """Rows for artist_vectors: folded name, run, the most common spelling, songs in the model, pooled vector."""
+    artists = artists_db.artists_of_tracks(conn)
+    keys, vecs, counts = pooled_vectors(ids, qv, ((t, a[0]) for t, a in artists.items()))
+    spellings: dict[str, Counter] = {}
+    for folded, name in artists.values():
+        spellings.setdefault(folded, Counter())[name] += 1
+    return [[key, run_id, spellings[key].most_common(1)[0][0], int(c), to_cube(v)]
+            for key, v, c in zip(keys, vecs, counts, strict=True)]
+
+
+def tag_rows(conn: sa.Connection, run_id: int, ids: list[int], qv: np.ndarray) -> list[list]:
+    """Rows for tag_vectors: tag id, run, songs in the model, pooled vector."""
+    keys, vecs, counts = pooled_vectors(ids, qv, tags_db.tags_of_tracks(conn))
+    return [[int(key), run_id, int(c), to_cube(v)] for key, v, c in zip(keys, vecs, counts, strict=True)]
+
+
 def train_songs(engine: sa.Engine, progress: bool = True, config: Config | None = None, **options) -> dict:
     """Train song2vec on the playlists in the database and swap the vectors in; return a summary of the run.
 
@@ -242,10 +265,15 @@ def train_songs(engine: sa.Engine, progress: bool = True, config: Config | None 
                       hnsw_dims=qv.shape[1] if hnsw else None)
         rows = ([run.id, int(a), int(b), float(w)] for a, b, w in zip(src, dst, wts, strict=True))
         run.stage(["run_id", "track_id", "neighbour_id", "weight"], rows, table="song_neighbours")
+        with engine.connect() as conn:
+            artists, tags = artist_rows(conn, run.id, ids, qv), tag_rows(conn, run.id, ids, qv)
+        run.stage(["artist", "run_id", "name", "songs", "qvec"], artists, table="artist_vectors")
+        run.stage(["tag_id", "run_id", "songs", "qvec"], tags, table="tag_vectors")
         metrics = {"playlists_kept": stats.get("kept", 0), "playlists_dropped": stats.get("dropped", 0),
                    "vocabulary": len(ids), "item_norm": m, "hub_scores": True,
                    "radio": {"blend": p.blend, "neighbours": len(src), "exposure_cap": p.exposure_cap,
-                             "capped_songs": int((exposure > 0).sum())},
+                             "capped_songs": int((exposure > 0).sum()),
+                             "artist_vectors": len(artists), "tag_vectors": len(tags)},
                    "train_seconds": round(time.time() - t0, 2)}
         run.publish(n, metrics)
     log.info("model run %d serving: %d song vectors, %d dims, %.1fs", run.id, n, dims, time.time() - t0)
