@@ -158,10 +158,13 @@ def image(image_id: int):
 
 @bp.get("/radio")
 def radio():
-    """Song radio: pick seed songs, get a playlist."""
-    from marconi.recommenders.request import MAX_SEEDS, MAX_SIZE
+    """Song radio: songs (and artists, tags or a prompt where the API takes them) in; a playlist to steer out."""
+    from marconi.recommenders.request import MAX_EXCLUDE, MAX_SEEDS, MAX_SIZE
 
-    return render_template("radio.html", page="radio", max_size=MAX_SIZE, max_seeds=MAX_SEEDS)
+    rules = {r.rule for r in current_app.url_map.iter_rules()}
+    suggest = {f"{name}_api": f"/api/{name}" if f"/api/{name}" in rules else None for name in ("artists", "tags")}
+    return render_template("radio.html", page="radio", max_size=MAX_SIZE, max_seeds=MAX_SEEDS,
+                           max_exclude=MAX_EXCLUDE, **suggest)
 
 
 @bp.get("/status")

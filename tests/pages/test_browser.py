@@ -127,7 +127,11 @@ def shot(page, name: str) -> None:
 
 def no_horizontal_scroll(page) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 1, f"page is {overflow}px wider than the viewport"
+    if overflow > 1:
+        wide = page.evaluate("() => Array.from(document.querySelectorAll('body *'))"
+                             ".filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)"
+                             ".slice(0, 5).map(e => `${e.tagName}#${e.id}.${e.className}`)")
+        raise AssertionError(f"page is {overflow}px wider than the viewport: {wide}")
 
 
 def thumbnails_loaded(page, n: int) -> None:
@@ -376,6 +380,9 @@ def _first_image_id(app) -> int:
         return conn.execute(sa.text("SELECT min(id) FROM images")).scalar()
 
 
+SEED_BOX = re.compile(r"^(Seed songs|Songs, artists, tags or a prompt)$")  # the label without / with artist radio
+
+
 def _two_seeds(app) -> list[dict]:
     """Two songs with vectors, by different artists, whose title and artist are plain words (easy to type)."""
     client = app.test_client()
@@ -393,7 +400,7 @@ def _two_seeds(app) -> list[dict]:
 def test_radio_pick_seeds_playlist_chips_and_regenerate(page, app):
     first, second = _two_seeds(app)
     page.goto("/radio")
-    combo = page.get_by_role("combobox", name="Seed songs")
+    combo = page.get_by_role("combobox", name=SEED_BOX)
     listbox = page.get_by_role("listbox")
 
     # Seed 1 with the keyboard: type a common word, move with the arrows, narrow it down, Enter.
@@ -401,7 +408,7 @@ def test_radio_pick_seeds_playlist_chips_and_regenerate(page, app):
     page.keyboard.type("love", delay=30)
     expect(listbox).to_be_visible()
     expect(combo).to_have_attribute("aria-expanded", "true")
-    expect(page.locator("#seed-options [role=option][data-index]")).to_have_count(10)
+    expect(page.locator("#seed-options [role=option][data-kind=song]")).to_have_count(10)
     option = page.locator("#seed-options [role=option][aria-selected=true]")
     expect(option).to_have_count(1)
     top = combo.get_attribute("aria-activedescendant")
@@ -491,7 +498,7 @@ def test_radio_pick_seeds_playlist_chips_and_regenerate(page, app):
     page.keyboard.press("Backspace")
     expect(chips).to_have_count(0)
     expect(songs).to_have_count(0)
-    expect(page.locator("#radio-status")).to_contain_text("Add at least one seed song")
+    expect(page.locator("#radio-status")).to_contain_text("Add at least one seed")
 
 
 def test_radio_keyboard_focus_is_visible_and_url_restores(page, app):
@@ -499,7 +506,7 @@ def test_radio_keyboard_focus_is_visible_and_url_restores(page, app):
     page.goto(f"/radio?seed={first['key']}&size=5")
     expect(page.locator("#playlist li.song")).to_have_count(5)
     expect(page.locator("#seed-chips li.chip").first).to_contain_text(first["title"])
-    page.get_by_role("combobox", name="Seed songs").focus()
+    page.get_by_role("combobox", name=SEED_BOX).focus()
     page.keyboard.press("Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline not in ("none", ""), outline
@@ -507,6 +514,84 @@ def test_radio_keyboard_focus_is_visible_and_url_restores(page, app):
     page.goto("/radio?seed=no-such-song")
     expect(page.locator("#radio-error")).to_contain_text("unknown seed track keys: no-such-song")
     page.watch.expected_errors(r"status of 404")
+
+
+def _playlist_keys(page) -> list[str]:
+    return page.locator("#playlist li.song").evaluate_all("els => els.map(e => e.dataset.key)")
+
+
+def test_radio_reasons_skips_and_the_link_carries_them(page, app):
+    """Pick a suggested song, read why each song is there, skip a song and an artist: each is gone, the URL carries
+    ``exclude``, focus stays in the list, and bringing a skip back plays it again."""
+    first, _ = _two_seeds(app)
+    page.goto("/radio")
+    combo = page.get_by_role("combobox", name=SEED_BOX)
+    combo.click()
+    page.keyboard.type(f"{first['title']} {first['artist']}", delay=20)
+    expect(page.locator("#seed-options [role=option][aria-selected=true]")).to_contain_text(first["title"])
+    page.keyboard.press("Enter")
+    page.fill("#size", "8")
+    page.get_by_role("button", name="Make radio").click()
+    songs = page.locator("#playlist li.song")
+    expect(songs).to_have_count(8)
+    reasons = page.locator("#playlist .song-reason").all_inner_texts()
+    assert len(reasons) == 8 and all(r.strip() for r in reasons), reasons
+    expect(page.locator("#radio-status")).to_contain_text(f"8 songs from {first['title']}")
+
+    # Skip the second song (keyboard): it is gone, the radio still has 8 songs, the link says what was left out.
+    skipped = songs.nth(1)
+    key, title = skipped.get_attribute("data-key"), skipped.locator(".song-title").inner_text()
+    skipped.get_by_role("button", name=re.compile("^Skip (?!artist)")).focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("k => new URL(location.href).searchParams.getAll('exclude').includes(k)", arg=key)
+    expect(songs).to_have_count(8)
+    assert key not in _playlist_keys(page)
+    expect(page.locator("#exclude-chips li")).to_have_count(1)
+    expect(page.locator("#exclude-chips li")).to_contain_text(title)
+    expect(page.locator("#radio-status")).to_contain_text("1 skip left out")
+    focused = page.evaluate("document.activeElement.closest('#playlist li.song') !== null "
+                            "&& document.activeElement.classList.contains('skip')")
+    assert focused, page.evaluate("document.activeElement.outerHTML")
+
+    # No more from the first song's artist: none of theirs is left; the link carries the artist's name.
+    artist = songs.first.locator(".song-artist").inner_text()
+    songs.first.get_by_role("button", name=f"Skip artist: no more from {artist}").click()
+    page.wait_for_function("a => new URL(location.href).searchParams.getAll('exclude').includes(a)", arg=artist)
+    expect(songs).to_have_count(8)
+    assert artist not in page.locator("#playlist .song-artist").all_inner_texts()
+    expect(page.locator("#exclude-chips li")).to_have_count(2)
+    no_horizontal_scroll(page)
+    shot(page, "radio-skipped")
+
+    # The link reproduces the radio, skips included.
+    shared, kept = page.url, _playlist_keys(page)
+    page.goto(shared)
+    expect(songs).to_have_count(8)
+    assert _playlist_keys(page) == kept
+    expect(page.locator("#exclude-chips li")).to_have_count(2)
+
+    # Bring the skipped song back: it may play again and the link forgets it.
+    page.get_by_role("button", name=re.compile(f"^Bring back {re.escape(key)}")).click()
+    page.wait_for_function("k => !new URL(location.href).searchParams.getAll('exclude').includes(k)", arg=key)
+    expect(page.locator("#exclude-chips li")).to_have_count(1)
+
+
+def test_radio_shared_link_with_an_unknown_seed_says_which_was_ignored(page, app):
+    first, second = _two_seeds(app)
+    page.goto(f"/radio?seed={first['key']}&seed=no-such-song&size=5")
+    expect(page.locator("#playlist li.song")).to_have_count(5)
+    notice = page.locator("#radio-notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("Ignored 1 seed")
+    expect(notice).to_contain_text("no-such-song")
+    expect(page.locator("#seed-chips li.chip.ignored")).to_have_count(1)
+    no_horizontal_scroll(page)
+    shot(page, "radio-ignored-seed")
+    notice.get_by_role("button", name="Remove from the link").click()
+    page.wait_for_function("() => !new URL(location.href).searchParams.getAll('seed').includes('no-such-song')")
+    expect(notice).to_be_hidden()
+    expect(page.locator("#seed-chips li.chip")).to_have_count(1)
+    expect(page.locator("#playlist li.song")).to_have_count(5)
 
 
 def test_status_page_shows_counts_and_models(page, app):

@@ -118,6 +118,31 @@ def test_radio_page_controls(client):
     assert page.one(id="radio-status")["aria-live"] == "polite"
     assert page.one(id="seed-live")["aria-live"] == "polite"
     assert page.one("button", id="make-radio")["type"] == "submit"
+    # radio v2: the playlist is described by the live status line; skips are listed; notices and errors are announced
+    assert page.one("ol", id="playlist")["aria-describedby"] == "radio-status"
+    assert page.one(id="radio-notice")["role"] == "status" and page.one(id="radio-error")["role"] == "alert"
+    assert "hidden" in page.one(id="exclude-box")
+    assert page.one("ul", id="exclude-chips")["aria-labelledby"] == "exclude-label"
+    assert int(form["data-max-exclude"]) == 200
+
+
+def test_radio_page_offers_artists_tags_and_prompts_when_the_api_has_them(client):
+    """The entry suggests artists and tags, and the mode control shows, exactly when /api/artists and /api/tags are
+    served; the page never points at an endpoint that does not exist."""
+    rules = {r.rule for r in client.application.url_map.iter_rules()}
+    html, page = get_page(client, "/radio")
+    form = page.one("form", id="radio-form")
+    for name in ("artists", "tags"):
+        assert form.get(f"data-{name}-api") == (f"/api/{name}" if f"/api/{name}" in rules else None)
+    if "/api/artists" in rules:
+        assert labelled(page, "mode")
+        assert [o["value"] for o in page.find("option") if o.get("value") in ("", "easy", "medium", "hard")] == [
+            "", "easy", "medium", "hard"]
+        assert "Songs, artists, tags or a prompt" in html
+        assert client.get("/api/artists?q=a&limit=3").status_code == 200
+        assert client.get("/api/tags?q=a&limit=3").status_code == 200
+    else:
+        assert page.find(id="mode") == [] and "Seed songs" in html
 
 
 def test_radio_page_endpoints_answer(client):
