@@ -205,11 +205,14 @@ class Config:
         return self.home / "models"
 
     def require_data_dir(self) -> Path:
-        """Return the sample data folder; raises ConfigError saying to set MARCONI_DATA_DIR when there is none (an
-        installed Marconi has no clone beside it, so no ../shared/data to default to)."""
+        """Return the sample data folder; raises a MarconiError (one line from the CLI) saying to set MARCONI_DATA_DIR
+        when there is none (an installed Marconi has no clone beside it, so no ../shared/data to default to)."""
+        from marconi.errors import MarconiError
+
         if self.data_dir is None:
-            raise ConfigError("MARCONI_DATA_DIR is not set: Marconi is installed as a package, so there is no "
-                              "../shared/data beside a clone; set it to the folder holding playlists/ and images/")
+            raise MarconiError("MARCONI_DATA_DIR is not set: Marconi is installed as a package, so there is no "
+                               "../shared/data beside a clone; set it to the folder holding playlists/ and images/",
+                               code="no_data_dir")
         return self.data_dir
 
     @property
