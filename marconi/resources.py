@@ -3,7 +3,8 @@
 The design keeps ``migrations/`` (Alembic) and ``sql/`` (readable queries, ``sql/examples/``) at the top of the
 repository. The wheel carries them inside the package, as ``marconi/migrations`` and ``marconi/sql`` (pyproject.toml
 maps the two folders in with ``package-dir``), so a Marconi installed from a wheel finds them beside its code, and a
-clone reads the top-level folders themselves.
+clone reads the top-level folders themselves (setuptools' editable install does not make the mapped folders
+importable, so a clone never goes through the package).
 """
 
 from __future__ import annotations
