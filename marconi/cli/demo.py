@@ -35,7 +35,7 @@ def demo(ctx, port, host, serve_, images, retrain):
 
     c: Ctx = ctx.obj
     cfg = c.config
-    yes_src = cfg.data_dir / "playlists" / "yes_small"
+    yes_src = cfg.require_data_dir() / "playlists" / "yes_small"
     if not yes_src.is_dir():
         raise click.ClickException(f"sample data not found at {yes_src}: set MARCONI_DATA_DIR to the folder "
                                    "holding playlists/ and images/")
@@ -71,7 +71,7 @@ def demo_images(c: Ctx, retrain: bool) -> None:
     from marconi.runs import serving_run
 
     cfg = c.config
-    src = cfg.data_dir / "images" / "caltech101"
+    src = cfg.require_data_dir() / "images" / "caltech101"
     if not src.is_dir():
         click.echo(f"==> {src} not found; skipping images")
         return
