@@ -20,7 +20,8 @@ def replace_track_tags(conn: sa.Connection, track_tags: Mapping[str, Sequence[st
     conn.execute(sa.text("TRUNCATE _in_track_tags"))
     copy_rows(conn, "_in_track_tags", ("key", "tag"),
               ((key, tag) for key, tags in track_tags.items() for tag in dict.fromkeys(tags)))
-    conn.execute(sa.text("INSERT INTO tags (name) SELECT DISTINCT tag FROM _in_track_tags ON CONFLICT (name) DO NOTHING"))
+    conn.execute(sa.text("INSERT INTO tags (name) SELECT DISTINCT tag FROM _in_track_tags "
+                         "ON CONFLICT (name) DO NOTHING"))
     conn.execute(sa.text(
         """
         DELETE FROM track_tags tt USING tracks t

@@ -12,10 +12,10 @@
   now from any mix of seed songs, artist names and tag names (any case and accents), in one of three modes:
 
   - ``easy`` stays close to the seeds: the co-occurrence blend counts twice, and songs by the seeds' or asked
-    artists, or carrying an asked tag, gain ``OWN_BONUS``;
+    artists, or carrying an asked tag, gain ``EASY_BONUS`` (2);
   - ``medium`` (default): exactly the 0010 radio;
   - ``hard`` wanders: three times the candidates, half the blend, variety + 0.5 (at most 1), and songs by the seeds'
-    or asked artists lose ``OWN_BONUS``.
+    or asked artists lose ``HARD_PENALTY`` (1).
 
   New reasons: "by <artist>" for a song of an asked artist, "tag: <tag>" for one carrying an asked tag, and
   "close to <artist>" / "close to <tag> songs" when an artist or a tag vector scores it highest.
@@ -34,7 +34,8 @@ depends_on = None
 
 SIGNATURE = ("radio(text[], integer, integer, double precision, boolean, integer, text[], text[], text[], text)")
 OLD_SIGNATURE = "radio(text[], integer, integer, double precision, boolean, integer, text[])"
-OWN_BONUS = 1.0  # score units (inner products with the unit query): easy adds it, hard subtracts it
+EASY_BONUS = 2.0  # score units (inner products with the unit query), added in easy mode
+HARD_PENALTY = 1.0  # subtracted in hard mode
 
 QUERY_VECTOR = """
 CREATE FUNCTION radio_query_vector(seed_keys text[], artists text[] DEFAULT '{}', tags text[] DEFAULT '{}')
@@ -97,7 +98,7 @@ AS $$
     WITH m AS MATERIALIZED (  -- the mode's knobs (see the function's comment)
         SELECT CASE mode WHEN 'easy' THEN 2.0 WHEN 'hard' THEN 0.5 ELSE 1.0 END::float8 AS blend_factor,
                CASE mode WHEN 'hard' THEN least(1.0, variety + 0.5) ELSE variety END::float8 AS variety,
-               CASE mode WHEN 'easy' THEN {OWN_BONUS} WHEN 'hard' THEN -{OWN_BONUS} ELSE 0 END::float8 AS own,
+               CASE mode WHEN 'easy' THEN {EASY_BONUS} WHEN 'hard' THEN -{HARD_PENALTY} ELSE 0 END::float8 AS own,
                CASE mode WHEN 'hard' THEN 3 ELSE 1 END AS wide
     ), q AS MATERIALIZED (  -- computed once, not once per candidate
         SELECT v.vec, greatest(cube_distance(v.vec, cube(0.0)), 1e-12) AS qn
@@ -198,8 +199,8 @@ COMMENT ON FUNCTION {SIGNATURE} IS
 'artist names and tag names (any case and accents; see radio_query_vector). Score: the song2vec score against the '
 'sum of the seeds'', artists'' and tags'' unit query vectors, plus the run''s blend x ln(0.001 + how often the song '
 'is played near the seed songs), minus the song''s exposure offset. mode: easy (blend x2, songs by the seeds'' or '
-'asked artists or with an asked tag +{OWN_BONUS}), medium (as given), hard (3x the candidates, blend x0.5, variety '
-'+0.5, songs by the seeds'' or asked artists -{OWN_BONUS}). Seeds and exclude (track keys or artist names, any case) '
+'asked artists or with an asked tag +{EASY_BONUS}), medium (as given), hard (3x the candidates, blend x0.5, variety '
+'+0.5, songs by the seeds'' or asked artists -{HARD_PENALTY}). Seeds and exclude (track keys or artist names, any case) '
 'are left out; at most max_per_artist per artist (NULL: no limit). run_id is the model run every row comes from. '
 'The web API answers with this same function.'
 """

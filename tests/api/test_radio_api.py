@@ -224,3 +224,72 @@ def test_a_radio_request_is_one_statement(client, app):
         sa.event.remove(engine, "before_cursor_execute", count)
     assert r.status_code == 200 and r.get_json()["size"] == 10
     assert len(statements) == 1, statements
+
+
+# ------------------------------------------------------------------------------------ artist, tag and prompt radio
+def test_artist_radio_answers_with_artists_tags_and_mode(client):
+    r = client.post("/api/radio", json={"artists": ["madonna"], "tags": ["80S"], "size": 5, "mode": "easy"})
+    body = r.get_json()
+    assert r.status_code == 200, body
+    assert body["artists"] == [{"name": "Madonna", "songs": body["artists"][0]["songs"]}]
+    assert body["tags"][0]["tag"] == "80s" and body["tags"][0]["songs"] > 0 and body["mode"] == "easy"
+    assert body["seeds"] == [] and body["size"] == 5 and all(p["reason"] for p in body["playlist"])
+
+
+def test_prompt_radio_and_its_mode(client):
+    body = client.post("/api/radio", json={"prompt": "artist:(Madonna) #mode hard", "size": 5}).get_json()
+    assert body["mode"] == "hard" and body["artists"][0]["name"] == "Madonna" and body["size"] == 5
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({}, 400, "bad_request"),
+    ({"artists": []}, 400, "bad_request"),
+    ({"artists": [""]}, 400, "bad_request"),
+    ({"artists": "Madonna"}, 400, "bad_request"),
+    ({"tags": ["rock"], "mode": "insane"}, 400, "bad_request"),
+    ({"prompt": ""}, 400, "bad_request"),
+    ({"prompt": "artist:(Madonna"}, 400, "bad_prompt"),
+    ({"prompt": "tag:" + "(" * 5000}, 400, "bad_prompt"),
+    ({"prompt": " ".join(f"tag:t{i}" for i in range(1000))}, 400, "too_many_names"),
+    ({"artists": ["Madona"]}, 404, "unknown_artist"),
+    ({"tags": ["rokc"]}, 404, "unknown_tag"),
+    ({"artists": ["\u0301\u0301"]}, 404, "unknown_artist"),
+])
+def test_artist_tag_and_prompt_errors_are_json(client, body, status, code):
+    r = client.post("/api/radio", json=body)
+    got = r.get_json()
+    assert r.status_code == status and got["code"] == code, got
+    if code == "bad_prompt":
+        assert got["position"] >= 1 and f"at character {got['position']}" in got["error"]
+    if code == "unknown_artist" and body["artists"] == ["Madona"]:
+        assert got["closest"][0] == "Madonna" and "closest: Madonna" in got["error"]
+
+
+def test_artist_and_tag_suggestions(client):
+    artists = client.get("/api/artists?q=MAD&limit=3").get_json()
+    assert artists["q"] == "MAD" and artists["artists"][0] == {"name": "Madonna",
+                                                                "songs": artists["artists"][0]["songs"]}
+    tags = client.get("/api/tags?q=ro&limit=3").get_json()
+    assert tags["q"] == "ro" and len(tags["tags"]) == 3 and tags["tags"][0]["tag"] == "rock"
+    assert tags["tags"][0]["songs"] > 1000
+    for url in ("/api/artists", "/api/tags?q=", "/api/artists?q=a&limit=0", "/api/tags?q=a&limit=x"):
+        assert client.get(url).status_code == 400
+    assert client.get("/api/artists?q=%25_%5C").get_json()["artists"] == []
+
+
+def test_an_artist_radio_is_one_statement(client, app):
+    import sqlalchemy as sa
+
+    statements = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    engine = app.extensions["marconi.engine"]
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        for body in ({"prompt": "artist:(Madonna) tag:rock #mode hard", "size": 10}, {"artists": ["Madona"]}):
+            client.post("/api/radio", json=body)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 2, statements
