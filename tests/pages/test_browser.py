@@ -594,6 +594,109 @@ def test_radio_shared_link_with_an_unknown_seed_says_which_was_ignored(page, app
     expect(page.locator("#playlist li.song")).to_have_count(5)
 
 
+def _named(app, what: str, queries: tuple[str, ...]) -> dict:
+    """An artist or tag (``{"name", "songs"}``) with a plain name and a few songs, from /api/artists or /api/tags."""
+    client = app.test_client()
+    if f"/api/{what}s" not in {r.rule for r in app.url_map.iter_rules()}:
+        pytest.skip(f"this Marconi has no {what} radio (/api/{what}s)")
+    field = "name" if what == "artist" else "tag"
+    for q in queries:
+        for x in client.get(f"/api/{what}s?q={q}&limit=100").get_json()[f"{what}s"]:
+            if re.fullmatch(r"[A-Za-z][A-Za-z ]{3,30}", x[field]) and x["songs"] >= 5:
+                return {"name": x[field], "songs": x["songs"]}
+    pytest.skip(f"no plainly named {what} with songs in the test database")
+
+
+def test_radio_from_an_artist_a_tag_and_a_mode(page, app):
+    """Artist and tag radio from the entry's suggestions: chips, reasons naming them, mode, and a link that replays it."""
+    artist = _named(app, "artist", ("the", "an", "er", "a"))
+    tag = _named(app, "tag", ("rock", "pop", "soul", "a"))
+    page.goto("/radio")
+    combo = page.get_by_role("combobox", name=SEED_BOX)
+    combo.click()
+    page.keyboard.type(artist["name"], delay=20)
+    suggested = page.locator("#seed-options [role=option][data-kind=artist]", has_text=artist["name"]).first
+    expect(suggested).to_be_visible()
+    expect(suggested).to_contain_text(f"{artist['songs']} songs")
+    suggested.click()
+    expect(page.locator("#seed-chips li.kind-artist")).to_contain_text(artist["name"])
+    page.fill("#size", "10")
+    page.get_by_role("button", name="Make radio").click()
+    songs = page.locator("#playlist li.song")
+    expect(songs).to_have_count(10)
+    expect(page.locator("#radio-status")).to_contain_text(f"artist {artist['name']}")
+    reasons = page.locator("#playlist .song-reason").all_inner_texts()
+    assert any(artist["name"].lower() in r.lower() for r in reasons), reasons
+
+    # A tag with the keyboard: the playlist follows by itself, and the link carries both names.
+    combo.click()
+    page.keyboard.type(tag["name"], delay=20)
+    expect(page.locator("#seed-options [role=option][data-kind=tag]").first).to_be_visible()
+    while "opt-tag" not in (page.locator(f"#{combo.get_attribute('aria-activedescendant')}").get_attribute("class")
+                            or ""):
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#seed-chips li.kind-tag")).to_have_count(1)
+    page.wait_for_function("() => new URL(location.href).searchParams.getAll('tag').length === 1")
+    expect(page.locator("#radio-status")).to_contain_text("tag ")
+    assert f"artist={artist['name'].replace(' ', '+')}" in page.url, page.url
+
+    page.select_option("#mode", "hard")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('mode') === 'hard'")
+    expect(page.locator("#radio-status")).to_contain_text("hard mode")
+    expect(songs).to_have_count(10)
+    no_horizontal_scroll(page)
+    shot(page, "radio-artist-tag")
+    shared, kept = page.url, _playlist_keys(page)
+    page.goto(shared)
+    expect(songs).to_have_count(10)
+    assert _playlist_keys(page) == kept
+    expect(page.locator("#mode")).to_have_value("hard")
+    expect(page.locator("#seed-chips li.chip")).to_have_count(2)
+
+
+def test_radio_prompt_did_you_mean_and_where_a_prompt_breaks(page, app):
+    """A prompt typed in the entry; an unknown artist in a link offers the closest names, one click plays it; a prompt
+    that does not parse is shown with the character where it breaks."""
+    artist = _named(app, "artist", ("the", "an", "er", "a"))
+    tag = _named(app, "tag", ("rock", "pop", "soul", "a"))
+    page.goto("/radio?size=6")
+    combo = page.get_by_role("combobox", name=SEED_BOX)
+    combo.click()
+    prompt = f"tag:({tag['name']}) #mode easy"
+    page.keyboard.type(prompt, delay=10)
+    expect(page.locator("#seed-options [role=option][aria-selected=true]")).to_contain_text("Use as a prompt")
+    page.keyboard.press("Enter")
+    expect(page.locator("#seed-chips li.kind-prompt")).to_contain_text(prompt)
+    page.get_by_role("button", name="Make radio").click()
+    expect(page.locator("#playlist li.song")).to_have_count(6)
+    expect(page.locator("#radio-status")).to_contain_text("easy mode")
+    assert page.evaluate("() => new URL(location.href).searchParams.get('prompt')") == prompt
+
+    # An artist misspelt in a shared link: 404 with the closest names, each a button.
+    typo = artist["name"][:-1] + ("x" if artist["name"][-1] != "x" else "y")
+    page.goto(f"/radio?artist={typo}&size=6")
+    error = page.locator("#radio-error")
+    expect(error).to_contain_text("Did you mean")
+    choice = error.get_by_role("button", name=artist["name"], exact=True)
+    if choice.count() == 0:
+        choice = error.locator("button.suggestion").first
+    name = choice.inner_text()
+    shot(page, "radio-did-you-mean")
+    choice.click()
+    expect(page.locator("#playlist li.song")).to_have_count(6)
+    expect(error).to_be_hidden()
+    expect(page.locator("#seed-chips li.kind-artist")).to_contain_text(name)
+    page.wait_for_function("n => new URL(location.href).searchParams.get('artist') === n", arg=name)
+
+    # A prompt that does not parse: the server's message and the prompt with the breaking character marked.
+    page.goto("/radio?prompt=" + "artist:(Madonna tag:(80s)".replace("(", "%28").replace(")", "%29"))
+    expect(error).to_contain_text("character")
+    expect(error.locator(".prompt-at mark")).to_have_count(1)
+    expect(page.locator("#playlist li.song")).to_have_count(0)
+    page.watch.expected_errors(r"status of (400|404)")
+
+
 def test_status_page_shows_counts_and_models(page, app):
     status = app.test_client().get("/api/status").get_json()
     page.goto("/status")

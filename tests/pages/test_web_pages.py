@@ -136,8 +136,8 @@ def test_radio_page_offers_artists_tags_and_prompts_when_the_api_has_them(client
         assert form.get(f"data-{name}-api") == (f"/api/{name}" if f"/api/{name}" in rules else None)
     if "/api/artists" in rules:
         assert labelled(page, "mode")
-        assert [o["value"] for o in page.find("option") if o.get("value") in ("", "easy", "medium", "hard")] == [
-            "", "easy", "medium", "hard"]
+        modes = [o for o in page.find("option") if o.get("value") in ("easy", "medium", "hard")]
+        assert [o["value"] for o in modes] == ["easy", "medium", "hard"] and "selected" in modes[1]
         assert "Songs, artists, tags or a prompt" in html
         assert client.get("/api/artists?q=a&limit=3").status_code == 200
         assert client.get("/api/tags?q=a&limit=3").status_code == 200

@@ -340,7 +340,7 @@
     if (of("artist", "name").length) req.artists = of("artist", "name");
     if (of("tag", "name").length) req.tags = of("tag", "name");
     if (of("prompt", "text").length) req.prompt = of("prompt", "text")[0];
-    if (modeSelect && modeSelect.value) req.mode = modeSelect.value;
+    if (modeSelect && modeSelect.value !== "medium") req.mode = modeSelect.value; // medium: the API's default
     req.size = size === null ? 25 : size;
     req.max_per_artist = readInt(capInput, "Max per artist");
     req.variety = Number(varietySelect.value) || 0;
@@ -486,13 +486,13 @@
 
   /** Replace the artist or tag the server did not know with one of its closest names, and play again. */
   function replaceUnknown(kind, err, name) {
-    const said = `${err.message} ${(err.body.unknown || []).join(" ")}`.toLowerCase();
+    const quoted = /(['"])(.+?)\1/.exec(err.message); // "no artist called 'Madona'; closest: ..."
+    const asked = quoted ? quoted[2] : "";
     const named = picks.filter((p) => p.kind === kind);
-    const wrong = named.filter((p) => said.includes(p.name.toLowerCase())).sort((a, b) => b.name.length - a.name.length)[0];
+    const wrong = named.find((p) => p.name.toLowerCase() === asked.toLowerCase());
     const prompt = picks.find((p) => p.kind === "prompt");
-    const quoted = /['"“]([^'"”]+)['"”]/.exec(err.message);
     if (wrong) wrong.name = name;
-    else if (prompt && quoted && prompt.text.includes(quoted[1])) prompt.text = prompt.text.replace(quoted[1], name);
+    else if (prompt && asked && prompt.text.includes(asked)) prompt.text = prompt.text.replace(asked, name);
     else if (named.length) named[named.length - 1].name = name;
     else add({ kind, name, songs: 0 });
     renderChips();
