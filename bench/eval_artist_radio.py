@@ -13,7 +13,8 @@ included), pooled vectors scored by song2vec alone (plain and play-weighted mean
 (playlists as sequences of artists; songs ranked by their artist's cosine to the seed, then plays), and popularity.
 Tag methods: the served radio(tags => ...), and the most played songs carrying the tag.
 
-    .venv/bin/python bench/eval_artist_radio.py --url postgresql://... --holdout $MARCONI_HOME/datasets/yes_small/holdout.txt
+    .venv/bin/python bench/eval_artist_radio.py --url postgresql://... \
+        --holdout $MARCONI_HOME/datasets/yes_small/holdout.txt
 """
 
 from __future__ import annotations

@@ -200,8 +200,8 @@ COMMENT ON FUNCTION {SIGNATURE} IS
 'sum of the seeds'', artists'' and tags'' unit query vectors, plus the run''s blend x ln(0.001 + how often the song '
 'is played near the seed songs), minus the song''s exposure offset. mode: easy (blend x2, songs by the seeds'' or '
 'asked artists or with an asked tag +{EASY_BONUS}), medium (as given), hard (3x the candidates, blend x0.5, variety '
-'+0.5, songs by the seeds'' or asked artists -{HARD_PENALTY}). Seeds and exclude (track keys or artist names, any case) '
-'are left out; at most max_per_artist per artist (NULL: no limit). run_id is the model run every row comes from. '
+'+0.5, songs by the seeds'' or asked artists -{HARD_PENALTY}). Seeds and exclude (track keys or artist names, any '
+'case) are left out; at most max_per_artist per artist (NULL: no limit). run_id is the model run every row comes from. '
 'The web API answers with this same function.'
 """
 
@@ -232,7 +232,8 @@ def upgrade() -> None:
     op.execute("COMMENT ON TABLE track_tags IS 'Which song carries which tag.'")
     # artists are looked up by folded name: exactly (radio) and by trigrams (suggestions, closest names)
     op.execute("CREATE INDEX tracks_artist_folded ON tracks (marconi_fold(btrim(artist)))")
-    op.execute("CREATE INDEX tracks_artist_folded_trgm ON tracks USING gin (marconi_fold(btrim(artist)) gin_trgm_ops)")
+    op.execute("CREATE INDEX tracks_artist_folded_trgm ON tracks "
+               "USING gin (marconi_fold(btrim(artist)) gin_trgm_ops)")
     op.execute(
         """
         CREATE TABLE artist_vectors (
