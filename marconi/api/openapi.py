@@ -18,7 +18,15 @@ ERROR = {
     "type": "object",
     "required": ["error", "status"],
     "properties": {"error": {"type": "string"}, "status": {"type": "integer"}, "code": {"type": "string"},
-                   "request_id": {"type": "string"}, "unknown": {"type": "array", "items": {"type": "string"}}},
+                   "request_id": {"type": "string"}, "unknown": {"type": "array", "items": {"type": "string"}},
+                   "closest": {"type": "array", "items": {"type": "string"},
+                               "description": "unknown_artist / unknown_tag: the nearest names the model knows"},
+                   "position": {"type": "integer", "minimum": 0,
+                                "description": "bad_prompt: the character (from 0) where the prompt stops parsing"},
+                   "formats": {"type": "array", "items": {
+                       "type": "object", "required": ["format", "media_type"],
+                       "properties": {"format": {"type": "string"}, "media_type": {"type": "string"}}},
+                       "description": "bad_format / not_acceptable: the formats a radio comes in"}},
 }
 RUN = {
     "type": ["object", "null"],
@@ -32,10 +40,71 @@ SONG = {"type": "object", "required": ["key", "title", "artist", "has_vector"],
                        "has_vector": {"type": "boolean"}}}
 TRACK_REF = {"type": "object", "required": ["key", "title", "artist"],
              "properties": {"key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"}}}
-PLAYLIST_ITEM = {"type": "object", "required": ["key", "title", "artist", "distance", "score", "spotify_url"],
+PLAYLIST_ITEM = {"type": "object", "required": ["key", "title", "artist", "distance", "score", "reason",
+                                               "spotify_url"],
                  "properties": {"key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"},
                                 "distance": {"type": "number"}, "score": {"type": "number"},
-                                "spotify_url": NULLABLE_STR}}
+                                "reason": {**NULLABLE_STR, "description": "why the song is there, e.g. \"close to "
+                                           "Halo\", \"often played with Halo\", \"by Madonna\", \"tag: rock\""},
+                                "spotify_url": {**NULLABLE_STR, "description": "the song on Spotify, when its key is "
+                                                "a Spotify track id"}}}
+NAMED = {"type": "object", "required": ["name", "songs"],
+         "properties": {"name": {"type": "string"}, "songs": {"type": "integer", "minimum": 0}}}
+TAGGED = {"type": "object", "required": ["tag", "songs"],
+          "properties": {"tag": {"type": "string"}, "songs": {"type": "integer", "minimum": 0}}}
+KEYS = {"type": "string", "minLength": 1, "maxLength": 300}
+NAMES = {"type": "array", "maxItems": 20, "items": {"type": "string", "minLength": 1, "maxLength": 200}}
+MODES = ["easy", "medium", "hard"]
+PLAYLIST_FILES = {  # what POST /api/radio answers besides JSON, by ?format= or the Accept header
+    "application/xspf+xml": {"schema": {"type": "string"}},
+    "application/jspf+json": {"schema": {"type": "object", "required": ["playlist"]}},
+    "audio/x-mpegurl": {"schema": {"type": "string"}},
+}
+RADIO_REQUEST = {
+    "type": "object", "additionalProperties": False,
+    "description": "Give at least one of `seeds`, `artists`, `tags` or `prompt` (400 otherwise).",
+    "properties": {
+        "seeds": {"type": "array", "maxItems": 50, "items": KEYS,
+                  "description": "track keys of seed songs (GET /api/songs?q=...). Keys the catalogue does not know, "
+                                 "or too rare to be in the model, are listed in `ignored_seeds` while the others "
+                                 "play; when none is known the answer is 404 `unknown_seeds`."},
+        "artists": {**NAMES, "description": "artist names, any case or accents (GET /api/artists?q=...); an "
+                                            "unknown one is 404 `unknown_artist` with the `closest` names"},
+        "tags": {**NAMES, "description": "tag names (GET /api/tags?q=...); an unknown one is 404 `unknown_tag` with "
+                                         "the `closest` names"},
+        "prompt": {"type": "string", "minLength": 1, "maxLength": 10_000,
+                   "description": "LB Radio style, e.g. `artist:(Madonna) tag:(80s) #mode easy`; adds to `artists` "
+                                  "and `tags` (at most 20 of each in all), its `#mode` wins over `mode`. One that "
+                                  "does not parse is 400 `bad_prompt` with the `position` where it stops."},
+        "mode": {"enum": MODES, "default": "medium",
+                 "description": "easy stays close to the seeds; medium is the default radio; hard wanders (more "
+                                "variety, fewer songs of the seeds' artists)"},
+        "size": {"type": "integer", "minimum": 1, "maximum": 200, "default": 25},
+        "max_per_artist": {"type": ["integer", "null"], "minimum": 1, "maximum": 200},
+        "variety": {"type": "number", "minimum": 0, "maximum": 1, "default": 0,
+                    "description": "extra variety on top of the mode: higher re-ranks the candidates by score minus "
+                                   "variety x hubness, so the songs that turn up in every radio give way (0.25 to 0.5 "
+                                   "suggested; docs/evaluation.md)"},
+        "exclude": {"type": "array", "maxItems": 200, "items": KEYS,
+                    "description": "songs (track keys) or artists (names, any case) to leave out, e.g. the songs a "
+                                   "listener skipped"}}}
+NAME_QUERY = [{"name": "q", "in": "query", "required": True, "description": "part of the name, any case or accents",
+               "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
+              {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
+                                                          "default": 10}}]
+RADIO = {
+    "type": "object",
+    "required": ["seeds", "ignored_seeds", "artists", "tags", "mode", "model_run", "variety", "exclude", "size",
+                 "playlist"],
+    "properties": {"seeds": {"type": "array", "items": TRACK_REF, "description": "the seed songs used"},
+                   "ignored_seeds": {"type": "array", "items": {"type": "string"},
+                                     "description": "seed keys left out: unknown, or too rare to be in the model"},
+                   "artists": {"type": "array", "items": NAMED, "description": "the artists used, as the catalogue "
+                                                                              "spells them"},
+                   "tags": {"type": "array", "items": TAGGED, "description": "the tags used"},
+                   "mode": {"enum": MODES}, "model_run": {"type": "integer"}, "variety": {"type": "number"},
+                   "exclude": {"type": "array", "items": {"type": "string"}, "description": "what was left out"},
+                   "size": {"type": "integer"}, "playlist": {"type": "array", "items": PLAYLIST_ITEM}}}
 IMAGE = {
     "type": "object",
     "required": ["id", "label", "thumbnail_url", "image_url", "licence"],
@@ -88,7 +157,8 @@ def _json(schema: dict, description: str) -> dict:
 
 
 def _errors(*codes: int) -> dict:
-    text = {400: "Bad request", 404: "Not found", 413: "Too large", 415: "Unsupported image format",
+    text = {400: "Bad request", 404: "Not found", 406: "Not acceptable: no format the Accept header allows",
+            413: "Too large", 415: "Unsupported image format",
             403: "URL fetching switched off", 409: "The serving model must be retrained for this",
             422: "The URL could not be fetched", 503: "No model serving yet"}
     return {str(c): _json({"$ref": "#/components/schemas/Error"}, text[c]) for c in codes}
@@ -132,26 +202,29 @@ def spec() -> dict:
                                    "songs": {"type": "array", "items": SONG}}}, "A page of songs"),
                               **_errors(400)}}},
             "/api/radio": {"post": {
-                "operationId": "radio", "summary": "A playlist from seed songs",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["seeds"], "additionalProperties": False,
-                    "properties": {
-                        "seeds": {"type": "array", "minItems": 1, "maxItems": 50,
-                                  "items": {"type": "string", "minLength": 1}},
-                        "size": {"type": "integer", "minimum": 1, "maximum": 200, "default": 25},
-                        "max_per_artist": {"type": ["integer", "null"], "minimum": 1},
-                        "variety": {"type": "number", "minimum": 0, "maximum": 1, "default": 0,
-                                    "description": "0 = the closest songs; higher re-ranks the top 200 by score "
-                                                   "minus variety x hubness, so the songs that turn up in every "
-                                                   "radio give way (0.25 to 0.5 suggested; docs/evaluation.md)"}}}}}},
-                "responses": {"200": _json({
-                    "type": "object", "required": ["seeds", "ignored_seeds", "model_run", "size", "playlist"],
-                    "properties": {"seeds": {"type": "array", "items": TRACK_REF},
-                                   "ignored_seeds": {"type": "array", "items": {"type": "string"}},
-                                   "model_run": {"type": "integer"}, "size": {"type": "integer"},
-                                   "variety": {"type": "number"},
-                                   "playlist": {"type": "array", "items": PLAYLIST_ITEM}}}, "The playlist"),
-                              **_errors(400, 404, 409, 503)}}},
+                "operationId": "radio", "summary": "A playlist from seed songs, artists, tags or a prompt",
+                "description": "JSON by default; the same radio as a playlist file (an attachment) by `?format=` or "
+                               "the Accept header: XSPF (application/xspf+xml), JSPF (application/jspf+json) or "
+                               "M3U8 (audio/x-mpegurl). An Accept header allowing none of these is 406.",
+                "parameters": [{"name": "format", "in": "query", "description": "json, xspf, jspf or m3u8 (wins "
+                                "over the Accept header); another value is 400 `bad_format`",
+                                "schema": {"enum": ["json", "xspf", "jspf", "m3u8"]}}],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": RADIO_REQUEST}}},
+                "responses": {"200": {"description": "The playlist", "content": {
+                    "application/json": {"schema": RADIO}, **PLAYLIST_FILES}},
+                              **_errors(400, 404, 406, 409, 503)}}},
+            "/api/artists": {"get": {
+                "operationId": "searchArtists", "summary": "Artists whose name contains q, for radio suggestions",
+                "parameters": NAME_QUERY,
+                "responses": {"200": _json({"type": "object", "required": ["q", "artists"], "properties": {
+                    "q": {"type": "string"}, "artists": {"type": "array", "items": NAMED}}},
+                    "Artists, exact and prefix matches first"), **_errors(400)}}},
+            "/api/tags": {"get": {
+                "operationId": "searchTags", "summary": "Tags whose name contains q, for radio suggestions",
+                "parameters": NAME_QUERY,
+                "responses": {"200": _json({"type": "object", "required": ["q", "tags"], "properties": {
+                    "q": {"type": "string"}, "tags": {"type": "array", "items": TAGGED}}},
+                    "Tags, exact and prefix matches first"), **_errors(400)}}},
             "/api/images/search": {"get": {
                 "operationId": "searchImagesByText", "summary": "Find images by words (ranked from the pixels)",
                 "description": "The words are matched against the classes each image shows (ImageNet classes and "

@@ -36,6 +36,36 @@ def test_real_responses_match_the_schema(client):
     _check(client.get("/api/images/123456789"), "/api/images/{image_id}")
 
 
+def test_radio_v2_responses_match_the_schema(client):
+    """Radio v2's answers and refusals: exclude, an ignored seed, artists, tags, prompts, suggestions, formats."""
+    seed = _seed(client)
+    artist = client.get("/api/artists?q=the&limit=3")
+    _check(artist, "/api/artists")
+    _check(client.get("/api/tags?q=ro&limit=3"), "/api/tags")
+    _check(client.get("/api/tags?q="), "/api/tags")
+    _check(client.post("/api/radio", json={"seeds": [seed, "nope:0"], "size": 5, "exclude": ["nope:1", "Nobody"]}),
+           "/api/radio", "post")
+    name = artist.get_json()["artists"][0]["name"]
+    _check(client.post("/api/radio", json={"artists": [name], "tags": ["rock"], "mode": "hard", "size": 5}),
+           "/api/radio", "post")
+    _check(client.post("/api/radio", json={"prompt": f"artist:({name}) #mode easy", "size": 5}), "/api/radio", "post")
+    unknown = client.post("/api/radio", json={"artists": [name + "zzq"]})
+    assert unknown.status_code == 404 and unknown.get_json()["closest"]
+    _check(unknown, "/api/radio", "post")
+    bad = client.post("/api/radio", json={"prompt": "artist:(Madonna"})
+    assert bad.status_code == 400 and isinstance(bad.get_json()["position"], int)
+    _check(bad, "/api/radio", "post")
+    _check(client.post("/api/radio?format=wav", json={"seeds": [seed]}), "/api/radio", "post")
+    refused = client.post("/api/radio", json={"seeds": [seed]}, headers={"Accept": "image/png"})
+    assert refused.status_code == 406
+    _check(refused, "/api/radio", "post")
+    documented = client.get("/api/openapi.json").get_json()["paths"]["/api/radio"]["post"]["responses"]["200"]
+    for fmt, media_type in (("xspf", "application/xspf+xml"), ("jspf", "application/jspf+json"),
+                            ("m3u8", "audio/x-mpegurl")):
+        answer = client.post(f"/api/radio?format={fmt}", json={"seeds": [seed], "size": 3})
+        assert answer.status_code == 200 and answer.mimetype == media_type and media_type in documented["content"]
+
+
 def test_undocumented_status_is_caught():
     with pytest.raises(KeyError):
         response_schema("/api/songs", "get", 500)

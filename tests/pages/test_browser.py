@@ -608,7 +608,7 @@ def _named(app, what: str, queries: tuple[str, ...]) -> dict:
 
 
 def test_radio_from_an_artist_a_tag_and_a_mode(page, app):
-    """Artist and tag radio from the entry's suggestions: chips, reasons naming them, mode, and a link that replays it."""
+    """Artist and tag radio from the suggestions: chips, reasons naming them, mode, a link that replays it."""
     artist = _named(app, "artist", ("the", "an", "er", "a"))
     tag = _named(app, "tag", ("rock", "pop", "soul", "a"))
     page.goto("/radio")
