@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import requests
 import sqlalchemy as sa
-from tqdm import tqdm
 
 from marconi import imageio
 from marconi.db import scrape
 from marconi.db.images import ImageRecord, upsert_image
+from marconi.progress import progress as progress_bar
 from scrapers import bounded_map, finish_summary
 from scrapers.http import ScraperSession, get_json
 
@@ -194,7 +194,7 @@ def scrape_images(engine: sa.Engine, session: ScraperSession, api_url: str, limi
         todo = scrape.files_to_fetch(conn, max_attempts, limit)
     summary = {"files": 0, "images": 0, "duplicates": 0, "missing": 0, "invalid": 0, "failed": 0, "stopped": None}
     in_a_row = 0
-    bar = tqdm(total=len(todo), unit="file", desc="commons images", disable=not progress)
+    bar = progress_bar(total=len(todo), unit="file", desc="commons images", enabled=progress)
     try:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]

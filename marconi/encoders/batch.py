@@ -181,16 +181,16 @@ def encode_stream(
     ``features`` is (len(keys), dims) float32 with L2-normalised rows; ``failures`` lists (key, reason) for
     images that could not be decoded ("code: message", codes as in :class:`ImageError`) — one bad image never
     raises. With ``with_classes`` each batch is (keys, features, failures, class probabilities). Decoding and
-    resizing run in ``workers`` processes when workers > 0. A tqdm bar shows images/s.
+    resizing run in ``workers`` processes when workers > 0. A progress bar (log lines off a terminal) shows img/s.
     """
-    from tqdm.auto import tqdm
+    from marconi.progress import progress as progress_bar
 
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
     pin = encoder.device.type == "cuda"
     in_flight = 2 * batch_size + 32 * max(workers, 0)
-    bar = tqdm(total=total, unit="img", desc=f"encode {encoder.name}", disable=not progress, smoothing=0.05)
+    bar = progress_bar(total=total, unit="img", desc=f"encode {encoder.name}", enabled=progress, smoothing=0.05)
     stream = decode_stream(items, encoder.preprocess, max_pixels, workers, in_flight)
     keys: list[Any] = []
     pixels: list[np.ndarray] = []

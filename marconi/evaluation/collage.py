@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 from PIL import Image, ImageOps
-from tqdm import tqdm
 
 from marconi.config import Config
 from marconi.db.images import image_id_by_sha256, indexed_labels
@@ -31,6 +30,7 @@ from marconi.image_search.region import crop_frames
 from marconi.image_search.search import ImageSearcher
 from marconi.imageio import ImageError, load_image
 from marconi.importers.images import image_files
+from marconi.progress import progress as progress_bar
 
 CELL = (320, 240)  # width, height of one cell: Caltech-101 photos are about 300 px wide, most of them landscape
 BACKGROUND = (128, 128, 128)
@@ -79,7 +79,7 @@ def eval_collage(engine: sa.Engine, queries: Path, config: Config | None = None,
     skipped = 0
     with engine.connect() as conn:
         indexed = set(indexed_labels(conn))
-        for path in tqdm(chosen, unit="query", desc="collages", disable=not progress):
+        for path in progress_bar(chosen, unit="query", desc="collages", enabled=progress):
             label = path.relative_to(queries).parts[0]
             # Drawn before any skip, so that each query's collage does not depend on which others were skipped.
             cell = rng.randrange(4)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from tqdm import tqdm
 
 from marconi.config import Config
 from marconi.db.images import image_id_by_sha256, indexed_labels
@@ -15,6 +14,7 @@ from marconi.image_search.calibration import auc, rounded
 from marconi.image_search.search import ImageSearcher
 from marconi.imageio import ImageError, load_image
 from marconi.importers.images import image_files
+from marconi.progress import progress as progress_bar
 
 
 def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, k: int = 10,
@@ -35,7 +35,7 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
     p1, p10, conf, right, unknown_conf = [], [], [], [], []
     with engine.connect() as conn:
         indexed = set(indexed_labels(conn))
-        for path in tqdm(files, unit="query", desc="evaluating", disable=not progress):
+        for path in progress_bar(files, unit="query", desc="evaluating", enabled=progress):
             label = path.relative_to(queries).parts[0]
             data = path.read_bytes()
             try:

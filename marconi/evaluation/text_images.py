@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from tqdm import tqdm
 
 from marconi.config import Config
 from marconi.db import image_words as words_db
@@ -24,6 +23,7 @@ from marconi.errors import BadRequest
 from marconi.image_search import tagging
 from marconi.image_search.text_search import TextSearcher
 from marconi.importers.images import image_files
+from marconi.progress import progress as progress_bar
 
 RANKED = 100
 
@@ -69,7 +69,7 @@ def eval_text_images(engine: sa.Engine, folder: Path, config: Config | None = No
     searcher = TextSearcher(config)
     p10, aps = [], []
     with engine.connect() as conn:
-        for label in tqdm(labels, unit="query", desc="text queries", disable=not progress):
+        for label in progress_bar(labels, unit="query", desc="text queries", enabled=progress):
             answer = searcher.search(conn, query_of(label), RANKED)
             hits = [truth.get(m["id"]) == label for m in answer["matches"]]
             p10.append(float(np.mean(hits[:10])) if hits else 0.0)

@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 
 import sqlalchemy as sa
-from tqdm import tqdm
 
 from marconi.config import Config
 from marconi.db.images import ImageRecord, upsert_image
 from marconi.errors import BadRequest
 from marconi.imageio import ImageError, image_info, load_image, make_thumbnail
 from marconi.importers import ImportFormatError, printable_path, storable_text
+from marconi.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def import_images(engine: sa.Engine, directory: Path, config: Config | None = No
     if licence is None and directory.name == "caltech101":
         licence, licence_url = "CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/"
         attribution = attribution or "Caltech 101 (Fei-Fei Li, Rob Fergus, Pietro Perona, CVPR-W 2004)"
-    bar = tqdm(files, unit="img", desc="importing images", disable=not progress)
+    bar = progress_bar(files, unit="img", desc="importing images", enabled=progress)
     pending: list[ImageRecord] = []
 
     def flush():
