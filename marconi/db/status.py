@@ -21,3 +21,13 @@ def database_bytes(conn: sa.Connection) -> int:
 def songs_missing_hub_scores(conn: sa.Connection) -> bool:
     """True when some song vectors lack the hub scores radio variety needs (trained before migration 0005)."""
     return conn.execute(sa.text("SELECT 1 FROM song_vectors WHERE hub IS NULL LIMIT 1")).first() is not None
+
+
+def knn_paths(conn: sa.Connection) -> dict:
+    """Which index answers each kNN question: pgvector's HNSW for songs when the serving run has one (pgvector
+    installed), else the exact cube GiST index; images always use cube GiST. With pgvector's version, or None."""
+    pgvector, song_hnsw = conn.execute(sa.text(
+        "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'), "
+        "to_regclass('song_vectors_hvec_hnsw') IS NOT NULL")).one()
+    exact = "cube GiST (exact)"
+    return {"pgvector": pgvector, "songs": "pgvector HNSW" if song_hnsw else exact, "images": exact}
