@@ -133,10 +133,8 @@
       : `Nothing matches ${query}.`;
   }
 
-  async function lookup(url, query, limit, signal) {
-    const body = await fetchJSON(`${url}?${new URLSearchParams({ q: query, limit: String(limit) })}`, { signal });
-    return body;
-  }
+  const lookup = (url, query, limit, signal) =>
+    fetchJSON(`${url}?${new URLSearchParams({ q: query, limit: String(limit) })}`, { signal });
 
   const suggest = debounce(async () => {
     const query = input.value.trim();
