@@ -8,6 +8,7 @@ from marconi.cli import db, demo, evaluate, images, imports, serve, sql, status,
 from marconi.cli.context import Ctx, echo_json, pass_ctx
 from marconi.config import ConfigError, load, setup_logging
 from marconi.errors import MarconiError
+from scrapers.__main__ import main as scrapers_main
 
 __all__ = ["Ctx", "echo_json", "main", "pass_ctx"]
 
@@ -73,3 +74,4 @@ main.add_command(serve.serve)
 main.add_command(sql.sql)
 main.add_command(demo.demo)
 main.add_command(status.status)
+main.add_command(scrapers_main, name="scrape")  # the scrapers' own command line (also `python -m scrapers`)

@@ -13,6 +13,7 @@ GROUPS = {
     "encode": {"images"},
     "eval": {"split", "radio", "images", "text-images"},
     "search": {"images"},
+    "scrape": {"spotify", "wikidata", "commons", "status"},
 }
 COMMANDS = {"serve", "sql", "demo", "status"}
 
@@ -48,7 +49,8 @@ def test_every_group_has_help_naming_its_subcommands(runner, group, flag):
 
 
 @pytest.mark.parametrize("args", [["serve"], ["sql"], ["demo"], ["status"], ["train", "songs"],
-                                  ["eval", "radio"], ["import", "playlists"], ["encode", "images"]])
+                                  ["eval", "radio"], ["import", "playlists"], ["encode", "images"],
+                                  ["scrape"], ["scrape", "spotify", "discover"], ["scrape", "commons", "images"]])
 def test_every_command_has_help(runner, args):
     result = runner.invoke(main, [*args, "-h"])
     assert result.exit_code == 0, result.output
