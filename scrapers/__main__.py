@@ -88,11 +88,11 @@ def main(ctx, database_url, rate, concurrency, timeout, max_retries, backoff_bas
     """Scrape playlists (Spotify) and image classes (Wikidata, Commons) into Marconi's database.
 
     \b
-    Songs:   marconi scrape spotify discover --max-playlists 1000
-             marconi scrape spotify tracks
+    Songs:   marconi-scrape spotify discover --max-playlists 1000
+             marconi-scrape spotify tracks
              marconi train songs
-    Images:  marconi scrape wikidata classes --limit 500
-             marconi scrape commons images --width 640
+    Images:  marconi-scrape wikidata classes --limit 500
+             marconi-scrape commons images --width 640
     (`python -m scrapers …` is the same command.)
 
     Spotify needs SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET. Every command resumes where the last run
@@ -103,8 +103,6 @@ def main(ctx, database_url, rate, concurrency, timeout, max_retries, backoff_bas
         logging.getLogger("scrapers").setLevel(logging.INFO)
     http = {"rate": rate, "concurrency": concurrency, "read_timeout": timeout, "max_retries": max_retries,
             "backoff_base": backoff_base, "max_retry_after": max_retry_after}
-    parent = ctx.parent.obj if ctx.parent else None  # under `marconi scrape`: `marconi --database-url` counts too
-    database_url = database_url or getattr(getattr(parent, "config", None), "database_url", None)
     ctx.obj = Ctx(database_url, http, progress)
 
 

@@ -8,7 +8,6 @@ from marconi.cli import db, demo, evaluate, images, imports, serve, sql, status,
 from marconi.cli.context import Ctx, echo_json, pass_ctx
 from marconi.config import ConfigError, load, setup_logging
 from marconi.errors import MarconiError
-from scrapers.__main__ import main as scrapers_main
 
 __all__ = ["Ctx", "echo_json", "main", "pass_ctx"]
 
@@ -51,7 +50,7 @@ def main(ctx, database_url, verbose):
       marconi import playlists --format yes ~/yes_split/yes_small
       marconi train songs
       marconi serve
-    Or all of it at once: `marconi demo`.
+    Or all of it at once: `marconi demo`. The scrapers have their own command: `marconi-scrape -h`.
     """
     try:
         config = load({"database_url": database_url} if database_url else None)
@@ -74,4 +73,3 @@ main.add_command(serve.serve)
 main.add_command(sql.sql)
 main.add_command(demo.demo)
 main.add_command(status.status)
-main.add_command(scrapers_main, name="scrape")  # the scrapers' own command line (also `python -m scrapers`)
