@@ -176,6 +176,6 @@ def test_downgrade_restores_the_0006_radio_and_upgrade_returns(new_database, bas
             assert conn.execute(sa.text("SELECT count(*) FROM radio(ARRAY['nope'], 5)")).scalar() == 0
             assert conn.execute(sa.text("SELECT has_function_privilege('marconi_reader', "
                                         "'radio(text[], integer, integer, double precision, boolean, integer, "
-                                        "text[])', 'EXECUTE')")).scalar()
+                                        "text[], text[], text[], text)', 'EXECUTE')")).scalar()
     finally:
         eng.dispose()
