@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 import sqlalchemy as sa
@@ -21,6 +22,30 @@ def _plain(run: dict | None) -> dict | None:
     if run is None:
         return None
     return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in run.items()}
+
+
+# An absolute POSIX file path (not the path part of a URL): each directory, then the file name, captured.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"]+/)+([^\s/'\"]+)")
+
+
+def without_paths(value):
+    """Return ``value`` (JSON-like data) with every absolute file path in its strings replaced by the file's name.
+
+    Model runs record where their weights were loaded from (``.../site-packages/.../efficientnet_lite0.pth``); the
+    name says which file it was without showing how the server's disks are laid out. What is stored is unchanged.
+    """
+    if isinstance(value, dict):
+        return {k: without_paths(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_paths(v) for v in value]
+    if isinstance(value, str):
+        return _ABSOLUTE_PATH.sub(r"\1", value)
+    return value
+
+
+def public_status(conn: sa.Connection) -> dict:
+    """Return :func:`status_report` as shown to anyone who asks (the API and the status page): no server paths."""
+    return without_paths(status_report(conn))
 
 
 def readiness(conn: sa.Connection) -> dict:
@@ -63,6 +88,6 @@ def readyz():
 
 @bp.get("/api/status")
 def status():
-    """What is loaded, which model runs serve, and the database size."""
+    """What is loaded, which model runs serve, and the database size (no server file paths)."""
     with engine().connect() as conn:
-        return jsonify(status_report(conn))
+        return jsonify(public_status(conn))

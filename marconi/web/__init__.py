@@ -66,8 +66,16 @@ def filesize(n: int | None) -> str:
 
 @bp.app_template_filter()
 def percent(x: float | None) -> str:
-    """Return a share as a whole percentage, e.g. ``62%`` (``<1%`` for a small non-zero share)."""
+    """Return a share as a percentage that never claims more than it is: whole numbers (``62%``), one decimal from
+    99.5% (``99.6%`` for 0.9956, which rounds to 100), ``>99.9%`` just below 1, ``100%`` only for exactly 1, and
+    ``<1%`` for a small non-zero share. common.js's ``percent`` follows the same rule."""
     x = max(0.0, min(1.0, float(x or 0)))
+    if x == 1:
+        return "100%"
+    if x >= 0.9995:
+        return ">99.9%"
+    if x >= 0.995:
+        return f"{x * 100:.1f}%"
     return "<1%" if 0 < x < 0.005 else f"{round(x * 100)}%"
 
 
@@ -171,8 +179,8 @@ def radio():
 def status():
     """What is loaded, which model runs serve, and how big the database is (the /api/status data, as a page)."""
     from marconi.api import engine
-    from marconi.api.health import status_report
+    from marconi.api.health import public_status
 
     with engine().connect() as conn:
-        data = status_report(conn)
+        data = public_status(conn)
     return render_template("status.html", page="status", status=data)

@@ -25,6 +25,12 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screensh
 CLASSES = ["dalmatian", "Motorbikes", "cup", "sunflower", "airplanes", "watch"]
 INDEXED_PER_CLASS = 15
 TIMEOUT_MS = 30_000
+# A share as the pages show it (never "100%" for less than 1): "62%", "99.6%" from 99.5%, ">99.9%", "<1%".
+SHOWN_PERCENT = re.compile(r"^(\d{1,2}|99\.\d|>99\.9|100|<1)%$")
+SHOWN_PERCENT_SIMILAR = re.compile(r"^(\d{1,2}|99\.\d|>99\.9|100|<1)% similar$")
+# axe-core, installed by scripts/install-browser.sh (never fetched at run time) and injected into each page checked.
+AXE = Path(__file__).resolve().parents[2] / ".browser-tools" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_REPORTS = SCREENSHOTS.parent / "axe"
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing: run scripts/install-browser.sh (Debian chromium + playwright)",
@@ -161,11 +167,11 @@ def test_image_search_upload_shows_matches(page, data_dir):
     thumbnails_loaded(page, 4)
     expect(page.locator("#preview-img")).to_be_visible()
     expect(cards.first.locator("h3")).to_have_text("Motorbikes")
-    expect(cards.first.locator(".sim")).to_have_text(re.compile(r"^\d{1,3}% similar$"))
+    expect(cards.first.locator(".sim")).to_have_text(SHOWN_PERCENT_SIMILAR)
     expect(cards.first.get_by_role("link", name=re.compile("Licence: CC BY 4.0"))).to_have_attribute(
         "href", "https://creativecommons.org/licenses/by/4.0/")
     expect(page.locator("#confidence")).to_be_visible()
-    expect(page.locator("#confidence-value")).to_have_text(re.compile(r"^\d{1,3}%$"))
+    expect(page.locator("#confidence-value")).to_have_text(SHOWN_PERCENT)
     expect(page.locator("#confidence-message")).to_contain_text("Good match")
     expect(page.locator("#search-status")).to_contain_text("Best: Motorbikes")
     no_horizontal_scroll(page)
@@ -219,7 +225,7 @@ def test_search_result_opens_its_image_page_with_tags(page):
     expect(page).to_have_url(re.compile(rf"/images/{image_id}/page$"))
     expect(page.locator("#image-label")).to_have_text(label)
     chips = page.locator("#tags a.tag-chip")
-    expect(chips.first).to_have_text(re.compile(r"^\S.* (\d{1,3}|<1)%$"))
+    expect(chips.first).to_have_text(re.compile(r"^\S.* (\d{1,2}|99\.\d|>99\.9|100|<1)%$"))
     expect(page.locator("#similar li.match")).to_have_count(12)
     page.wait_for_function("() => document.getElementById('image-main').naturalWidth > 0")
     no_horizontal_scroll(page)
@@ -275,7 +281,8 @@ def test_image_search_by_url_shows_the_servers_refusal(page, base_url, app):
     page.fill("#image-url", f"{base_url}/images/{image_id}")
     page.press("#image-url", "Enter")
     expect(page.locator("#search-error")).to_contain_text("private or reserved address")
-    expect(page.locator("#preview-img")).to_be_visible()  # the browser's own preview still shows the photo
+    # a refused query leaves nothing beside its message: no preview (of it or of an earlier photo), no results
+    expect(page.locator("#preview")).to_be_hidden()
     expect(page.locator("#matches li")).to_have_count(0)
     no_horizontal_scroll(page)
     shot(page, "search-url-refused")
@@ -761,3 +768,205 @@ def test_radio_export_buttons_download_playlists(page, app, fmt, media_type, fir
         shot(page, "radio-export")
     page.get_by_role("button", name=re.compile("^Remove ")).click()  # no seeds: nothing to download
     expect(export).to_be_hidden()
+
+
+# ---------------------------------------------------------------------------------------------- issue #15: the pages
+
+
+def _query_photo(data_dir, cls: str = "Motorbikes") -> Path:
+    """A photo of ``cls`` that is not in the index."""
+    return sorted((data_dir / "images" / "caltech101" / cls).glob("*.jpg"))[INDEXED_PER_CLASS + 1]
+
+
+def test_results_come_into_view_and_the_upload_panel_collapses(page, data_dir):
+    """After a search the first matches are on the screen: on a phone the page scrolls to them; on both sizes the
+    upload panel shrinks to one row (and opens again when a query is refused)."""
+    page.goto("/search")
+    dropzone = page.locator("#dropzone")
+    before = dropzone.bounding_box()["height"]
+    page.set_input_files("#photo", str(_query_photo(data_dir)))
+    cards = page.locator("#matches li.match")
+    expect(cards).to_have_count(10)
+    expect(page.locator("#search-form")).to_have_class(re.compile(r"\bsearched\b"))
+    after = dropzone.bounding_box()["height"]
+    assert after < 0.6 * before, (before, after)
+    expect(page.get_by_text("Choose a photo")).to_be_visible()  # the panel still takes the next photo
+    page.wait_for_timeout(200)  # any scrolling has happened
+    first = cards.first.bounding_box()  # viewport coordinates
+    height = page.viewport_size["height"]
+    assert 0 <= first["y"] < 0.6 * height, (first, height)
+    if page.kind == "phone":
+        assert page.evaluate("window.scrollY") > 0  # the page scrolled down to the results
+    shot(page, "search-results-in-view")
+
+    page.set_input_files("#photo", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
+    expect(page.locator("#search-form")).not_to_have_class(re.compile(r"\bsearched\b"))
+    assert dropzone.bounding_box()["height"] == pytest.approx(before, abs=2)
+
+
+def test_a_failed_search_leaves_no_earlier_photo(page, data_dir):
+    """A refused query (not an image, an address that is not one, a file the server cannot read) shows its message
+    alone: the previous photo's preview and matches are gone, and "Search again" has nothing to repeat."""
+    page.goto("/search")
+    preview, cards, error = page.locator("#preview"), page.locator("#matches li.match"), page.locator("#search-error")
+    again = page.locator("#search-again")
+    refusals = [
+        lambda: page.set_input_files("#photo", files=[{"name": "notes.txt", "mimeType": "text/plain",
+                                                       "buffer": b"hello"}]),
+        lambda: (page.fill("#image-url", "cat.jpg"), page.click("#url-search")),
+        lambda: page.set_input_files("#photo", files=[{"name": "broken.jpg", "mimeType": "image/jpeg",
+                                                       "buffer": b"\xff\xd8\xff this is not really a jpeg"}]),
+    ]
+    for i, refuse in enumerate(refusals):
+        page.set_input_files("#photo", str(_query_photo(data_dir, "sunflower")))
+        expect(cards).to_have_count(10)
+        expect(page.locator("#preview-img")).to_be_visible()
+        refuse()
+        expect(error).to_be_visible()
+        expect(preview).to_be_hidden()
+        expect(cards).to_have_count(0)
+        expect(again).to_be_disabled()
+        assert page.locator("#preview-img").get_attribute("src") is None, i
+        if i == 0:
+            shot(page, "search-refused-after-a-photo")
+    page.watch.expected_errors(r"status of 400")
+
+
+def test_similarity_is_shown_as_it_is(page, app, data_dir):
+    """A similarity just under 1 never shows as 100%: the pages use one rule, in common.js and the Jinja filter."""
+    from marconi.web import percent
+
+    page.goto("/search")
+    values = [0, 0.003, 0.42, 0.8712, 0.9949, 0.995, 0.9956, 0.9994, 0.9995, 0.99999, 1]
+    shown = page.evaluate("xs => xs.map(window.Marconi.percent)", values)
+    assert shown == ["0%", "<1%", "42%", "87%", "99%", "99.5%", "99.6%", "99.9%", ">99.9%", ">99.9%", "100%"]
+    assert shown == [percent(v) for v in values]
+
+    # A photo of the collection itself: the best match is (nearly) identical, shown as what the API says.
+    indexed = sorted((data_dir / "images" / "caltech101" / "sunflower").glob("*.jpg"))[0]
+    with page.expect_response(_is_search) as answer:
+        page.set_input_files("#photo", str(indexed))
+    matches = answer.value.json()["matches"]
+    cards = page.locator("#matches li.match")
+    expect(cards).to_have_count(10)
+    for card, m in zip(cards.all()[:3], matches[:3], strict=True):
+        expect(card.locator(".sim")).to_have_text(f"{percent(m['similarity'])} similar")
+        if m["similarity"] < 1:
+            expect(card.locator(".sim")).not_to_have_text("100% similar")
+
+
+def test_the_hidden_camera_input_is_out_of_the_tab_order(page):
+    """The camera button shows only with a touch screen; elsewhere its hidden input takes no Tab stop either."""
+    page.goto("/search")
+    page.locator("#photo").focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.id")
+    if page.kind == "phone":
+        assert focused == "camera"
+        expect(page.locator("label[for=camera]")).to_be_visible()
+    else:
+        assert focused != "camera", focused
+        assert page.evaluate("getComputedStyle(document.getElementById('camera')).display") == "none"
+        expect(page.locator("label[for=camera]")).to_be_hidden()
+
+
+def test_unknown_addresses_get_a_page_or_json(page):
+    """A browser gets an HTML 404 page in words for people; under /api/ the answer is JSON."""
+    response = page.goto("/no/such/page")
+    assert response.status == 404 and response.headers["content-type"].startswith("text/html")
+    expect(page.locator("h1")).to_have_text("Not found")
+    expect(page.locator("#error-message")).to_contain_text("There is no page at this address")
+    expect(page.get_by_role("link", name="the home page")).to_be_visible()
+    no_horizontal_scroll(page)
+    shot(page, "not-found")
+    response = page.goto("/api/no/such/thing")
+    assert response.status == 404 and response.headers["content-type"].startswith("application/json")
+    assert response.json()["status"] == 404
+    page.watch.expected_errors(r"status of 404")
+
+
+_REPR = re.compile(r"\{'|PosixPath\(|datetime\.(datetime|date)\(|site-packages|/home/|/root/|/usr/|/tmp/")
+
+
+def test_status_shows_no_reprs_or_server_paths(page, app):
+    """The status page and /api/status show run parameters in words, with no Python reprs and no file paths (the
+    image run's stored parameters do name where its weights were loaded from: they are left as they are)."""
+    import json
+
+    import sqlalchemy as sa
+
+    with app.extensions["marconi.engine"].connect() as conn:
+        stored = conn.execute(sa.text("SELECT params::text FROM model_runs WHERE kind = 'images' "
+                                      "AND status = 'serving'")).scalar()
+    assert stored and "loaded_from" in stored and re.search(r'"/[^"]+/', stored), stored  # a path is stored
+
+    body = page.goto("/api/status").text()
+    assert not _REPR.search(body), _REPR.search(body)
+    strings = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, str):
+            strings.append(v)
+
+    walk(json.loads(body))
+    assert not [s for s in strings if re.search(r"(^|\s)/\S+/", s)], strings
+
+    page.goto("/status")
+    for details in page.locator("details").all():
+        details.locator("summary").click()
+    text = page.locator("main").inner_text()
+    assert not _REPR.search(text), _REPR.search(text)
+    expect(page.locator("#run-images")).to_contain_text("loaded from")
+    no_horizontal_scroll(page)
+    shot(page, "status-details")
+
+
+def _axe(page) -> list[dict]:
+    """Run axe-core on the page; return its violations: rule, impact, help and up to five offending nodes."""
+    page.add_script_tag(path=str(AXE))
+    return page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+        .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                    nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))""")
+
+
+def test_pages_pass_an_accessibility_check(page, app, data_dir):
+    """axe-core finds no serious or critical violations on any page, before and after a search or a radio; the
+    moderate and minor ones are written to test-artifacts/axe/ for reading."""
+    import json
+
+    if not AXE.exists():
+        pytest.skip(f"{AXE} is missing: run scripts/install-browser.sh (installs the pinned axe-core from npm)")
+    seed, _ = _two_seeds(app)
+    states = {
+        "home": lambda: page.goto("/"),
+        "search": lambda: page.goto("/search"),
+        "search-results": lambda: (page.goto("/search"),
+                                   page.set_input_files("#photo", str(_query_photo(data_dir))),
+                                   expect(page.locator("#matches li.match")).to_have_count(10)),
+        "search-error": lambda: (page.goto("/search"),
+                                 page.set_input_files("#photo", files=[{"name": "notes.txt",
+                                                                        "mimeType": "text/plain", "buffer": b"x"}]),
+                                 expect(page.locator("#search-error")).to_be_visible()),
+        "image": lambda: page.goto(f"/images/{_first_image_id(app)}/page"),
+        "radio": lambda: page.goto("/radio"),
+        "radio-playlist": lambda: (page.goto(f"/radio?seed={seed['key']}&size=5"),
+                                   expect(page.locator("#playlist li.song")).to_have_count(5)),
+        "status": lambda: (page.goto("/status"), [d.locator("summary").click()
+                                                  for d in page.locator("details").all()]),
+        "not-found": lambda: page.goto("/no/such/page"),
+    }
+    found = {}
+    for name, visit in states.items():
+        visit()
+        found[name] = _axe(page)
+    AXE_REPORTS.mkdir(parents=True, exist_ok=True)
+    (AXE_REPORTS / f"violations-{page.kind}.json").write_text(json.dumps(found, indent=1))
+    serious = {name: [v for v in vs if v["impact"] in ("serious", "critical")] for name, vs in found.items()}
+    assert not any(serious.values()), {k: v for k, v in serious.items() if v}
+    page.watch.expected_errors(r"status of 404")

@@ -231,3 +231,68 @@ def test_radio_page_export_buttons(client):
     formats = [b["data-format"] for b in page.find("button") if b.get("data-format")]
     assert formats == ["xspf", "jspf", "m3u8"]
     assert page.find(id="save-spotify") == []
+
+
+def test_percent_never_rounds_up_to_100():
+    """A share just under 1 shows with one decimal (0.9956 is 99.6%, not 100%); 100% is exactly 1 (search.js's
+    twin is checked in the browser tests)."""
+    from marconi.web import percent
+
+    shown = [percent(v) for v in (None, 0.003, 0.42, 0.9949, 0.995, 0.9956, 0.9995, 0.99999, 1.0, 1.2)]
+    assert shown == ["0%", "<1%", "42%", "99%", "99.5%", "99.6%", ">99.9%", ">99.9%", "100%", "100%"]
+
+
+def test_without_paths_keeps_file_names_and_urls():
+    from marconi.api.health import without_paths
+
+    run = {"encoder": {"weights": {"loaded_from": {"file": "/srv/venv/lib/python3.11/site-packages/m/lite0.pth",
+                                                   "package": "efficientnet==0.1"},
+                                   "source": "https://github.com/x/y/releases/w.pth"}},
+           "note": "read /data/images/cat.jpg", "dims": [1, 2], "root": "/"}
+    assert without_paths(run) == {
+        "encoder": {"weights": {"loaded_from": {"file": "lite0.pth", "package": "efficientnet==0.1"},
+                                "source": "https://github.com/x/y/releases/w.pth"}},
+        "note": "read cat.jpg", "dims": [1, 2], "root": "/"}
+
+
+def test_status_shows_parameters_in_words_without_paths(client, monkeypatch):
+    """Nested run parameters show as names and values (never a Python dict or a datetime repr), and neither the page
+    nor /api/status shows where the server keeps its files; what is stored is not changed."""
+    from datetime import UTC, datetime
+
+    import marconi.api.health as health
+
+    real = health.status_report
+
+    def with_an_image_run(conn):
+        report = real(conn)
+        report["serving"]["images"] = {
+            "id": 7, "kind": "images", "model": "efficientnet-lite0", "dims": 64, "n_vectors": 90,
+            "status": "serving", "started_at": datetime(2026, 1, 2, 3, 4, tzinfo=UTC).isoformat(), "finished_at": None,
+            "params": {"encoder": {"name": "efficientnet-lite0", "compiled": False, "input_size": [224, 224],
+                                   "weights": {"loaded_from": {"file": "/opt/venv/lib/python3.11/site-packages/"
+                                                                       "efficientnet/lite0.pth"}}},
+                       "pca_dims": 64},
+            "metrics": {"calibration": {"threshold": 0.712345678, "n": 1200}}}
+        return report
+
+    monkeypatch.setattr(health, "status_report", with_an_image_run)
+    api = client.get("/api/status").get_data(as_text=True)
+    assert "site-packages" not in api and "/opt/" not in api and "lite0.pth" in api
+    html, _ = get_page(client, "/status")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    for repr_ in ("{'", "{&#39;", "datetime.", "PosixPath", "site-packages", "/opt/", "True", "False"):
+        assert repr_ not in html, repr_
+    assert "loaded from file lite0.pth" in text and "input size 224, 224" in text and "compiled no" in text
+    assert "threshold 0.7123" in text and "n 1,200" in text and "2026-01-02 03:04 UTC" in text
+
+
+def test_unknown_addresses_get_a_page_in_a_browser_and_json_under_api(client):
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = client.get("/no/such/page", headers=html)
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "There is no page at this address" in text and "openapi" not in text.split("<footer")[0]
+    api = client.get("/api/no/such/thing", headers=html)
+    assert api.status_code == 404 and api.mimetype == "application/json"
+    assert api.get_json()["error"].startswith("no such endpoint")

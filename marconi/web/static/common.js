@@ -11,6 +11,22 @@
     }
   }
 
+  /** What to tell people about a failed answer. A refusal (4xx) carries the API's own message, which says what to
+      change; a server failure (5xx) gets a plain "try again" (its details, such as a database address, are for the
+      logs), with the request id to quote if it keeps happening. */
+  function problemMessage(status, body) {
+    const rid = body && body.request_id ? ` If it keeps happening, report request id ${body.request_id}.` : "";
+    if (status === 413) return "That file is too large for the server: choose a smaller one.";
+    if (status === 429) return "Too many requests just now. Wait a moment and try again.";
+    if (status >= 500) {
+      return status === 503 ? `Marconi cannot answer right now. Try again in a few seconds.${rid}`
+        : `Something went wrong on the server. Try again.${rid}`;
+    }
+    if (body && body.error) return String(body.error);
+    return status === 404 ? "Not found: the page asked for something that does not exist."
+      : "The server could not handle this request. Reload the page and try again.";
+  }
+
   /** Fetch JSON; resolve with the parsed body on 2xx, reject with an ApiProblem otherwise. */
   async function fetchJSON(url, options) {
     let response;
@@ -25,11 +41,7 @@
     if (type.includes("json")) {
       try { body = await response.json(); } catch (_) { body = null; }
     }
-    if (!response.ok) {
-      let message = body && body.error ? body.error : `The server answered ${response.status} ${response.statusText}.`;
-      if (response.status === 413 && !(body && body.error)) message = "That file is too large for the server.";
-      throw new ApiProblem(message, response.status, body);
-    }
+    if (!response.ok) throw new ApiProblem(problemMessage(response.status, body), response.status, body);
     if (body === null) throw new ApiProblem("The server sent an answer this page cannot read.", response.status);
     return body;
   }
@@ -62,9 +74,16 @@
     return wrapped;
   }
 
-  /** "87%" from 0.8712. */
+  /** A share in [0, 1] as a percentage that never claims more than it is: "87%" from 0.8712; one decimal from 99.5%
+      ("99.6%" from 0.9956, which whole numbers would round up to 100%); ">99.9%" just below 1; "100%" only for
+      exactly 1; "<1%" for a small non-zero share. The pages' Jinja filter `percent` follows the same rule. */
   function percent(x) {
-    return `${Math.round(Math.max(0, Math.min(1, Number(x) || 0)) * 100)}%`;
+    const v = Math.max(0, Math.min(1, Number(x) || 0));
+    if (v === 1) return "100%";
+    if (v >= 0.9995) return ">99.9%";
+    if (v >= 0.995) return `${(v * 100).toFixed(1)}%`;
+    if (v > 0 && v < 0.005) return "<1%";
+    return `${Math.round(v * 100)}%`;
   }
 
   /** "1.2 MB" from a byte count. */

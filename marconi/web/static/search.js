@@ -53,6 +53,42 @@
     showError(errorBox, "");
   }
 
+  /** Take the photo away from beside the results (nothing is being searched). */
+  function clearPreview() {
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = null;
+    offerRegion(false);
+    previewImg.onload = null;
+    previewImg.onerror = null;
+    previewImg.removeAttribute("src");
+    previewImg.alt = "Your photo";
+    previewCaption.textContent = "";
+    preview.hidden = true;
+    layout.classList.remove("has-preview");
+  }
+
+  /** A query refused (by this page or the server): say why, and leave no earlier photo or results beside the
+      message, which would read as the answer to it. The upload panel opens again for the next try. */
+  function refuse(message) {
+    clearResults();
+    clearPreview();
+    current = null;
+    againButton.disabled = true;
+    form.classList.remove("searched");
+    statusLine.textContent = "";
+    showError(errorBox, message);
+  }
+
+  /** After a new query's answer: bring the results into view when they start low on the screen (on a phone the
+      form and the photo fill the first screen) or above it. */
+  function revealResults() {
+    const first = grid.firstElementChild || results;
+    const top = first.getBoundingClientRect().top;
+    if (top > window.innerHeight * 0.6 || results.getBoundingClientRect().top < 0) {
+      results.scrollIntoView({ block: "start" });
+    }
+  }
+
   /** Shrink big photos in the browser (keeps uploads from phones fast); fall back to the original.
       Resolves to {blob, width, height}: the size of what is sent (null for the original, which the preview shows). */
   async function prepare(file) {
@@ -186,8 +222,7 @@
     remember(null);
     offerRegion(false);
     if (!looksLikeImage(file)) {
-      statusLine.textContent = "";
-      showError(errorBox, `“${file.name || "That file"}” is not an image. Choose a photo (JPEG, PNG, WebP…).`);
+      refuse(`“${file.name || "That file"}” is not an image. Choose a photo (JPEG, PNG, WebP…).`);
       return;
     }
     if (previewUrl) URL.revokeObjectURL(previewUrl);
@@ -210,18 +245,18 @@
     statusLine.textContent = "Preparing your photo…";
     const { blob, width, height } = await prepare(file);
     if (blob.size > maxBytes) {
-      statusLine.textContent = "";
-      showError(errorBox, `That photo is ${filesize(blob.size)}; the limit is ${filesize(maxBytes)}.`);
+      refuse(`That photo is ${filesize(blob.size)}; the limit is ${filesize(maxBytes)}.`);
       return;
     }
     const name = blob === file ? (file.name || "photo") : (file.name || "photo").replace(/\.[^.]*$/, "") + ".jpg";
     current = { blob, name, width, height };
     offerRegion(true);
     againButton.disabled = false;
-    search();
+    search({ reveal: true });
   }
 
-  async function search() {
+  /** Search for the current query; `reveal`: a new query, whose results are scrolled into view when off-screen. */
+  async function search({ reveal = false } = {}) {
     if (!current) return;
     if (inFlight) inFlight.abort();
     const controller = new AbortController();
@@ -254,9 +289,14 @@
     try {
       const body = await fetchJSON(target, request);
       render(body);
+      if (reveal) revealResults();
     } catch (err) {
       if (err.name === "AbortError") return;
-      clearResults();
+      if (err.status >= 400 && err.status < 500) {
+        refuse(err.message); // this query will not work: nothing of it (or of an earlier one) stays on the page
+        return;
+      }
+      clearResults(); // the server or the network failed: keep the photo, "Search again" retries it
       statusLine.textContent = "";
       showError(errorBox, err.message);
     } finally {
@@ -284,6 +324,7 @@
     ].filter(Boolean);
     const credit = m.author || m.attribution;
     const sim = Math.max(0, Math.min(1, m.similarity || 0));
+    const width = `${(sim * 100).toFixed(1)}%`;
     return el("li", { class: "match", "data-id": m.id }, [
       el("a", { class: "thumb", href: imagePage(m.id),
         "aria-label": `${label} (image ${m.id}): tags and similar images` }, [
@@ -294,7 +335,7 @@
       el("div", { class: "body" }, [
         el("h3", {}, label),
         el("span", { class: "sim" }, `${percent(sim)} similar`),
-        el("div", { class: "sim-bar", "aria-hidden": "true" }, [el("span", { style: `width:${percent(sim)}` })]),
+        el("div", { class: "sim-bar", "aria-hidden": "true" }, [el("span", { style: `width:${width}` })]),
         m.description ? el("p", { class: "desc" }, m.description) : null,
         m.tags && m.tags.length ? el("p", { class: "tags", "aria-label": "Tags" }, m.tags.join(" · ")) : null,
         credit ? el("p", { class: "credit" }, credit) : null,
@@ -322,7 +363,7 @@
     layout.classList.add("has-preview");
     current = { similar: m.id };
     againButton.disabled = false;
-    search();
+    search({ reveal: true });
     preview.scrollIntoView({ block: "nearest" });
   }
 
@@ -339,6 +380,7 @@
     confidenceBox.classList.toggle("warn", !body.confident);
     confidenceBox.hidden = false;
     grid.replaceChildren(...matches.map(card));
+    form.classList.toggle("searched", matches.length > 0);
     if (!matches.length) {
       statusLine.textContent = "No images to compare with yet.";
     } else if (body.confident) {
@@ -366,18 +408,13 @@
     clearResults();
     remember(text);
     if (!text) {
-      statusLine.textContent = "";
-      showError(errorBox, "Type a few words, for example 'a red car'.");
+      refuse("Type a few words, for example 'a red car'.");
       return;
     }
-    if (previewUrl) URL.revokeObjectURL(previewUrl);
-    previewUrl = null;
-    offerRegion(false);
-    preview.hidden = true;
-    layout.classList.remove("has-preview");
+    clearPreview();
     current = { text };
     againButton.disabled = false;
-    search();
+    search({ reveal: true });
   }
 
   /** Suggest words near the last word typed (GET /api/words/similar), as a datalist under the box. */
@@ -414,8 +451,7 @@
     clearResults();
     remember(null);
     if (!/^https?:\/\/\S+$/i.test(text)) {
-      statusLine.textContent = "";
-      showError(errorBox, "Enter the full address of an image, beginning with http or https.");
+      refuse("Enter the full address of an image, beginning with http or https.");
       return;
     }
     if (previewUrl) URL.revokeObjectURL(previewUrl);
@@ -436,7 +472,7 @@
     offerRegion(true);
     current = { url: text };
     againButton.disabled = false;
-    search();
+    search({ reveal: true });
   }
 
   if (urlInput && urlButton) {
