@@ -40,6 +40,7 @@
   const SHRINK_BYTES = 2e6;       // photos above this size, or
   const SHRINK_PIXELS = 2048 * 2048; // above this many pixels, are shrunk before upload
   const SHRINK_SIDE = 1600;
+  const REVEAL_PX = 160;          // a first match showing less than this much of itself is scrolled into view
 
   let current = null;      // {blob, name, width, height}, {url} or {similar: image id} being searched
   let region = null;       // the box drawn on the photo, as fractions {x, y, w, h} of it; null: the whole photo
@@ -79,12 +80,11 @@
     showError(errorBox, message);
   }
 
-  /** After a new query's answer: bring the results into view when they start low on the screen (on a phone the
-      form and the photo fill the first screen) or above it. */
+  /** After a new query's answer: bring the results into view when the first match starts below the first screen
+      or close to its bottom (on a phone the form and the photo fill it), or when they start above it. */
   function revealResults() {
     const first = grid.firstElementChild || results;
-    const top = first.getBoundingClientRect().top;
-    if (top > window.innerHeight * 0.6 || results.getBoundingClientRect().top < 0) {
+    if (first.getBoundingClientRect().top > window.innerHeight - REVEAL_PX || results.getBoundingClientRect().top < 0) {
       results.scrollIntoView({ block: "start" });
     }
   }
@@ -340,7 +340,7 @@
         m.tags && m.tags.length ? el("p", { class: "tags", "aria-label": "Tags" }, m.tags.join(" · ")) : null,
         credit ? el("p", { class: "credit" }, credit) : null,
         links.length ? el("p", { class: "links" }, links) : null,
-        el("button", { class: "button small more-like", type: "button", "aria-label": `More like ${label} (image ${m.id})`,
+        el("button", { class: "button small more-like", type: "button", "aria-label": `More like this: ${label} (image ${m.id})`,
           onclick: () => moreLike(m, label) }, "More like this"),
       ]),
     ]);
