@@ -24,11 +24,11 @@ import sqlalchemy as sa
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.exceptions import SpotifyException, SpotifyOauthError
 from spotipy.oauth2 import SpotifyClientCredentials
-from tqdm import tqdm
 
 from marconi.db import scrape
 from marconi.db.playlists import Playlist, upsert_playlists
 from marconi.db.tracks import Track, upsert_tracks
+from marconi.progress import progress as progress_bar
 from scrapers import bounded_map, finish_summary
 from scrapers.config import ScraperConfig
 from scrapers.http import ScraperSession
@@ -229,8 +229,8 @@ def discover(engine: sa.Engine, client: SpotifyClient, max_playlists: int = 1000
     failed_now: set[str] = set()
     in_a_row = 0
     last_word = None
-    bar = tqdm(total=max_playlists, initial=min(have, max_playlists), unit="playlist", desc="discover",
-               disable=not progress)
+    bar = progress_bar(total=max_playlists, initial=min(have, max_playlists), unit="playlist", desc="discover",
+                       enabled=progress)
     try:
         while True:
             with engine.begin() as conn:
@@ -307,7 +307,7 @@ def fetch_tracks(engine: sa.Engine, client: SpotifyClient, page_size: int = ITEM
     summary = {"playlists": 0, "fetched": 0, "skipped": 0, "failed": 0, "tracks": 0, "skipped_null_tracks": 0,
                "skipped_local_files": 0, "skipped_other_items": 0, "not_found": 0, "forbidden": 0, "stopped": None}
     in_a_row = 0
-    bar = tqdm(total=len(todo), unit="playlist", desc="tracks", disable=not progress)
+    bar = progress_bar(total=len(todo), unit="playlist", desc="tracks", enabled=progress)
     try:
         for row, result in bounded_map(lambda r: fetch_playlist(client, r["playlist_id"], page_size), todo,
                                        concurrency):

@@ -14,9 +14,9 @@ import time
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
-from tqdm import tqdm
 
 from marconi.db import scrape
+from marconi.progress import progress as progress_bar
 from scrapers import finish_summary
 from scrapers.http import ScraperSession, get_json
 
@@ -117,7 +117,8 @@ def scrape_classes(engine: sa.Engine, session: ScraperSession, endpoint: str, li
     summary = {"pages": 0, "classes": 0, "failed": 0, "stopped": None}
     with engine.connect() as conn:
         have = scrape.class_count(conn)
-    bar = tqdm(total=limit, initial=min(have, limit), unit="class", desc="wikidata classes", disable=not progress)
+    bar = progress_bar(total=limit, initial=min(have, limit), unit="class", desc="wikidata classes",
+                       enabled=progress)
     try:
         while True:
             with engine.connect() as conn:

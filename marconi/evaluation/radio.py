@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from tqdm import tqdm
 
 from marconi.db import playlists as playlists_db
 from marconi.db import tracks as tracks_db
 from marconi.importers import ImportFormatError
 from marconi.importers.playlists import read_yes_playlists
+from marconi.progress import progress as progress_bar
 from marconi.recommenders import Recommender
 from marconi.recommenders.cooccurrence import Cooccurrence
 from marconi.recommenders.counts import PlaylistCounts
@@ -97,7 +97,7 @@ def evaluate(recommender: Recommender, pairs: list[tuple[str, str]], holdout: li
     hr10 = hr50 = mrr = 0.0
     in_top10: Counter = Counter()
     jaccards: list[float] = []
-    for cur, nxt in tqdm(pairs, desc=f"{name}: next song", disable=not progress, leave=False):
+    for cur, nxt in progress_bar(pairs, desc=f"{name}: next song", enabled=progress, leave=False):
         recs = rec([cur], 50)
         in_top10.update(set(recs[:10]))
         if tags and cur in tags:
@@ -109,7 +109,7 @@ def evaluate(recommender: Recommender, pairs: list[tuple[str, str]], holdout: li
             mrr += 1.0 / rank
     radios = [p for p in holdout if len(p) >= 5]
     recall = 0.0
-    for p in tqdm(radios, desc=f"{name}: radio", disable=not progress, leave=False):
+    for p in progress_bar(radios, desc=f"{name}: radio", enabled=progress, leave=False):
         seeds = list(dict.fromkeys(p[:3]))
         targets = set(p[3:]) - set(seeds)
         if targets:

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
-from tqdm import tqdm
 
 from marconi.db.playlists import Playlist, upsert_playlists
 from marconi.db.tags import replace_track_tags
 from marconi.db.tracks import Track, upsert_tracks
 from marconi.errors import BadRequest
 from marconi.importers import ImportFormatError, printable_path, storable_text, text_lines, utf8_text
+from marconi.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def import_playlists(engine: sa.Engine, path: Path, format: str = "yes", source:
     else:
         raise ValueError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
     summary = ImportSummary(tracks=len(tracks))
-    bar = tqdm(total=total, unit="playlist", desc="importing", disable=not progress)
+    bar = progress_bar(total=total, unit="playlist", desc="importing", enabled=progress)
     # one transaction for the whole file: a bad line, an error or a kill at any point leaves the database as it was
     with engine.begin() as conn:
         for i in range(0, len(tracks), 20000):

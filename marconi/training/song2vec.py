@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 import sqlalchemy as sa
-from tqdm import tqdm
 
 from marconi import runs
 from marconi.config import Config
@@ -38,6 +37,7 @@ from marconi.db import artists as artists_db
 from marconi.db import playlists as playlists_db
 from marconi.db import tags as tags_db
 from marconi.db.cube import CUBE_MAX_DIM, to_cube, to_vector
+from marconi.progress import progress as progress_bar
 from marconi.recommenders.exposure import calibration_candidates, exposure_offsets
 from marconi.recommenders.neighbours import cooccurrence_counts, top_neighbours
 from marconi.recommenders.pooled import pooled_vectors
@@ -115,10 +115,10 @@ def sentences(conn: sa.Connection, p: SongParams) -> tuple[list[list[str]], dict
 
 
 class _EpochBar:
-    """gensim callback that advances a tqdm bar per epoch."""
+    """gensim callback that advances a progress bar (log lines off a terminal) per epoch."""
 
     def __init__(self, epochs: int, enabled: bool):
-        self.bar = tqdm(total=epochs, unit="epoch", desc="training song2vec", disable=not enabled)
+        self.bar = progress_bar(total=epochs, unit="epoch", desc="training song2vec", enabled=enabled)
 
     def on_epoch_begin(self, model):  # noqa: D401 - gensim callback protocol
         pass
