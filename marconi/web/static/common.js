@@ -19,7 +19,12 @@
     if (status === 413) return "That file is too large for the server: choose a smaller one.";
     if (status === 429) return "Too many requests just now. Wait a moment and try again.";
     if (status >= 500) {
-      return status === 503 ? `Marconi cannot answer right now. Try again in a few seconds.${rid}`
+      const code = body && body.code;
+      if (code === "database_unavailable" || code === "database_timeout") {
+        return `Marconi's database is busy or unreachable. Try again in a few seconds.${rid}`;
+      }
+      // e.g. a model or word list not installed on this server: the administrator's details are in the logs
+      return status === 503 ? `This is not available on this server right now.${rid}`
         : `Something went wrong on the server. Try again.${rid}`;
     }
     if (body && body.error) return String(body.error);
