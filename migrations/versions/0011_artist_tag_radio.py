@@ -157,15 +157,21 @@ AS $$
                  - CASE WHEN m.variety > 0 THEN m.variety * sv.hub ELSE 0 END
                  + CASE WHEN own.yes OR (m.own > 0 AND tagged.name IS NOT NULL) THEN m.own ELSE 0 END AS score,
                CASE WHEN run.blend > 0 AND co.weight >= 0.01 THEN co.because END AS because
-        FROM (SELECT k.track_id FROM knn k UNION SELECT co.track_id FROM co
-              UNION SELECT b.track_id FROM by_asked b) cand
-        JOIN song_vectors sv ON sv.track_id = cand.track_id
+        FROM (  -- each candidate once, with its co-occurrence weight (grouped here: a join to co, hash joins off,
+                -- would scan co once per candidate)
+            SELECT c.track_id, max(c.weight) AS weight, max(c.because) AS because
+            FROM (SELECT k.track_id, NULL::float8 AS weight, NULL::text AS because FROM knn k
+                  UNION ALL SELECT x.track_id, x.weight, x.because FROM co x
+                  UNION ALL SELECT b.track_id, NULL, NULL FROM by_asked b) c
+            GROUP BY c.track_id) co
+        JOIN song_vectors sv ON sv.track_id = co.track_id
         JOIN run ON run.id = sv.run_id
         JOIN tracks t ON t.id = sv.track_id
-        LEFT JOIN co ON co.track_id = sv.track_id
         CROSS JOIN q CROSS JOIN m
-        CROSS JOIN LATERAL (SELECT marconi_fold(btrim(t.artist)) IN (SELECT o.folded FROM own_artists o)
-                            AS yes) own
+        CROSS JOIN LATERAL (  -- folding every candidate's artist costs a function call each: only when it counts
+            SELECT CASE WHEN m.own <> 0 OR EXISTS (SELECT 1 FROM asked_artists)
+                        THEN marconi_fold(btrim(t.artist)) IN (SELECT o.folded FROM own_artists o)
+                        ELSE false END AS yes) own
         LEFT JOIN LATERAL (SELECT g.name FROM track_tags tt JOIN asked_tags g ON g.id = tt.tag_id
                            WHERE tt.track_id = t.id ORDER BY g.name LIMIT 1) tagged ON true
         WHERE NOT (t.key = ANY (coalesce(seed_keys, '{{}}')))
