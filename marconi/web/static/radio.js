@@ -562,7 +562,7 @@
         s.artist ? el("button", { type: "button", class: "button small skip-artist",
           "aria-label": `Skip artist: no more from ${s.artist}`,
           onclick: () => skip(s.artist, `all by ${s.artist}`, i) }, "Skip artist") : null,
-        el("button", { type: "button", class: "button small", "aria-label": `Start a new radio from ${name}`,
+        el("button", { type: "button", class: "button small", "aria-label": `Radio from this: ${name}`,
           onclick: () => regenerateFrom(s) }, "Radio from this"),
       ]),
     ]);
