@@ -1,5 +1,7 @@
 """The songs and radio HTTP API on a trained database: answers, pagination, and JSON errors (never a 500)."""
 
+from contextlib import contextmanager
+
 import pytest
 import sqlalchemy as sa
 
@@ -206,11 +208,9 @@ def test_migrations_downgrade_and_upgrade_again(new_database):
     eng.dispose()
 
 
-def test_a_radio_request_is_one_statement(client, app):
-    """Seeds, candidates, scores and the run label come from one statement (so from one model run)."""
-    import sqlalchemy as sa
-
-    seed = _seed(client, "halo")
+@contextmanager
+def _statements_sent(app):
+    """Yield the list of SQL statements the app sends while the block runs."""
     statements = []
 
     def count(conn, cursor, statement, parameters, context, executemany):
@@ -219,9 +219,16 @@ def test_a_radio_request_is_one_statement(client, app):
     engine = app.extensions["marconi.engine"]
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
-        r = client.post("/api/radio", json={"seeds": [seed], "size": 10, "variety": 0.25, "exclude": ["x:1", "Drake"]})
+        yield statements
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_radio_request_is_one_statement(client, app):
+    """Seeds, candidates, scores and the run label come from one statement (so from one model run)."""
+    seed = _seed(client, "halo")
+    with _statements_sent(app) as statements:
+        r = client.post("/api/radio", json={"seeds": [seed], "size": 10, "variety": 0.25, "exclude": ["x:1", "Drake"]})
     assert r.status_code == 200 and r.get_json()["size"] == 10
     assert len(statements) == 1, statements
 
@@ -278,18 +285,7 @@ def test_artist_and_tag_suggestions(client):
 
 
 def test_an_artist_radio_is_one_statement(client, app):
-    import sqlalchemy as sa
-
-    statements = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    engine = app.extensions["marconi.engine"]
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
+    with _statements_sent(app) as statements:
         for body in ({"prompt": "artist:(Madonna) tag:rock #mode hard", "size": 10}, {"artists": ["Madona"]}):
             client.post("/api/radio", json=body)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
     assert len(statements) == 2, statements
