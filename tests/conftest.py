@@ -6,6 +6,7 @@ The schema comes from the Alembic migrations, applied once to a template databas
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -36,11 +37,21 @@ def data_dir(base_config) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_server():
-    """Start an embedded PostgreSQL for the session; yield (pgdata, url of the 'postgres' db)."""
+    """Start a PostgreSQL for the session; yield (pgdata, url of the 'postgres' db).
+
+    The embedded server, or with ``MARCONI_TEST_PG_BIN`` (a directory holding initdb and pg_ctl) a fresh cluster of
+    that installation, e.g. Debian's PostgreSQL 15 without pgvector (tests/servers.py).
+    """
     root = Path(tempfile.mkdtemp(prefix="marconi-test-"))
     root.chmod(0o755)
-    pgdata = root / "pgdata"
-    url = embedded.ensure_server(pgdata, dbname="marconi_template")
+    bindir = os.environ.get("MARCONI_TEST_PG_BIN")
+    if bindir:
+        import servers
+
+        pgdata, url = servers.start_cluster(Path(bindir), root, dbname="marconi_template")
+    else:
+        pgdata = root / "pgdata"
+        url = embedded.ensure_server(pgdata, dbname="marconi_template")
     fast = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://"), isolation_level="AUTOCOMMIT",
                             poolclass=sa.NullPool)
     with fast.connect() as conn:  # a throwaway test cluster: durability buys nothing, shutdown gets much faster
@@ -53,7 +64,12 @@ def pg_server():
     template_engine.dispose()
     base = with_database(url, "postgres")
     yield pgdata, base
-    embedded.stop(pgdata)
+    if bindir:
+        import servers
+
+        servers.stop_cluster(Path(bindir), pgdata)
+    else:
+        embedded.stop(pgdata)
     shutil.rmtree(root, ignore_errors=True)
 
 
