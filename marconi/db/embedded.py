@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -143,11 +144,21 @@ def _is_postmaster(psutil, pid: int) -> bool:
 
 
 def stop(pgdata: Path) -> bool:
-    """Stop the embedded server in ``pgdata``; return False when it was not running."""
+    """Stop the embedded server in ``pgdata``; return False when it was not running.
+
+    A fast shutdown that does not finish within pg_ctl's wait (a loaded machine, a server still starting up after a
+    crash) is followed by an immediate one: the next start recovers from the WAL, as after a power cut.
+    """
     pgdata = Path(pgdata)
     if not status(pgdata)["running"]:
         return False
-    _pg_ctl(pgdata, ["-m", "fast", "-w", "stop"])
+    try:
+        _pg_ctl(pgdata, ["-m", "fast", "-w", "stop"])
+    except subprocess.CalledProcessError:
+        if not status(pgdata)["running"]:  # it finished stopping meanwhile
+            return True
+        log.warning("the embedded PostgreSQL in %s did not stop in time; stopping it immediately", pgdata)
+        _pg_ctl(pgdata, ["-m", "immediate", "-w", "stop"])
     return True
 
 
