@@ -46,9 +46,9 @@ def pg_server():
     root.chmod(0o755)
     bindir = os.environ.get("MARCONI_TEST_PG_BIN")
     if bindir:
-        import servers
+        from servers import start_cluster, stop_cluster
 
-        pgdata, url = servers.start_cluster(Path(bindir), root, dbname="marconi_template")
+        pgdata, url = start_cluster(Path(bindir), root, dbname="marconi_template")
     else:
         pgdata = root / "pgdata"
         url = embedded.ensure_server(pgdata, dbname="marconi_template")
@@ -65,9 +65,7 @@ def pg_server():
     base = with_database(url, "postgres")
     yield pgdata, base
     if bindir:
-        import servers
-
-        servers.stop_cluster(Path(bindir), pgdata)
+        stop_cluster(Path(bindir), pgdata)
     else:
         embedded.stop(pgdata)
     shutil.rmtree(root, ignore_errors=True)
