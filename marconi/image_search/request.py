@@ -64,7 +64,7 @@ class JsonSearch(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True,
                               json_schema_extra={"example": {"text": "a vehicle with two wheels", "k": 10}})
 
-    # Any: marconi.fetch.check_url says what is wrong with a bad URL, with the code bad_url, whatever its type.
+    # Any: marconi.url_rules.check_url says what is wrong with a bad URL, with the code bad_url, whatever its type.
     url: Any = None
     text: str | None = Field(None, max_length=MAX_QUERY_CHARS)
     k: int = Field(10, ge=1, le=MAX_K)

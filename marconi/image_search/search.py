@@ -257,7 +257,8 @@ class ImageSearcher:
 
     def fetch_url(self, url: str) -> bytes:
         """Fetch the image at ``url`` under marconi.fetch's rules (switch, deadline, size, allowed addresses)."""
-        from marconi.fetch import FetchError, fetch_image_bytes, parse_networks
+        from marconi.fetch import fetch_image_bytes
+        from marconi.url_rules import FetchError, parse_networks
 
         if not self.config.url_fetch:
             raise Forbidden("this server does not fetch URLs (MARCONI_URL_FETCH=0); upload the photo as multipart "

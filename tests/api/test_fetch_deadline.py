@@ -19,7 +19,8 @@ import requests
 from fakes.slow_http import SlowServer
 
 from marconi.api.openapi import response_schema
-from marconi.fetch import FetchError, fetch_image_bytes, parse_networks
+from marconi.fetch import fetch_image_bytes
+from marconi.url_rules import FetchError, parse_networks
 
 DEADLINE = 1.5
 MARGIN = 0.5  # scheduling slack on a busy machine: the cut-off itself happens at the deadline

@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 
 from marconi.api.openapi import response_schema
-from marconi.fetch import FetchError, address_allowed, check_url, fetch_image_bytes, parse_networks
+from marconi.fetch import fetch_image_bytes
+from marconi.url_rules import FetchError, address_allowed, check_url, parse_networks
 
 LIMIT = 200_000
 TIMEOUT = 1.5

@@ -7,7 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from marconi.fetch import FetchError, address_allowed, check_url, embedded_ipv4, fetch_image_bytes, parse_networks
+from marconi.fetch import fetch_image_bytes
+from marconi.url_rules import FetchError, address_allowed, check_url, embedded_ipv4, parse_networks
 
 LOOPBACK = parse_networks("127.0.0.1/32")
 
