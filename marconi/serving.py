@@ -49,8 +49,6 @@ def background_gunicorn(database_url: str, workers: int | None = None, connectio
 
     ``env`` adds environment variables (e.g. MARCONI_* settings). The server is stopped on exit.
     """
-    import requests
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -60,17 +58,24 @@ def background_gunicorn(database_url: str, workers: int | None = None, connectio
     proc = subprocess.Popen(args, cwd=IMPORT_ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not come up on {base} (exit code {proc.poll()})")
-            time.sleep(0.2)
+        wait_until_healthy(base, proc, ready_timeout)
         yield base
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def wait_until_healthy(base: str, proc: subprocess.Popen, timeout: float) -> None:
+    """Wait until ``base``/healthz answers 200; RuntimeError when ``proc`` (the server) exits or ``timeout`` passes."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(base + "/healthz", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not come up on {base} (exit code {proc.poll()})")
+        time.sleep(0.2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
 
 import sqlalchemy as sa
 from flask import Blueprint, jsonify
@@ -11,17 +10,11 @@ from flask import Blueprint, jsonify
 from marconi.api import engine
 from marconi.api.errors import RETRY_AFTER_S
 from marconi.db import migrate
+from marconi.db.runs import json_ready
 from marconi.db.status import counts, database_bytes
 from marconi.runs import KINDS, serving_run
 
 bp = Blueprint("health", __name__)
-
-
-def _plain(run: dict | None) -> dict | None:
-    """A run row with its timestamps as ISO strings (JSON's default would be an HTTP date)."""
-    if run is None:
-        return None
-    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in run.items()}
 
 
 # An absolute POSIX file path (not the path part of a URL): each directory, then the file name, captured.
@@ -58,7 +51,7 @@ def readiness(conn: sa.Connection) -> dict:
 
 def status_report(conn: sa.Connection) -> dict:
     """Return what is loaded (row counts), which model runs serve, and the database size in bytes."""
-    return {"counts": counts(conn), "serving": {kind: _plain(serving_run(conn, kind)) for kind in KINDS},
+    return {"counts": counts(conn), "serving": {kind: json_ready(serving_run(conn, kind)) for kind in KINDS},
             "database_bytes": database_bytes(conn)}
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
 import click
 
 from marconi.cli.context import Ctx, echo_json, pass_ctx
@@ -16,9 +14,9 @@ def status(c: Ctx, as_json: bool):
     """Where the database is, whether its schema is current, which kNN index serves, the serving model runs with
     their size and quality, and row counts. Runs left 'building' by a killed job are marked failed first."""
     from marconi.db import migrate
-    from marconi.db.runs import list_runs, serving_run
+    from marconi.db.runs import json_ready, list_runs, serving_run
     from marconi.db.status import counts, database_bytes, knn_paths
-    from marconi.runs import sweep_dead_builders
+    from marconi.runs import KINDS, sweep_dead_builders
 
     engine = c.engine  # not checked_engine(): an outdated schema is reported here, not refused
     current, head = migrate.revisions(engine)
@@ -30,9 +28,9 @@ def status(c: Ctx, as_json: bool):
     sweep_dead_builders(engine)
     with engine.connect() as conn:
         report |= {"database_bytes": database_bytes(conn), "knn": knn_paths(conn), "counts": counts(conn),
-                   "serving": {kind: _plain(serving_run(conn, kind)) for kind in ("songs", "images")}}
+                   "serving": {kind: json_ready(serving_run(conn, kind)) for kind in KINDS}}
         if as_json:
-            report["runs"] = [_plain(r) for r in list_runs(conn, 10)]
+            report["runs"] = [json_ready(r) for r in list_runs(conn, 10)]
     _print(report, as_json)
 
 
@@ -43,13 +41,6 @@ def _where(c: Ctx) -> str:
     if not c.config.database_url:
         return f"embedded PostgreSQL in {c.config.pgdata}"
     return sa.engine.make_url(c.config.database_url).render_as_string(hide_password=True)
-
-
-def _plain(run: dict | None) -> dict | None:
-    """A run with its timestamps as ISO strings."""
-    if run is None:
-        return None
-    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in run.items()}
 
 
 def _print(report: dict, as_json: bool) -> None:

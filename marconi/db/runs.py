@@ -8,6 +8,7 @@ lock for as long as it lives, so a ``building`` run whose lock is free belongs t
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
@@ -61,6 +62,14 @@ def run_by_id(conn: sa.Connection, run_id: int) -> dict | None:
     """Return one run as a dict, or None."""
     row = conn.execute(sa.text(f"SELECT {RUN_COLUMNS} FROM model_runs WHERE id = :i"), {"i": run_id}).mappings().first()
     return dict(row) if row else None
+
+
+def json_ready(run: dict | None) -> dict | None:
+    """A run as :func:`run_by_id` returns it, with its timestamps as ISO strings (JSON's default would be an HTTP
+    date); None stays None."""
+    if run is None:
+        return None
+    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in run.items()}
 
 
 def list_runs(conn: sa.Connection, limit: int = 20) -> list[dict]:

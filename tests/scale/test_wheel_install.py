@@ -28,6 +28,7 @@ from packaging.requirements import Requirement
 
 from marconi.config import REPO_ROOT
 from marconi.db.migrate import head_revision
+from marconi.serving import wait_until_healthy
 
 SOURCES = ("pyproject.toml", "README.md", "marconi", "scrapers", "migrations", "sql")
 PAGES = ("/", "/radio", "/search", "/status", "/api/openapi.json")
@@ -173,15 +174,10 @@ def test_installed_marconi_upgrades_a_database_and_serves_its_pages(installed, e
                               stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 45
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.2)
+        try:
+            wait_until_healthy(base, server, 45)
+        except RuntimeError as exc:
+            raise AssertionError((tmp_path / "serve.log").read_text()) from exc
         answers = {page: requests.get(base + page, timeout=30) for page in PAGES}
         assert {page: r.status_code for page, r in answers.items()} == dict.fromkeys(PAGES, 200)
         assert answers["/api/openapi.json"].json()["paths"]
