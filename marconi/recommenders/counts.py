@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from marconi.recommenders.neighbours import cooccurrence_counts
+
 
 @dataclass(frozen=True)
 class PlaylistCounts:
@@ -33,15 +35,6 @@ class PlaylistCounts:
                 seq.append(index[key])
             seqs.append(seq)
         n = len(keys)
-        popularity = np.zeros(n)
-        rows, cols = [], []
-        for seq in seqs:
-            for i, a in enumerate(seq):
-                popularity[a] += 1
-                for j in range(max(0, i - window), min(len(seq), i + window + 1)):
-                    if j != i:
-                        rows.append(a)
-                        cols.append(seq[j])
-        cooc = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n))
-        cooc.sum_duplicates()
+        popularity = np.bincount(np.fromiter((a for seq in seqs for a in seq), dtype=np.int64), minlength=n)
+        cooc = cooccurrence_counts(seqs, n, after=(1.0,) * window)  # the same counting the radio's neighbours use
         return cls(keys, index, popularity, cooc)
