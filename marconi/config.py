@@ -154,12 +154,22 @@ NETWORKS = Rule("a comma-separated list of networks such as '10.1.0.0/16,192.168
                 _networks_ok)
 
 
+def _postgres_urls_ok(value) -> bool:
+    return isinstance(value, tuple | list) and all(
+        isinstance(u, str) and u.startswith(("postgresql://", "postgres://")) for u in value)
+
+
+POSTGRES_URLS = Rule("a comma- or space-separated list of postgresql:// URLs",
+                     lambda s: tuple(s.replace(",", " ").split()), _postgres_urls_ok, tuple)
+
+
 # --------------------------------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class Config:
     """Settings for one Marconi process; see the README's configuration table (and ``SETTINGS`` below)."""
 
     database_url: str | None = None
+    database_replica_urls: tuple[str, ...] = ()  # hot standbys that serve the API's reads (marconi.db.replicas)
     home: Path = field(default_factory=_default_home)
     data_dir: Path | None = REPO_ROOT.parent / "shared" / "data" if REPO_ROOT else None  # installed: MARCONI_DATA_DIR
     device: str = "auto"
@@ -232,6 +242,7 @@ class Config:
 # field name → (environment variable, rule)
 SETTINGS: dict[str, tuple[str, Rule]] = {
     "database_url": ("DATABASE_URL", _text(optional=True)),
+    "database_replica_urls": ("DATABASE_REPLICA_URLS", POSTGRES_URLS),
     "home": ("MARCONI_HOME", _path()),
     "data_dir": ("MARCONI_DATA_DIR", _path(optional=True)),
     "device": ("MARCONI_DEVICE", _pattern(r"auto|cpu|cuda(:[0-9]+)?", "auto, cpu, cuda or cuda:N")),

@@ -23,7 +23,7 @@ def test_every_field_has_one_environment_variable():
     names = {f for f in Config.__dataclass_fields__}
     assert set(SETTINGS) == names
     assert len(ENV_VARS) == len(names)
-    assert all(var == "DATABASE_URL" or var.startswith("MARCONI_") for var in ENV_VARS)
+    assert all(var in ("DATABASE_URL", "DATABASE_REPLICA_URLS") or var.startswith("MARCONI_") for var in ENV_VARS)
 
 
 def test_environment_values_are_typed():
