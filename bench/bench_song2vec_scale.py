@@ -1,0 +1,168 @@
+"""Train song2vec on a synthetic corpus shaped like the Million Playlist Dataset, at a fraction of its size.
+
+The MPD has 1M playlists, 66M track occurrences and 2.26M distinct tracks; playlists hold 5..250 tracks (mean 66).
+At ``--scale s`` the corpus has s x 1M playlists whose lengths are log-normal (median 49, mean 66, clipped to
+5..250) and whose tracks are drawn independently from a Zipf-Mandelbrot popularity, p(rank r) ~ (r + 400 s)^-1.35
+over 4M s ranks: about 2.2M s distinct tracks, the most played in about 0.1% of all slots, about 45% of tracks seen
+once (dropped by min_count 2). The draws carry no co-occurrence structure: this measures cost, not quality.
+Playlists longer than the served ``max_playlist_length`` (200) are dropped, as training does.
+
+The corpus is written once per scale as a LineSentence file (one playlist a line) and streamed from disk. Each
+training runs in its own process so its peak RSS (``ru_maxrss``) is its own:
+
+* ``corpus_file``: gensim ``Word2Vec(corpus_file=...)``, every worker reading its own part of the file;
+* ``product``: the served path, ``marconi.training.song2vec.fit`` on the playlists held in RAM as lists of
+  strings (what ``sentences()`` builds from the database).
+
+Both use the served parameters (``SongParams()``: 64 dims, skip-gram, window 5, negative 10, ns_exponent 0,
+sample 0, min_count 2, 20 epochs, 2 workers) unless ``--epochs`` says fewer (cost per epoch is constant).
+
+Run by hand (results go to docs/scaling.md):
+    nice -n 10 .venv/bin/python bench/bench_song2vec_scale.py --scale 0.01 --modes corpus_file product
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from marconi.training.song2vec import SongParams, fit
+
+MPD_PLAYLISTS = 1_000_000
+ZIPF_EXPONENT, ZIPF_OFFSET, ZIPF_RANKS = 1.35, 400, 4_000_000  # at full scale; offset and ranks scale with s
+LENGTH_MEDIAN, LENGTH_SIGMA, LENGTH_MIN, LENGTH_MAX = 49, 0.82, 5, 250  # log-normal: mean about 66
+CHUNK_PLAYLISTS = 50_000
+
+
+def write_corpus(path: Path, scale: float, max_length: int, seed: int = 1) -> dict:
+    """Write the synthetic corpus at ``scale`` to ``path`` (one playlist a line); return its shape."""
+    rng = np.random.default_rng(seed)
+    ranks = max(1000, int(ZIPF_RANKS * scale))
+    weights = (np.arange(1, ranks + 1) + ZIPF_OFFSET * scale) ** -ZIPF_EXPONENT
+    cdf = np.cumsum(weights / weights.sum())
+    ids = rng.permutation(ranks) + 1  # track ids unrelated to popularity rank
+    playlists = int(MPD_PLAYLISTS * scale)
+    kept = dropped = slots = generated = 0
+    seen = np.zeros(ranks, dtype=bool)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        for start in range(0, playlists, CHUNK_PLAYLISTS):
+            n = min(CHUNK_PLAYLISTS, playlists - start)
+            lengths = np.clip(np.rint(rng.lognormal(np.log(LENGTH_MEDIAN), LENGTH_SIGMA, n)), LENGTH_MIN,
+                              LENGTH_MAX).astype(np.int64)
+            generated += int(lengths.sum())
+            lengths = lengths[lengths <= max_length]
+            dropped += n - len(lengths)
+            drawn = np.minimum(np.searchsorted(cdf, rng.random(int(lengths.sum()))), ranks - 1)
+            seen[drawn] = True
+            words = list(map(str, ids[drawn].tolist()))
+            ends = np.cumsum(lengths).tolist()
+            f.write("".join(" ".join(words[a:b]) + "\n" for a, b in zip([0, *ends[:-1]], ends, strict=True)))
+            kept += len(lengths)
+            slots += len(words)
+    tmp.rename(path)
+    return {"generated_occurrences": generated, "playlists": kept, "dropped_over_max_length": dropped,
+            "occurrences": slots,
+            "distinct_tracks": int(seen.sum()), "mean_length": round(slots / max(kept, 1), 1),
+            "file_mb": round(path.stat().st_size / 2**20)}
+
+
+class EpochClock:
+    """gensim callback recording each epoch's wall seconds."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, model):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, model):
+        self.seconds.append(round(time.perf_counter() - self._t0, 1))
+
+    def on_train_begin(self, model):
+        pass
+
+    def on_train_end(self, model):
+        pass
+
+
+def train(corpus: Path, mode: str, epochs: int) -> dict:
+    """Train on ``corpus`` in this process; return times, vocabulary size and this process's peak RSS."""
+    from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
+    from gensim.models.word2vec import LineSentence
+
+    class Clock(EpochClock, CallbackAny2Vec):
+        pass
+
+    p = SongParams(epochs=epochs)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    if mode == "product":
+        sents = list(LineSentence(str(corpus)))
+        loaded = time.perf_counter()
+        rss_corpus = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        model = fit(sents, p, progress=False)  # the served training call, on the in-RAM playlists
+        epoch_s = None
+    else:
+        clock = Clock()
+        model = Word2Vec(corpus_file=str(corpus), vector_size=p.vector_size, window=p.window, sg=p.sg,
+                         negative=p.negative, ns_exponent=p.ns_exponent, sample=p.sample, epochs=p.epochs,
+                         min_count=p.min_count, alpha=p.alpha, seed=p.seed, workers=p.workers, hs=0,
+                         callbacks=[clock])  # the arguments of marconi.training.song2vec.fit
+        loaded, rss_corpus, epoch_s = t0, rss0, clock.seconds
+    total = time.perf_counter() - t0
+    return {"mode": mode, "epochs": epochs, "vocabulary": len(model.wv), "seconds": round(total, 1),
+            "load_corpus_s": round(loaded - t0, 1), "epoch_s": epoch_s,
+            "words_per_s": round(model.corpus_total_words * epochs / max(total - (loaded - t0), 1e-9)),
+            "rss_start_mb": rss0 // 1024, "rss_after_corpus_mb": rss_corpus // 1024,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", type=float, default=0.01, help="fraction of the MPD (1: 1M playlists)")
+    ap.add_argument("--modes", nargs="+", choices=("corpus_file", "product"), default=["corpus_file"])
+    ap.add_argument("--epochs", type=int, default=SongParams().epochs)
+    ap.add_argument("--workdir", default="/tmp/marconi-song2vec-scale", help="where corpora are kept between runs")
+    ap.add_argument("--train-one", metavar="MODE", help=argparse.SUPPRESS)  # the child process that trains
+    args = ap.parse_args()
+
+    corpus = Path(args.workdir) / f"mpd-shaped-{args.scale:g}.txt"
+    if args.train_one:
+        print(json.dumps(train(corpus, args.train_one, args.epochs)))
+        return
+    report = {"command": shlex.join(["python", *sys.argv]), "machine": f"{platform.machine()}, {os.cpu_count()} "
+              f"cores, {platform.platform()}", "scale": args.scale, "params": {**vars(SongParams()),
+                                                                               "epochs": args.epochs}}
+    shape_file = corpus.with_suffix(".json")
+    if not shape_file.exists():
+        corpus.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        shape = write_corpus(corpus, args.scale, SongParams().max_playlist_length)
+        shape["write_s"] = round(time.perf_counter() - t0, 1)
+        shape_file.write_text(json.dumps(shape))
+    report["corpus"] = json.loads(shape_file.read_text())
+    print(f"corpus: {report['corpus']}", file=sys.stderr, flush=True)
+    report["runs"] = []
+    for mode in args.modes:
+        out = subprocess.run([sys.executable, __file__, "--scale", f"{args.scale:g}", "--epochs", str(args.epochs),
+                              "--workdir", args.workdir, "--train-one", mode],
+                             capture_output=True, text=True, check=True)
+        report["runs"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"{mode}: {report['runs'][-1]}", file=sys.stderr, flush=True)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
