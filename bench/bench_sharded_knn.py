@@ -272,7 +272,8 @@ def main() -> None:
 
     n = args.shards * args.per_shard
     report = {"command": shlex.join(["python", *sys.argv]), "machine": f"{platform.machine()}, {os.cpu_count()} "
-              f"cores, {platform.platform()}", "vectors": n, "shards": args.shards, "dims": DIMS,
+              f"cores, {platform.platform()}", "load_average_at_start": os.getloadavg(), "vectors": n,
+              "shards": args.shards, "dims": DIMS,
               "index": INDEX_OPTIONS}
     t0 = time.perf_counter()
     data = Synthetic(n, args.seed)
@@ -301,6 +302,7 @@ def main() -> None:
         embedded.stop(pgdata)
         if not args.root:
             shutil.rmtree(root, ignore_errors=True)
+    report["load_average_at_end"] = os.getloadavg()  # the machine is shared: read timings with these
     print(json.dumps(report, indent=1))
 
 

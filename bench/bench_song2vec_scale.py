@@ -143,8 +143,8 @@ def main() -> None:
         print(json.dumps(train(corpus, args.train_one, args.epochs)))
         return
     report = {"command": shlex.join(["python", *sys.argv]), "machine": f"{platform.machine()}, {os.cpu_count()} "
-              f"cores, {platform.platform()}", "scale": args.scale, "params": {**vars(SongParams()),
-                                                                               "epochs": args.epochs}}
+              f"cores, {platform.platform()}", "load_average_at_start": os.getloadavg(), "scale": args.scale,
+              "params": {**vars(SongParams()), "epochs": args.epochs}}
     shape_file = corpus.with_suffix(".json")
     if not shape_file.exists():
         corpus.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +161,7 @@ def main() -> None:
                              capture_output=True, text=True, check=True)
         report["runs"].append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"{mode}: {report['runs'][-1]}", file=sys.stderr, flush=True)
+    report["load_average_at_end"] = os.getloadavg()  # the machine is shared: read timings with these
     print(json.dumps(report, indent=1))
 
 
