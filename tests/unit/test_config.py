@@ -20,7 +20,7 @@ def test_defaults_without_environment():
 
 
 def test_every_field_has_one_environment_variable():
-    names = {f for f in Config.__dataclass_fields__}
+    names = set(Config.model_fields)
     assert set(SETTINGS) == names
     assert len(ENV_VARS) == len(names)
     assert all(var in ("DATABASE_URL", "DATABASE_REPLICA_URLS") or var.startswith("MARCONI_") for var in ENV_VARS)
