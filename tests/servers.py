@@ -119,7 +119,7 @@ def start_standby(bindir: Path, primary_root: Path, root: Path, dbname: str, slo
     pgdata = root / "pgdata"
     _give_to_owner(root)
     _run([str(bindir / "pg_basebackup"), "-D", str(pgdata), "-d", f"host={primary_root} user={SUPERUSER}", "-R",
-          "-X", "stream", "-C", "-S", slot, "--checkpoint=fast"])
+          "-X", "stream", "-C", "-S", slot, "--checkpoint=fast", "--no-sync"])
     with (pgdata / "postgresql.conf").open("a") as f:  # the copy names the primary's socket directory
         f.write(f"\n# tests/servers.py: a hot standby\nunix_socket_directories = '{root}'\nhot_standby = on\n")
     start_existing(bindir, pgdata)
