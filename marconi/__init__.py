@@ -30,7 +30,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     from flask import Flask, g, request
 
     from marconi import config as settings
-    from marconi import runs, web
+    from marconi import protections, runs, web
     from marconi.api import artists, errors, health, images, openapi, radio, songs, words
     from marconi.api.params import AsciiIntConverter
     from marconi.db import make_engine, migrate, replicas
@@ -75,4 +75,5 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(web.bp)
     errors.register(app)
+    protections.init_protections(app)  # rate limits, API key, CORS: each off until configured
     return app

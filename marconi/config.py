@@ -214,12 +214,11 @@ class Config(BaseSettings, metaclass=_DefaultsOnTheClass):
         "extensions, and `vector` (pgvector) for HNSW (see \"Use your own PostgreSQL\")", env="DATABASE_URL",
         expected="a string or unset", shown="*(unset: embedded PostgreSQL 18)*")
     database_replica_urls: PostgresUrls = _setting(
-        (), "hot standbys that serve the API's reads (marconi.db.replicas)", env="DATABASE_REPLICA_URLS",
+        (), "hot standbys that serve the API's reads (`DATABASE_URL` keeps the writes)", env="DATABASE_REPLICA_URLS",
         expected="a comma- or space-separated list of postgresql:// URLs")
     home: Folder = _setting(default_home, "the embedded cluster (`pgdata/`), converted model weights (`models/`) and "
-                            "data splits (`datasets/`)", shown="platformdirs' user data folder: `~/.local/share/"
-                            "marconi` on Linux (root: `/var/lib/marconi`); a home at that Linux path is kept on "
-                            "other systems")
+                            "data splits (`datasets/`)", shown="platformdirs' user data folder (Linux: `~/.local/"
+                            "share/marconi`; root: `/var/lib/marconi`); an existing `~/.local/share/marconi` is kept")
     data_dir: Folder | None = _setting(
         REPO_ROOT.parent / "shared" / "data" if REPO_ROOT else None, "where the sample data sets are (`playlists/`, "
         "`images/`)", shown="`../shared/data` beside a clone *(installed: unset)*")
@@ -244,7 +243,8 @@ class Config(BaseSettings, metaclass=_DefaultsOnTheClass):
         "", "networks the server may fetch images from although private, e.g. an intranet image host "
         "`10.1.0.0/16`; otherwise only public addresses are fetched",
         expected="a comma-separated list of networks such as '10.1.0.0/16,192.168.5.7/32'", shown="*(none)*")
-    statement_timeout_ms: Integer = _setting(10_000, "per-statement limit for the API's connections", ge=0)
+    statement_timeout_ms: Integer = _setting(10_000, "per-statement limit for the API's connections (0: none)",
+                                         ge=0)
     reader_password: Annotated[str, Strict()] | None = _setting(
         None, "password of `marconi_reader` for `marconi sql` on a server that needs one",
         expected="a string or unset")
