@@ -69,15 +69,31 @@ def encode():
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile the encoder: ~10 s warm-up, then faster (1.6-1.8x on a 2-core CPU; on CUDA one "
                    "CUDA graph per batch, 2x end to end on an H200); needs a C++ compiler (g++) for CPU runs.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Decode and encode on a Ray cluster: auto (the cluster this machine is a node of) or the head's "
+                   "host:port. Resumable: after a stop, the same command encodes only what is missing. "
+                   "Needs Ray (pip install ray) on every node.")
+@click.option("--ray-workers", type=click.IntRange(min=1), default=None,
+              help="With --ray: how many workers (default: one per GPU where the cluster has GPUs, else one per CPU).")
 @pass_ctx
-def encode_images_cmd(c: Ctx, encoder, batch_size, workers, pca_dims, weights, device, compile_):
+def encode_images_cmd(c: Ctx, encoder, batch_size, workers, pca_dims, weights, device, compile_, ray_address,
+                      ray_workers):
     """Encode every stored image, fit PCA, calibrate confidence, and swap the new index in atomically."""
     from marconi.image_search.build import encode_images
 
+    if ray_workers is not None and not ray_address:
+        raise click.UsageError("--ray-workers goes with --ray ADDRESS")
     cfg = c.config.with_overrides(device=device) if device else c.config
     try:
-        out = encode_images(c.checked_engine(), cfg, encoder, batch_size, workers, pca_dims, weights,
-                            compile=compile_)
+        if ray_address:
+            from marconi.image_search.ray_encode import encode_images_on_ray, import_ray
+
+            import_ray()  # before the database: without Ray, one line on how to install it
+            out = encode_images_on_ray(c.checked_engine(), cfg, ray_address, encoder, batch_size, workers, pca_dims,
+                                       weights, compile=compile_, ray_workers=ray_workers)
+        else:
+            out = encode_images(c.checked_engine(), cfg, encoder, batch_size, workers, pca_dims, weights,
+                                compile=compile_)
     except ValueError as exc:  # an unknown device or dtype; MarconiErrors are reported by the main group
         raise click.ClickException(str(exc)) from None
     out.pop("calibration", None)

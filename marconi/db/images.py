@@ -102,6 +102,13 @@ def stream_image_bytes(conn: sa.Connection) -> Iterator[tuple[int, bytes]]:
         yield image_id, bytes(data)
 
 
+def image_bytes(conn: sa.Connection, ids: Sequence[int]) -> list[tuple[int, bytes]]:
+    """Return (image id, original bytes) of the stored images among ``ids``, in id order (one batch of work)."""
+    rows = conn.execute(sa.text("SELECT image_id, data FROM image_blobs WHERE image_id = ANY(:ids) ORDER BY image_id"),
+                        {"ids": [int(i) for i in ids]})
+    return [(image_id, bytes(data)) for image_id, data in rows]
+
+
 NEAREST_SQL = sa.text(
     f"""
     SELECT nn.image_id, nn.run_id, nn.distance, nn.full_vec, {_META_COLUMNS}, {TAGS_COLUMN}

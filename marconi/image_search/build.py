@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,22 +53,35 @@ class _Sized:
         return self.n
 
 
-def _encode_all(engine: sa.Engine, enc, n: int, batch_size: int, workers: int, progress: bool,
-                max_pixels: int) -> tuple[list[int], np.ndarray, np.ndarray | None, list[tuple[int, str]]]:
-    """Return (image ids, full features, class probabilities or None, failures) for every stored image."""
+Encoded = tuple[list[int], np.ndarray, np.ndarray | None, list[tuple[int, str]]]
+
+
+def encode_items(enc, items: Iterable[tuple[int, bytes]], batch_size: int, workers: int, progress: bool,
+                 max_pixels: int) -> Encoded:
+    """Return (image ids, full features, class probabilities or None, failures) for (image id, bytes) items.
+
+    The mapper of every encode: this process's (:func:`_encode_all`) and each Ray worker's
+    (:mod:`marconi.image_search.ray_encode`).
+    """
     from marconi.encoders import batch
 
     ids, feats, probs, failures = [], [], [], []
-    with engine.connect() as conn:
-        items = _Sized(images_db.stream_image_bytes(conn), n)
-        for keys, f, failed, *p in batch.encode_stream(enc, items, batch_size=batch_size, workers=workers,
-                                                       progress=progress, max_pixels=max_pixels,
-                                                       with_classes=enc.classes > 0):
-            ids += keys
-            feats.append(f)
-            probs += p
-            failures += failed
+    for keys, f, failed, *p in batch.encode_stream(enc, items, batch_size=batch_size, workers=workers,
+                                                   progress=progress, max_pixels=max_pixels,
+                                                   with_classes=enc.classes > 0):
+        ids += keys
+        feats.append(f)
+        probs += p
+        failures += failed
     return ids, np.vstack(feats).astype(np.float32), np.vstack(probs) if probs else None, failures
+
+
+def _encode_all(engine: sa.Engine, enc, n: int, batch_size: int, workers: int, progress: bool,
+                max_pixels: int) -> Encoded:
+    """Return :func:`encode_items` of every stored image, encoded in this process."""
+    with engine.connect() as conn:
+        return encode_items(enc, _Sized(images_db.stream_image_bytes(conn), n), batch_size, workers, progress,
+                            max_pixels)
 
 
 def _stage_words(run, conn_engine: sa.Engine, ids: list[int], probs: np.ndarray | None, full: np.ndarray) -> dict:
@@ -141,13 +154,15 @@ def _stored_originals(engine: sa.Engine, ids: Sequence[int], max_pixels: int, ma
 
 def encode_images(engine: sa.Engine, config: Config | None = None, encoder: str | None = None,
                   batch_size: int = 32, workers: int = 0, pca_dims: int = 100, weights: Path | None = None,
-                  progress: bool = True, compile: bool = False) -> dict:
+                  progress: bool = True, compile: bool = False, encode_all: Callable | None = None) -> dict:
     """Encode every stored image into a new model run and swap it in; return a summary with calibration figures.
 
     ``encoder`` defaults to ``config.encoder``; ``workers`` decoding processes (0: decode inline); ``pca_dims``
     of the indexed cube (≤ 100); ``weights`` overrides the encoder's weights file. ``compile`` runs the encoder
     through ``torch.compile`` (needs a C++ compiler on the CPU; about 10 s of warm-up, then 1.6-1.8x faster on this
-    2-core CPU, see docs/benchmarks.md).
+    2-core CPU, see docs/benchmarks.md). ``encode_all`` encodes elsewhere instead of in this process: a callable
+    taking :func:`_encode_all`'s arguments and returning what it returns (e.g. a Ray cluster's
+    :class:`marconi.image_search.ray_encode.RayEncoding`); its ``str`` is recorded with the run's parameters.
     """
     from marconi.encoders import load_encoder
 
@@ -161,9 +176,11 @@ def encode_images(engine: sa.Engine, config: Config | None = None, encoder: str 
     if n == 0:
         raise NoImages("no images to encode: import some first (`marconi import images DIR`)")
     params = {"encoder": enc.describe(), "pca_dims": pca_dims, "batch_size": batch_size, "workers": workers}
+    if encode_all is not None:
+        params["encoded_by"] = str(encode_all)
     with runs.build(engine, "images", name, params, min(pca_dims, CUBE_MAX_DIM, n, enc.dims), config) as run:
-        ids, full, probs, failures = _encode_all(engine, enc, n, batch_size, workers, progress,
-                                                 config.max_image_pixels)
+        ids, full, probs, failures = (encode_all or _encode_all)(engine, enc, n, batch_size, workers, progress,
+                                                                 config.max_image_pixels)
         encode_s = time.time() - t0
         pca = PCA.fit(full, pca_dims)
         reduced = pca.transform(full)
