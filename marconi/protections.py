@@ -102,12 +102,18 @@ def _limit_rate(app: Flask, cfg: Config, endpoints: tuple[str, ...]) -> None:
     from flask_limiter.util import get_remote_address
     from limits.errors import ConfigurationError
 
+    @app.after_request  # registered before the limiter's own, so it runs after it: "Retry-After: 0" would invite
+    def _retry_after_at_least_one_second(response):  # an immediate retry that is refused again
+        if response.status_code == 429 and response.headers.get("Retry-After") == "0":
+            response.headers["Retry-After"] = "1"
+        return response
+
     shared_store = not cfg.rate_limit_storage.startswith("memory://")
-    try:
-        limiter = Limiter(get_remote_address, app=app, storage_uri=cfg.rate_limit_storage,
-                          strategy="sliding-window-counter", headers_enabled=True, key_prefix="marconi",
-                          swallow_errors=shared_store, in_memory_fallback_enabled=shared_store)
-    except ConfigurationError as err:
+    try:  # a moving window: each client's last requests are kept, so a burst at a window's edge cannot double it
+        limiter = Limiter(get_remote_address, app=app, storage_uri=cfg.rate_limit_storage, strategy="moving-window",
+                          headers_enabled=True, key_prefix="marconi", swallow_errors=shared_store,
+                          in_memory_fallback_enabled=shared_store)
+    except (ConfigurationError, NotImplementedError) as err:  # a missing client library; memcached: no moving window
         raise ConfigError(f"MARCONI_RATE_LIMIT_STORAGE cannot be used: {err} (memory:// needs nothing; redis:// "
                           "needs `pip install redis`)", "rate_limit_storage") from None
     message = (f"too many photo and URL searches from your address (the limit is {cfg.rate_limit_uploads}): wait a "
