@@ -9,6 +9,8 @@ from flask import Blueprint, jsonify
 
 from marconi.api import engine, read_engine
 from marconi.api.errors import RETRY_AFTER_S
+from marconi.api.models import Healthy, Ready, Status
+from marconi.api.openapi import documented
 from marconi.db import migrate
 from marconi.db.replicas import ReadRouter
 from marconi.db.runs import json_ready
@@ -57,12 +59,14 @@ def status_report(conn: sa.Connection) -> dict:
 
 
 @bp.get("/healthz")
+@documented("healthz", (Healthy, "OK"))
 def healthz():
     """The process is up."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
+@documented("readyz", (Ready, "Ready"), also={503: (Ready, "Not ready")})
 def readyz():
     """The database answers, its schema is the one this Marconi needs, and a model is serving (else 503)."""
     headers = {"Retry-After": str(RETRY_AFTER_S)}
@@ -81,6 +85,7 @@ def readyz():
 
 
 @bp.get("/api/status")
+@documented("status", (Status, "Status"), (503,))
 def status():
     """What is loaded, which model runs serve, the database size (no server file paths), and each read replica
     (password hidden): healthy or not, its replay lag in seconds and bytes."""

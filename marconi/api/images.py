@@ -7,9 +7,15 @@ Views parse their input (``marconi.api.params``), call one function of the per-p
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from pydantic import ConfigDict, PlainValidator, WithJsonSchema
+from werkzeug.datastructures import FileStorage
 
 from marconi.api import read_engine
+from marconi.api.models import Image, ImageTags, SearchResult
+from marconi.api.openapi import documented
 from marconi.api.params import form_args, json_body, query_args
 from marconi.db import images as images_db
 from marconi.errors import BadRequest, NotFound
@@ -32,6 +38,37 @@ def _setup(state) -> None:
     app.extensions["marconi.image_searcher"] = ImageSearcher(app.config["MARCONI"],
                                                              app.extensions["marconi.read_engine"])
     app.extensions["marconi.text_searcher"] = TextSearcher(app.config["MARCONI"])
+
+
+def _uploaded_file(value: Any) -> FileStorage:
+    if not isinstance(value, FileStorage):
+        raise ValueError("must be a file: send the photo as a multipart/form-data file field, e.g. curl -F "
+                         "image=@cat.jpg")
+    return value
+
+
+Photo = Annotated[FileStorage, PlainValidator(_uploaded_file), WithJsonSchema({
+    "type": "string", "format": "binary", "description": "the photo: JPEG, PNG, GIF, WebP, BMP or TIFF"})]
+
+
+class PhotoOptions(MatchCount, Region):
+    """``k`` and ``box`` in the query string of a photo search (they win over the same form fields)."""
+
+
+class PhotoTagsForm(Region):
+    """Multipart form of POST /api/images/tags: the photo, and the part of it to tag."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "example": "curl -F image=@cat.jpg -F box=40,30,200,150 <server>/api/images/tags"})
+
+    image: Photo
+
+
+class PhotoSearchForm(PhotoTagsForm, MatchCount):
+    """Multipart form of POST /api/images/search: the photo, how many matches, and the part of it to search."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "example": 'curl -F image=@cat.jpg -F k=10 <server>/api/images/search, or JSON {"url": "https://…/cat.jpg"}'})
 
 
 def _searcher():
@@ -62,16 +99,9 @@ def _answer(result: dict):
     return jsonify({**result, "query": query, "matches": [_links(m) for m in result["matches"]]})
 
 
-def _k() -> int:
-    """``k`` from the query string, else from the form."""
-    args = query_args(MatchCount)
-    return args.k if "k" in args.model_fields_set else form_args(MatchCount).k
-
-
-def _box():
+def _box(options: Region, form: PhotoTagsForm):
     """``box`` from the query string, else from the form; None when neither names one."""
-    box = query_args(Region).box
-    return box if box is not None else form_args(Region).box
+    return options.box if options.box is not None else form.box
 
 
 def _text_answer(text: str, k: int):
@@ -81,17 +111,29 @@ def _text_answer(text: str, k: int):
 
 
 @bp.get("/api/images/search")
+@documented("searchImagesByText", (SearchResult, "Matches"), (400, 503), query=TextQuery)
 def search_text():
-    """Words → images: ``?q=a vehicle with two wheels&k=10`` (ranked from the pixels, never from stored labels)."""
+    """Find images by words (ranked from the pixels).
+
+    The words are matched against the classes each image shows (ImageNet classes and their broader WordNet words,
+    sentence vectors of all-MiniLM-L6-v2); stored labels are never used. Unknown words give 200 with no matches and
+    a message.
+    """
     args = query_args(TextQuery)
     return _text_answer(args.q, args.k)
 
 
 @bp.post("/api/images/search")
+@documented("searchImages", (SearchResult, "Matches"), (400, 401, 403, 413, 415, 422, 429, 503),
+            query=PhotoOptions, json=JsonSearch, form=PhotoSearchForm)
 def search():
-    """Multipart field ``image``, or JSON ``{"url": ...}`` or ``{"text": ...}`` (+ optional ``k``, ``box``) → images.
+    """Reverse image search, or search by words.
 
-    ``box=x,y,w,h`` (form field or query string; ``"box"`` in JSON) searches only that part of the photo.
+    Upload the photo as multipart field `image`, send JSON `{"text": ...}` to search by words, or JSON
+    `{"url": ...}` and the server fetches it: public http(s) addresses only (private, loopback and link-local ones
+    are refused, after every redirect), at most 3 redirects, MARCONI_URL_FETCH_TIMEOUT seconds in all and
+    MARCONI_MAX_UPLOAD_BYTES bytes. With a photo, `box=x,y,w,h` (form field or query string; `"box": [x, y, w, h]`
+    in JSON) searches only that part of it.
     """
     if request.is_json:
         body = json_body(JsonSearch)
@@ -104,22 +146,23 @@ def search():
                 raise BadBox('"box" is a part of a photo: send it with "url" (or a multipart "image"), not "text"')
             return _text_answer(body.text, k)
         return _answer(_searcher().search_url(body.url, k, box=box))
-    k, box = _k(), _box()
-    if "image" not in request.files:
-        raise BadRequest("send the photo as multipart/form-data field 'image', e.g. curl -F image=@cat.jpg "
-                         f"{request.host_url}api/images/search, or JSON {{\"url\": \"https://…/cat.jpg\"}}")
-    return _answer(_searcher().search_bytes(request.files["image"].read(), k, box=box))
+    options = query_args(PhotoOptions)
+    form = form_args(PhotoSearchForm)
+    k = options.k if "k" in options.model_fields_set else form.k
+    return _answer(_searcher().search_bytes(form.image.read(), k, box=_box(options, form)))
 
 
 @bp.get("/api/images/<int:image_id>/similar")
+@documented("similarImages", (SearchResult, "Matches, the image itself left out"), (400, 404, 503), query=MatchCount)
 def similar(image_id: int):
     """More like this: the images most similar to a stored one (its stored vectors are the query)."""
     return _answer(_searcher().similar_to(image_id, query_args(MatchCount).k))
 
 
 @bp.get("/api/images/<int:image_id>/tags")
+@documented("imageTags", (ImageTags, "Tags, best first"), (404,))
 def tags(image_id: int):
-    """An image's tags with scores: its top classes' names and broader words (from the serving image run)."""
+    """An image's tags: its classes' names and broader words (from the serving image run), with scores."""
     from marconi.db import image_words
 
     with read_engine().connect() as conn:
@@ -131,16 +174,19 @@ def tags(image_id: int):
 
 
 @bp.post("/api/images/tags")
+@documented("tagPhoto", (ImageTags, "Tags, best first"), (400, 401, 413, 415, 429, 503), query=Region,
+            form=PhotoTagsForm)
 def tag_photo():
-    """Tags of an uploaded photo (multipart field ``image``, optional ``box=x,y,w,h``: only that part), as the serving
-    encoder sees it; nothing is stored."""
+    """Tags of an uploaded photo (nothing is stored).
+
+    Multipart field `image`, and optionally `box=x,y,w,h` (form field or query string): only that part of it, as
+    the serving encoder sees it.
+    """
     from marconi.image_search.text_search import photo_tags
 
-    box = _box()
-    if "image" not in request.files:
-        raise BadRequest("send the photo as multipart/form-data field 'image', e.g. curl -F image=@cat.jpg "
-                         f"{request.host_url}api/images/tags")
-    photo = _searcher().query_photo(request.files["image"].read(), box)
+    options = query_args(Region)
+    form = form_args(PhotoTagsForm)
+    photo = _searcher().query_photo(form.image.read(), _box(options, form))
     with read_engine().connect() as conn:
         snapshot = _searcher().snapshot(conn)
     return jsonify({"tags": photo_tags(snapshot.encoder, photo.frames), "model_run": snapshot.run_id,
@@ -148,6 +194,7 @@ def tag_photo():
 
 
 @bp.get("/api/images/<int:image_id>")
+@documented("getImage", (Image, "Image"), (404,))
 def metadata(image_id: int):
     """One image's metadata and links."""
     with read_engine().connect() as conn:

@@ -1,316 +1,147 @@
-"""The OpenAPI 3.1 description of every JSON endpoint, served at /api/openapi.json.
+"""The OpenAPI 3.1 document, generated from the code, at /api/openapi.json, and interactive docs at /api/docs.
 
-Kept true by tests/api/test_contract.py, which validates real responses against these schemas and fuzzes the app
-with schemathesis.
+Each API view is decorated with :func:`documented`, naming its request models (the same pydantic models the view
+reads through ``marconi.api.params``) and its answers (``marconi.api.models``); spectree turns these, the route's
+path and its docstring into the document. Nothing is written twice: change a model's limits and both the check and
+the document change. tests/api/test_api_docs.py fails when an /api route has no models, and
+tests/api/test_contract.py validates real answers against the document and fuzzes the app from it (schemathesis).
+
+Why spectree, and why in "document only" mode. Of the three libraries tried (spectree 3.0, flask-openapi3 4.3,
+flask-smorest 0.47), spectree fits this app best:
+
+- it works on a plain ``Flask`` app and its Blueprints (it reads the app's ``url_map``); flask-openapi3 wants its
+  own ``OpenAPI`` app class and ``APIBlueprint``, and injects parsed models as view arguments;
+- it takes pydantic v2 models as they are; flask-smorest is built on marshmallow, so every model would be declared
+  a second time as a marshmallow schema;
+- with ``skip_validation=True`` it documents without validating, so ``marconi.api.params`` keeps checking input
+  before any model sees it (NUL and lone surrogates, ASCII digits, JSON size, depth and digit limits, messages that
+  name the field and show an example) and every refusal keeps the one error shape ``{error, status, code,
+  request_id, ...}``. Both other libraries validate with their own parsers (``request.get_json``, ``json.loads`` of
+  form values, which reads ``NaN`` and ``1e999``) and answer 422 in their own shape before a view runs.
+
+What spectree cannot say is added in :func:`spec` and nowhere else: the other media types of a 200 (the radio's
+playlist files, by ``?format=`` or Accept) and the bounds of an ``<int:image_id>`` path parameter. The docs page is
+Swagger UI from the swagger-ui-py package's own static files, served from here: no CDN.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import copy
+from collections.abc import Callable
+from json import dumps as json_text
+from pathlib import Path
+from typing import NamedTuple
+
+import swagger_ui
+from flask import Blueprint, current_app, has_app_context, jsonify, url_for
+from markupsafe import escape
+from pydantic import BaseModel
+from spectree import Response, SpecTree
+from spectree.plugins.flask_plugin import FlaskPlugin
 
 from marconi import __version__
-from marconi.image_search.request import BOX_PATTERN
+from marconi.api.models import Error
 
-bp = Blueprint("openapi", __name__)
+SWAGGER_UI_STATIC = Path(swagger_ui.__file__).resolve().parent / "static"
+bp = Blueprint("openapi", __name__, static_folder=str(SWAGGER_UI_STATIC), static_url_path="/api/docs/static")
 
-NULLABLE_STR = {"type": ["string", "null"]}
-ERROR = {
-    "type": "object",
-    "required": ["error", "status"],
-    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}, "code": {"type": "string"},
-                   "request_id": {"type": "string"}, "unknown": {"type": "array", "items": {"type": "string"}},
-                   "closest": {"type": "array", "items": {"type": "string"},
-                               "description": "unknown_artist / unknown_tag: the nearest names the model knows"},
-                   "position": {"type": "integer", "minimum": 0,
-                                "description": "bad_prompt: the character (from 0) where the prompt stops parsing"},
-                   "formats": {"type": "array", "items": {
-                       "type": "object", "required": ["format", "media_type"],
-                       "properties": {"format": {"type": "string"}, "media_type": {"type": "string"}}},
-                       "description": "bad_format / not_acceptable: the formats a radio comes in"}},
-}
-RUN = {
-    "type": ["object", "null"],
-    "properties": {"id": {"type": "integer"}, "kind": {"type": "string"}, "model": {"type": "string"},
-                   "params": {"type": "object"}, "dims": {"type": ["integer", "null"]},
-                   "n_vectors": {"type": ["integer", "null"]}, "status": {"type": "string"},
-                   "started_at": NULLABLE_STR, "finished_at": NULLABLE_STR, "metrics": {"type": "object"}},
-}
-SONG = {"type": "object", "required": ["key", "title", "artist", "has_vector"],
-        "properties": {"key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"},
-                       "has_vector": {"type": "boolean"}}}
-TRACK_REF = {"type": "object", "required": ["key", "title", "artist"],
-             "properties": {"key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"}}}
-PLAYLIST_ITEM = {"type": "object", "required": ["key", "title", "artist", "distance", "score", "reason",
-                                               "spotify_url"],
-                 "properties": {"key": {"type": "string"}, "title": {"type": "string"}, "artist": {"type": "string"},
-                                "distance": {"type": "number"}, "score": {"type": "number"},
-                                "reason": {**NULLABLE_STR, "description": "why the song is there, e.g. \"close to "
-                                           "Halo\", \"often played with Halo\", \"by Madonna\", \"tag: rock\""},
-                                "spotify_url": {**NULLABLE_STR, "description": "the song on Spotify, when its key is "
-                                                "a Spotify track id"}}}
-NAMED = {"type": "object", "required": ["name", "songs"],
-         "properties": {"name": {"type": "string"}, "songs": {"type": "integer", "minimum": 0}}}
-TAGGED = {"type": "object", "required": ["tag", "songs"],
-          "properties": {"tag": {"type": "string"}, "songs": {"type": "integer", "minimum": 0}}}
-KEYS = {"type": "string", "minLength": 1, "maxLength": 300}
-NAMES = {"type": "array", "maxItems": 20, "items": {"type": "string", "minLength": 1, "maxLength": 200}}
-MODES = ["easy", "medium", "hard"]
-PLAYLIST_FILES = {  # what POST /api/radio answers besides JSON, by ?format= or the Accept header
-    "application/xspf+xml": {"schema": {"type": "string"}},
-    "application/jspf+json": {"schema": {"type": "object", "required": ["playlist"]}},
-    "audio/x-mpegurl": {"schema": {"type": "string"}},
-}
-RADIO_REQUEST = {
-    "type": "object", "additionalProperties": False,
-    "description": "Give at least one of `seeds`, `artists`, `tags` or `prompt` (400 otherwise).",
-    "properties": {
-        "seeds": {"type": "array", "maxItems": 50, "items": KEYS,
-                  "description": "track keys of seed songs (GET /api/songs?q=...). Keys the catalogue does not know, "
-                                 "or too rare to be in the model, are listed in `ignored_seeds` while the others "
-                                 "play; when none is known the answer is 404 `unknown_seeds`."},
-        "artists": {**NAMES, "description": "artist names, any case or accents (GET /api/artists?q=...); an "
-                                            "unknown one is 404 `unknown_artist` with the `closest` names"},
-        "tags": {**NAMES, "description": "tag names (GET /api/tags?q=...); an unknown one is 404 `unknown_tag` with "
-                                         "the `closest` names"},
-        "prompt": {"type": "string", "minLength": 1, "maxLength": 10_000,
-                   "description": "LB Radio style, e.g. `artist:(Madonna) tag:(80s) #mode easy`; adds to `artists` "
-                                  "and `tags` (at most 20 of each in all), its `#mode` wins over `mode`. One that "
-                                  "does not parse is 400 `bad_prompt` with the `position` where it stops."},
-        "mode": {"enum": MODES, "default": "medium",
-                 "description": "easy stays close to the seeds; medium is the default radio; hard wanders (more "
-                                "variety, fewer songs of the seeds' artists)"},
-        "size": {"type": "integer", "minimum": 1, "maximum": 200, "default": 25},
-        "max_per_artist": {"type": ["integer", "null"], "minimum": 1, "maximum": 200},
-        "variety": {"type": "number", "minimum": 0, "maximum": 1, "default": 0,
-                    "description": "extra variety on top of the mode: higher re-ranks the candidates by score minus "
-                                   "variety x hubness, so the songs that turn up in every radio give way (0.25 to 0.5 "
-                                   "suggested; docs/evaluation.md)"},
-        "exclude": {"type": "array", "maxItems": 200, "items": KEYS,
-                    "description": "songs (track keys) or artists (names, any case) to leave out, e.g. the songs a "
-                                   "listener skipped"}}}
-NAME_QUERY = [{"name": "q", "in": "query", "required": True, "description": "part of the name, any case or accents",
-               "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
-              {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
-                                                          "default": 10}}]
-RADIO = {
-    "type": "object",
-    "required": ["seeds", "ignored_seeds", "artists", "tags", "mode", "model_run", "variety", "exclude", "size",
-                 "playlist"],
-    "properties": {"seeds": {"type": "array", "items": TRACK_REF, "description": "the seed songs used"},
-                   "ignored_seeds": {"type": "array", "items": {"type": "string"},
-                                     "description": "seed keys left out: unknown, or too rare to be in the model"},
-                   "artists": {"type": "array", "items": NAMED, "description": "the artists used, as the catalogue "
-                                                                              "spells them"},
-                   "tags": {"type": "array", "items": TAGGED, "description": "the tags used"},
-                   "mode": {"enum": MODES}, "model_run": {"type": "integer"}, "variety": {"type": "number"},
-                   "exclude": {"type": "array", "items": {"type": "string"}, "description": "what was left out"},
-                   "size": {"type": "integer"}, "playlist": {"type": "array", "items": PLAYLIST_ITEM}}}
-IMAGE = {
-    "type": "object",
-    "required": ["id", "label", "thumbnail_url", "image_url", "licence"],
-    "properties": {"id": {"type": "integer"}, "label": NULLABLE_STR, "description": NULLABLE_STR,
-                   "thumbnail_url": {"type": "string"}, "image_url": {"type": "string"}, "source_url": NULLABLE_STR,
-                   "page_url": NULLABLE_STR, "wikidata_url": NULLABLE_STR, "licence": NULLABLE_STR,
-                   "licence_url": NULLABLE_STR, "author": NULLABLE_STR, "attribution": NULLABLE_STR,
-                   "width": {"type": "integer"}, "height": {"type": "integer"}, "animated": {"type": "boolean"},
-                   "tags": {"type": "array", "items": {"type": "string"}},
-                   "distance": {"type": ["number", "null"]},
-                   "similarity": {"type": ["number", "null"], "minimum": 0, "maximum": 1}},
-}
-
-BOX_TEXT = ("Search only this part of the photo, to find an item inside a bigger picture: x,y,w,h in pixels of the "
-            "photo as decoded (after its EXIF orientation), x,y the top-left corner; integers or decimals. A box "
-            "partly outside the photo is clipped to it; one that misses the photo, or is under 16x16 pixels once "
-            "clipped, is refused with code `bad_box`, as is a malformed one. The answer's `query.box` is the box used.")
-BOX_STRING = {"type": "string", "pattern": BOX_PATTERN, "examples": ["40,30,200,150"]}
-BOX_PARAM = {"name": "box", "in": "query", "description": BOX_TEXT, "schema": BOX_STRING}
-BOX_USED = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 4, "maxItems": 4,
-            "description": "The box searched, [x, y, w, h] in whole pixels, clipped to the photo"}
-QUERY = {"type": "object", "properties": {
-    "width": {"type": "integer"}, "height": {"type": "integer"}, "frames": {"type": "integer"},
-    "box": BOX_USED, "url": {"type": "string"}, "image_id": {"type": "integer"}, "thumbnail_url": {"type": "string"},
-    "text": {"type": "string"}}}
-
-TAGS = {
-    "type": "object", "required": ["tags"],
-    "properties": {"tags": {"type": "array", "items": {
-        "type": "object", "required": ["tag", "score", "direct"],
-        "properties": {"tag": {"type": "string"}, "score": {"type": "number", "minimum": 0, "maximum": 1.0001},
-                       "direct": {"type": "boolean"}}}},
-        "image_id": {"type": "integer"}, "model_run": {"type": ["integer", "null"]}, "encoder": {"type": "string"},
-        "query": QUERY},
-}
-
-SEARCH_RESULT = {
-    "type": "object",
-    "required": ["model_run", "encoder", "confidence", "confident", "message", "matches"],
-    "properties": {"model_run": {"type": "integer"}, "encoder": {"type": "string"},
-                   "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                   "confident": {"type": "boolean"}, "message": {"type": "string"},
-                   "query": QUERY,
-                   "matches": {"type": "array", "items": IMAGE}},
-}
+ERROR_TEXT = {400: "Bad request", 401: "API key missing or wrong (only when the server sets MARCONI_API_KEY): send "
+                                     "it as X-API-Key or Authorization: Bearer",
+              403: "URL fetching switched off", 404: "Not found",
+              406: "Not acceptable: no format the Accept header allows", 409: "The serving model must be retrained "
+              "for this", 413: "Too large", 415: "Unsupported image format", 422: "The URL could not be fetched",
+              429: "Too many uploads from this address (only when the server sets MARCONI_RATE_LIMIT_UPLOADS): "
+                   "Retry-After says when to try again",
+              500: "Internal error: it has been logged; report it with the request_id",
+              503: "No model serving yet, or the database unavailable (Retry-After says when to try again)"}
+IMAGE_ID = {"type": "integer", "minimum": 0, "maximum": 2**62, "description": "an image's id"}
+PATH_PARAMETERS = {"image_id": IMAGE_ID}  # what an <int:...> converter cannot say about a path parameter
 
 
-def _json(schema: dict, description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+class _DocumentingFlaskPlugin(FlaskPlugin):
+    """spectree's Flask plugin, adding no routes of its own (this module's blueprint serves the document and the
+    page); outside a request it reads the routes of the app the blueprint was last registered on."""
+
+    def register_route(self, app) -> None:
+        """Add nothing: /api/openapi.json and /api/docs are this module's routes."""
+
+    def get_current_app(self):
+        """The app being served, else the one registered last."""
+        return current_app if has_app_context() else self.spectree.app
 
 
-def _errors(*codes: int) -> dict:
-    text = {400: "Bad request", 404: "Not found", 406: "Not acceptable: no format the Accept header allows",
-            413: "Too large", 415: "Unsupported image format",
-            403: "URL fetching switched off", 409: "The serving model must be retrained for this",
-            422: "The URL could not be fetched", 503: "No model serving yet"}
-    return {str(c): _json({"$ref": "#/components/schemas/Error"}, text[c]) for c in codes}
+api_doc = SpecTree(
+    backend=_DocumentingFlaskPlugin, title="Marconi", version=__version__,
+    description="Song radio and reverse image search answered by PostgreSQL (cube kNN). Every 4xx and 5xx answer "
+                "is JSON of the `Error` shape.",
+    mode="strict", annotations=False, naming_strategy=lambda model: model.__name__,
+    nested_naming_strategy=lambda _parent, child: child,
+    validation_error_status=500, validation_error_model=Error)  # every route may answer 500 with an Error
+
+
+class RequestModel(NamedTuple):
+    """A request model of an operation: where it is read from (query, json or form) and the model."""
+
+    operation_id: str
+    where: str
+    model: type[BaseModel]
+
+
+REQUEST_MODELS: list[RequestModel] = []  # every request model of every documented operation
+_OTHER_MEDIA: dict[str, dict[str, dict]] = {}  # operation id → media type → {"schema": ...} besides JSON
+_document: dict | None = None
+
+
+def documented(operation_id: str, ok: tuple[type[BaseModel], str], errors: tuple[int, ...] = (), *,
+               query: type[BaseModel] | None = None, json: type[BaseModel] | None = None,
+               form: type[BaseModel] | None = None, also: dict[int, tuple[type[BaseModel], str]] | None = None,
+               media: dict[str, dict] | None = None) -> Callable:
+    """Decorate a view to document it: its request models (query string, JSON body, form fields), the model and
+    words of its 200, the statuses that answer an :class:`Error`, other answers (``also``: status → (model, words))
+    and other media types of the 200 (``media``: type → {"schema": ...}). The view itself validates its input
+    through ``marconi.api.params`` with the same models; the summary and description are its docstring."""
+    answers = {"HTTP_200": ok, **{f"HTTP_{code}": (Error, ERROR_TEXT[code]) for code in errors},
+               **{f"HTTP_{code}": answer for code, answer in (also or {}).items()},
+               "HTTP_500": (Error, ERROR_TEXT[500])}
+    for where, model in (("query", query), ("json", json), ("form", form)):
+        if model is not None:
+            REQUEST_MODELS.append(RequestModel(operation_id, where, model))
+    if media:
+        _OTHER_MEDIA[operation_id] = media
+    return api_doc.validate(query=query, json=json, form=form, resp=Response(**answers), skip_validation=True,
+                            operation_id=operation_id)
 
 
 def spec() -> dict:
-    """Return the OpenAPI document."""
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Marconi", "version": __version__,
-                 "description": "Song radio and reverse image search answered by PostgreSQL (cube kNN)."},
-        "paths": {
-            "/healthz": {"get": {"operationId": "healthz", "summary": "The process is up",
-                                 "responses": {"200": _json({"type": "object", "required": ["status"],
-                                                             "properties": {"status": {"const": "ok"}}}, "OK")}}},
-            "/readyz": {"get": {"operationId": "readyz", "summary": "Database reachable and a model serving",
-                                "responses": {
-                                    "200": _json({"$ref": "#/components/schemas/Ready"}, "Ready"),
-                                    "503": _json({"$ref": "#/components/schemas/Ready"}, "Not ready")}}},
-            "/api/status": {"get": {
-                "operationId": "status", "summary": "What is loaded and which model runs serve",
-                "responses": {"200": _json({
-                    "type": "object", "required": ["counts", "serving", "database_bytes"],
-                    "properties": {
-                        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-                        "serving": {"type": "object", "properties": {"songs": RUN, "images": RUN}},
-                        "database_bytes": {"type": "integer"}}}, "Status")}}},
-            "/api/songs": {"get": {
-                "operationId": "searchSongs", "summary": "Find songs by title or artist (case/accent-insensitive)",
-                "parameters": [
-                    {"name": "q", "in": "query", "required": True,
-                     "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                    {"name": "offset", "in": "query",
-                     "schema": {"type": "integer", "minimum": 0, "maximum": 100000}}],
-                "responses": {"200": _json({
-                    "type": "object", "required": ["q", "total", "limit", "offset", "next_offset", "songs"],
-                    "properties": {"q": {"type": "string"}, "total": {"type": "integer"},
-                                   "limit": {"type": "integer"}, "offset": {"type": "integer"},
-                                   "next_offset": {"type": ["integer", "null"]},
-                                   "songs": {"type": "array", "items": SONG}}}, "A page of songs"),
-                              **_errors(400)}}},
-            "/api/radio": {"post": {
-                "operationId": "radio", "summary": "A playlist from seed songs, artists, tags or a prompt",
-                "description": "JSON by default; the same radio as a playlist file (an attachment) by `?format=` or "
-                               "the Accept header: XSPF (application/xspf+xml), JSPF (application/jspf+json) or "
-                               "M3U8 (audio/x-mpegurl). An Accept header allowing none of these is 406.",
-                "parameters": [{"name": "format", "in": "query", "description": "json, xspf, jspf or m3u8 (wins "
-                                "over the Accept header); another value is 400 `bad_format`",
-                                "schema": {"enum": ["json", "xspf", "jspf", "m3u8"]}}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": RADIO_REQUEST}}},
-                "responses": {"200": {"description": "The playlist", "content": {
-                    "application/json": {"schema": RADIO}, **PLAYLIST_FILES}},
-                              **_errors(400, 404, 406, 409, 503)}}},
-            "/api/artists": {"get": {
-                "operationId": "searchArtists", "summary": "Artists whose name contains q, for radio suggestions",
-                "parameters": NAME_QUERY,
-                "responses": {"200": _json({"type": "object", "required": ["q", "artists"], "properties": {
-                    "q": {"type": "string"}, "artists": {"type": "array", "items": NAMED}}},
-                    "Artists, exact and prefix matches first"), **_errors(400)}}},
-            "/api/tags": {"get": {
-                "operationId": "searchTags", "summary": "Tags whose name contains q, for radio suggestions",
-                "parameters": NAME_QUERY,
-                "responses": {"200": _json({"type": "object", "required": ["q", "tags"], "properties": {
-                    "q": {"type": "string"}, "tags": {"type": "array", "items": TAGGED}}},
-                    "Tags, exact and prefix matches first"), **_errors(400)}}},
-            "/api/images/search": {"get": {
-                "operationId": "searchImagesByText", "summary": "Find images by words (ranked from the pixels)",
-                "description": "The words are matched against the classes each image shows (ImageNet classes and "
-                               "their broader WordNet words, sentence vectors of all-MiniLM-L6-v2); stored labels "
-                               "are never used. Unknown words give 200 with no matches and a message.",
-                "parameters": [{"name": "q", "in": "query", "required": True,
-                                "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
-                               {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                                        "maximum": 50, "default": 10}}],
-                "responses": {"200": _json(SEARCH_RESULT, "Matches"), **_errors(400, 503)}}, "post": {
-                "operationId": "searchImages", "summary": "Reverse image search, or search by words",
-                "description": "Upload the photo as multipart field `image`, send JSON `{\"text\": ...}` to search "
-                               "by words, or JSON `{\"url\": ...}` and "
-                               "the server fetches it: public http(s) addresses only (private, loopback and "
-                               "link-local ones are refused, after every redirect), at most 3 redirects, "
-                               "MARCONI_URL_FETCH_TIMEOUT seconds in all and MARCONI_MAX_UPLOAD_BYTES bytes. "
-                               "With a photo, `box=x,y,w,h` (form field or query string; `\"box\": [x, y, w, h]` "
-                               "in JSON) searches only that part of it.",
-                "parameters": [BOX_PARAM],
-                "requestBody": {"required": True, "content": {
-                    "multipart/form-data": {"schema": {
-                        "type": "object", "required": ["image"],
-                        "properties": {"image": {"type": "string", "format": "binary"},
-                                       "k": {"type": "integer", "minimum": 1, "maximum": 50},
-                                       "box": {**BOX_STRING, "description": BOX_TEXT}}}},
-                    "application/json": {"schema": {
-                        "type": "object", "additionalProperties": False,
-                        "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2048},
-                                       "text": {"type": "string", "minLength": 1, "maxLength": 200},
-                                       "k": {"type": "integer", "minimum": 1, "maximum": 50},
-                                       "box": {"description": BOX_TEXT + " With `url` only.", "anyOf": [
-                                           {"type": "array", "items": {"type": "number"}, "minItems": 4,
-                                            "maxItems": 4}, BOX_STRING]}}}}}},
-                "responses": {"200": _json(SEARCH_RESULT, "Matches"),
-                              **_errors(400, 403, 413, 415, 422, 503)}}},
-            "/api/images/{image_id}/tags": {"get": {
-                "operationId": "imageTags", "summary": "An image's tags: its classes' names and broader words",
-                "parameters": [{"name": "image_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}}],
-                "responses": {"200": _json(TAGS, "Tags, best first"), **_errors(404)}}},
-            "/api/images/tags": {"post": {
-                "operationId": "tagPhoto", "summary": "Tags of an uploaded photo (nothing is stored)",
-                "parameters": [BOX_PARAM],
-                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                    "type": "object", "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary"},
-                                   "box": {**BOX_STRING, "description": BOX_TEXT}}}}}},
-                "responses": {"200": _json(TAGS, "Tags, best first"), **_errors(400, 413, 415, 503)}}},
-            "/api/words/similar": {"get": {
-                "operationId": "similarWords", "summary": "Words near a word (GloVe 6B), for search suggestions",
-                "parameters": [{"name": "q", "in": "query", "required": True,
-                                "schema": {"type": "string", "minLength": 1, "maxLength": 50}},
-                               {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                                        "maximum": 50, "default": 10}}],
-                "responses": {"200": _json({"type": "object", "required": ["q", "words"], "properties": {
-                    "q": {"type": "string"}, "words": {"type": "array", "items": {
-                        "type": "object", "required": ["word", "similarity"],
-                        "properties": {"word": {"type": "string"}, "similarity": {"type": "number"}}}}}},
-                    "Nearest words"), **_errors(400, 404, 503)}}},
-            "/api/images/{image_id}/similar": {"get": {
-                "operationId": "similarImages", "summary": "More like this: images similar to a stored one",
-                "parameters": [{"name": "image_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}},
-                               {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                                        "maximum": 50, "default": 10}}],
-                "responses": {"200": _json(SEARCH_RESULT, "Matches, the image itself left out"),
-                              **_errors(400, 404, 503)}}},
-            "/api/images/{image_id}": {"get": {
-                "operationId": "getImage", "summary": "One image's metadata",
-                "parameters": [{"name": "image_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}}],
-                "responses": {"200": _json(IMAGE, "Image"), **_errors(404)}}},
-        },
-        "components": {"schemas": {
-            "Error": ERROR,
-            "Ready": {"type": "object", "required": ["status"],
-                      "properties": {"status": {"type": "string"}, "songs_model": {"type": ["integer", "null"]},
-                                     "images_model": {"type": ["integer", "null"]}, "error": {"type": "string"}}},
-        }},
-    }
+    """Return the OpenAPI document (built once, from the routes of the app being served)."""
+    global _document
+    if _document is None:
+        doc = copy.deepcopy(api_doc.spec)
+        for path_item in doc["paths"].values():
+            for operation in path_item.values():
+                _finish(operation)
+        for request_model in REQUEST_MODELS:  # a query or form model's example is a URL or a curl line for the
+            schema = doc["components"]["schemas"].get(request_model.model.__name__, {})  # error messages,
+            if not isinstance(schema.get("example"), dict):  # not an example of the object itself
+                schema.pop("example", None)
+        _document = doc
+    return _document
 
 
-@bp.get("/api/openapi.json")
-def openapi():
-    """The OpenAPI document."""
-    return jsonify(spec())
+def _finish(operation: dict) -> None:
+    """Add what spectree cannot say (path parameters' bounds, the 200's other media types); drop empty fields and
+    null defaults of parameters."""
+    for parameter in operation.get("parameters", []):
+        if parameter["schema"].get("default", 0) is None:  # an optional parameter is left out, never sent as null
+            del parameter["schema"]["default"]
+        if parameter["in"] == "path" and parameter["name"] in PATH_PARAMETERS:
+            parameter["schema"] = dict(PATH_PARAMETERS[parameter["name"]])
+            parameter["description"] = parameter["schema"].pop("description")
+    for media_type, content in _OTHER_MEDIA.get(operation["operationId"], {}).items():
+        operation["responses"]["200"]["content"][media_type] = content
+    for key in ("tags", "description"):
+        if not operation.get(key):
+            operation.pop(key, None)
 
 
 def _inline(node, components: dict):
@@ -332,3 +163,55 @@ def response_schema(path: str, method: str, status: int) -> dict:
     if entry is None:
         raise KeyError(f"{method.upper()} {path} does not document status {status}")
     return _inline(entry["content"]["application/json"]["schema"], doc["components"]["schemas"])
+
+
+@bp.record_once
+def _register(state) -> None:
+    """Let the document be built outside a request too (from this app's routes)."""
+    api_doc.register(state.app)
+
+
+@bp.get("/api/openapi.json")
+def openapi():
+    """The OpenAPI document."""
+    return jsonify(spec())
+
+
+DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Marconi API</title>
+  <link rel="stylesheet" href="{css}">
+  <link rel="icon" type="image/png" href="{icon}">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{bundle}"></script>
+  <script src="{preset}"></script>
+  <script src="{init}"></script>
+</body>
+</html>
+"""
+
+
+@bp.get("/api/docs")
+def docs():
+    """Swagger UI for the document, from the swagger-ui-py package's files (served here, no CDN)."""
+    def asset(name: str) -> str:
+        return escape(url_for("openapi.static", filename=name))
+
+    return DOCS_PAGE.format(css=asset("swagger-ui.css"), icon=asset("favicon-32x32.png"),
+                            bundle=asset("swagger-ui-bundle.js"), preset=asset("swagger-ui-standalone-preset.js"),
+                            init=escape(url_for("openapi.docs_init")))
+
+
+@bp.get("/api/docs/init.js")
+def docs_init():
+    """Start Swagger UI on /api/openapi.json."""
+    script = ("window.onload = function () {{\n"
+              "  window.ui = SwaggerUIBundle({{url: {}, dom_id: '#swagger-ui', deepLinking: true,\n"
+              "    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],\n"
+              "    layout: 'StandaloneLayout'}});\n}};\n").format(json_text(url_for("openapi.openapi")))
+    return current_app.response_class(script, mimetype="text/javascript")

@@ -7,7 +7,7 @@
         q: str = Field(min_length=1, max_length=200)
         limit: int = Field(20, ge=1, le=100)
 
-    args = query_args(SongsQuery)                    # or json_body(RadioRequest), form_args(SearchForm)
+    args = query_args(SongsQuery)                    # or json_body(RadioRequest), form_args(PhotoSearchForm)
 
 A JSON body model sets ``model_config = ConfigDict(extra="forbid", strict=True)`` so that ``"5"`` is not a
 number and unknown fields are refused. Whatever is wrong becomes ``marconi.errors.BadRequest`` whose message
@@ -79,8 +79,9 @@ def query_args(model: type[M]) -> M:
 
 
 def form_args(model: type[M]) -> M:
-    """Return the multipart/urlencoded form fields (not the files) validated as ``model``."""
-    return validate(model, _multidict(model, request.form))
+    """Return the multipart/urlencoded form validated as ``model``: its fields, and its files (werkzeug
+    ``FileStorage`` objects) for the model's file fields, e.g. ``image`` in ``marconi.api.images``."""
+    return validate(model, {**_multidict(model, request.form), **_multidict(model, request.files)})
 
 
 def validate(model: type[M], data: Any) -> M:

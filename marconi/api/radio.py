@@ -7,9 +7,14 @@ or ``*/*``, is JSON). A format this endpoint cannot give is a 406 listing the fo
 
 from __future__ import annotations
 
+from typing import Literal
+
 from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel
 
 from marconi.api import read_engine
+from marconi.api.models import Radio, optional
+from marconi.api.openapi import documented
 from marconi.api.params import json_body
 from marconi.errors import BadRequest, MarconiError
 from marconi.playlist_formats import FORMATS, filename
@@ -22,6 +27,17 @@ JSON = "application/json"
 # media type → format name; the first type of each format is the one answered, the others are accepted aliases
 MEDIA_TYPES = {JSON: "json", **{f.media_type: name for name, f in FORMATS.items()}, "audio/mpegurl": "m3u8"}
 FORMAT_NAMES = ("json", *FORMATS)
+# the playlist files a 200 may be besides JSON (the OpenAPI document lists them)
+PLAYLIST_FILES = {f.media_type: {"schema": {"type": "object", "required": ["playlist"]} if f.media_type.endswith("json")
+                                 else {"type": "string"}} for f in FORMATS.values()}
+
+
+class RadioFormat(BaseModel):
+    """``?format=``: the answer's format. Read by :func:`requested_format`, not by ``params``: any value it does not
+    know, even an empty one, is a 400 ``bad_format`` that lists the formats."""
+
+    format: Literal[FORMAT_NAMES] = optional(description="json, xspf, jspf or m3u8 (wins over the Accept header); "
+                                                         "another value is 400 `bad_format`")
 
 
 class NotAcceptable(MarconiError):
@@ -59,8 +75,15 @@ def requested_format() -> str:
 
 
 @bp.post("/api/radio")
+@documented("radio", (Radio, "The playlist"), (400, 404, 406, 409, 503), query=RadioFormat, json=RadioRequest,
+            media=PLAYLIST_FILES)
 def radio():
-    """Body {"seeds": [track keys], "size": 25, "max_per_artist": null, "variety": 0} → ordered playlist."""
+    """A playlist from seed songs, artists, tags or a prompt.
+
+    JSON by default; the same radio as a playlist file (an attachment) by `?format=` or the Accept header: XSPF
+    (application/xspf+xml), JSPF (application/jspf+json) or M3U8 (audio/x-mpegurl). An Accept header allowing none
+    of these is 406.
+    """
     fmt = requested_format()
     req = json_body(RadioRequest)
     config = current_app.config["MARCONI"]

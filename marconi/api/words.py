@@ -7,6 +7,8 @@ from typing import Annotated
 from flask import Blueprint, jsonify
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from marconi.api.models import SimilarWords
+from marconi.api.openapi import documented
 from marconi.api.params import query_args
 from marconi.text.words import WordVectors
 
@@ -18,8 +20,9 @@ class SimilarWordsQuery(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"example": "/api/words/similar?q=dog&k=10"})
 
-    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-    k: int = Field(10, ge=1, le=50)
+    q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)] = Field(
+        description="a word, or a few words (their mean is searched)")
+    k: int = Field(10, ge=1, le=50, description="how many words")
 
 
 def similar_words(query: SimilarWordsQuery) -> dict:
@@ -32,6 +35,7 @@ def similar_words(query: SimilarWordsQuery) -> dict:
 
 
 @bp.get("/api/words/similar")
+@documented("similarWords", (SimilarWords, "Nearest words"), (400, 404, 503), query=SimilarWordsQuery)
 def similar():
-    """Nearest words: ?q=word&k=10."""
+    """Words near a word (GloVe 6B), for search suggestions."""
     return jsonify(similar_words(query_args(SimilarWordsQuery)))

@@ -6,7 +6,7 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from marconi.errors import BadRequest
 
@@ -55,7 +55,16 @@ def parse_box(value: Any) -> tuple[float, float, float, float] | None:
     return x, y, w, h
 
 
-Box = Annotated[Any, BeforeValidator(parse_box)]  # x, y, w, h as floats (None when not given)
+BOX_TEXT = ("Search only this part of the photo, to find an item inside a bigger picture: x,y,w,h in pixels of the "
+            "photo as decoded (after its EXIF orientation), x,y the top-left corner; integers or decimals. A box "
+            "partly outside the photo is clipped to it; one that misses the photo, or is under 16x16 pixels once "
+            "clipped, is refused with code `bad_box`, as is a malformed one. The answer's `query.box` is the box used.")
+BOX_STRING = {"type": "string", "pattern": BOX_PATTERN, "examples": ["40,30,200,150"], "description": BOX_TEXT}
+# x, y, w, h as floats (None when not given): as text in a query string or form, as text or a list in JSON
+Box = Annotated[Any, BeforeValidator(parse_box), WithJsonSchema(BOX_STRING)]
+JsonBox = Annotated[Any, BeforeValidator(parse_box), WithJsonSchema({
+    "description": BOX_TEXT + " With `url` only.",
+    "anyOf": [{"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4}, BOX_STRING]})]
 
 
 class JsonSearch(BaseModel):
@@ -65,10 +74,13 @@ class JsonSearch(BaseModel):
                               json_schema_extra={"example": {"text": "a vehicle with two wheels", "k": 10}})
 
     # Any: marconi.url_rules.check_url says what is wrong with a bad URL, with the code bad_url, whatever its type.
-    url: Any = None
-    text: str | None = Field(None, max_length=MAX_QUERY_CHARS)
-    k: int = Field(10, ge=1, le=MAX_K)
-    box: Box = None  # with "url": search only this part of the photo
+    url: Annotated[Any, WithJsonSchema({"type": "string", "format": "uri", "maxLength": 2048})] = Field(
+        None, description="an image for the server to fetch: public http(s) addresses only (private, loopback and "
+                          "link-local ones are refused, after every redirect), at most 3 redirects, "
+                          "MARCONI_URL_FETCH_TIMEOUT seconds in all and MARCONI_MAX_UPLOAD_BYTES bytes")
+    text: str | None = Field(None, min_length=1, max_length=MAX_QUERY_CHARS, description="words to search by")
+    k: int = Field(10, ge=1, le=MAX_K, description="how many matches")
+    box: JsonBox = None  # with "url": search only this part of the photo
 
 
 class Region(BaseModel):
@@ -82,11 +94,11 @@ class Region(BaseModel):
 class TextQuery(BaseModel):
     """Query string of GET /api/images/search: the words and how many matches."""
 
-    q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    k: int = Field(10, ge=1, le=MAX_K)
+    q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the words, e.g. a vehicle with two wheels")
+    k: int = Field(10, ge=1, le=MAX_K, description="how many matches")
 
 
 class MatchCount(BaseModel):
     """``k`` as a query-string or form field: how many matches to return."""
 
-    k: int = Field(10, ge=1, le=MAX_K)
+    k: int = Field(10, ge=1, le=MAX_K, description="how many matches")

@@ -20,27 +20,38 @@ Mode = Literal["easy", "medium", "hard"]
 
 class RadioRequest(BaseModel):
     """A radio from seed songs (track keys: find them with GET /api/songs?q=...), artist names, tag names and/or a
-    prompt (``artist:(Madonna) tag:(80s) #mode easy``); at least one of them."""
+    prompt (``artist:(Madonna) tag:(80s) #mode easy``); at least one of them (400 otherwise)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
                               json_schema_extra={"example": {"seeds": ["yes_small:61"], "size": 25}})
 
-    seeds: tuple[SeedKey, ...] = Field((), max_length=MAX_SEEDS, description="track keys of the seed songs")
+    seeds: tuple[SeedKey, ...] = Field((), max_length=MAX_SEEDS, description=(
+        "track keys of seed songs (GET /api/songs?q=...). Keys the catalogue does not know, or too rare to be in the "
+        "model, are listed in `ignored_seeds` while the others play; when none is known the answer is 404 "
+        "`unknown_seeds`."))
     artists: tuple[Name, ...] = Field((), max_length=MAX_NAMES,
-                                      description="artist names (any case or accents; GET /api/artists?q=...)")
-    tags: tuple[Name, ...] = Field((), max_length=MAX_NAMES, description="tag names (GET /api/tags?q=...)")
+                                      description="artist names, any case or accents (GET /api/artists?q=...); an "
+                                                  "unknown one is 404 `unknown_artist` with the `closest` names")
+    tags: tuple[Name, ...] = Field((), max_length=MAX_NAMES,
+                                   description="tag names (GET /api/tags?q=...); an unknown one is 404 `unknown_tag` "
+                                               "with the `closest` names")
     prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS,
-                               description="LB Radio style: artist:(Name) tag:(80s) #mode easy; adds to the "
-                                           "lists above, and its #mode wins over 'mode'")
+                               description="LB Radio style, e.g. `artist:(Madonna) tag:(80s) #mode easy`; adds "
+                                           "to `artists` and `tags` (at most 20 of each in all), its `#mode` wins "
+                                           "over `mode`. One that does not parse is 400 `bad_prompt` with the "
+                                           "`position` where it stops.")
     mode: Mode = Field("medium", description="easy: close to the seeds; medium: the default radio; hard: wanders "
                                              "(more variety, fewer songs of the seeds' artists)")
     size: int = Field(25, ge=1, le=MAX_SIZE, description="number of songs in the playlist")
     max_per_artist: int | None = Field(None, ge=1, le=MAX_SIZE,
                                        description="at most this many songs per artist (null: no limit)")
-    variety: float = Field(0.0, ge=0, le=1, description="extra variety on top of the default: 0.25 to 0.5 gives "
-                                                         "more way to the songs that turn up in every radio")
+    variety: float = Field(0.0, ge=0, le=1, description="extra variety on top of the mode: higher re-ranks the "
+                                                         "candidates by score minus variety x hubness, so the songs "
+                                                         "that turn up in every radio give way (0.25 to 0.5 "
+                                                         "suggested; docs/evaluation.md)")
     exclude: tuple[SeedKey, ...] = Field((), max_length=MAX_EXCLUDE,
-                                         description="track keys or artist names (any case) to leave out")
+                                         description="songs (track keys) or artists (names, any case) to leave "
+                                                     "out, e.g. the songs a listener skipped")
 
     @field_validator("seeds", "exclude", "artists", "tags", mode="before")
     @classmethod
