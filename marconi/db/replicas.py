@@ -19,6 +19,7 @@ state of the primary. A standby serves a new run once it has replayed its swap, 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import math
@@ -43,16 +44,13 @@ CONNECT_TIMEOUT_S = 2  # libpq's connect_timeout for replica connections: an unr
 APPLICATION_NAME = "marconi-read"  # how replica connections show in pg_stat_activity
 READ_OPTIONS = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
 
+HISTORY_S = 600.0  # how far back the primary's WAL positions are kept, to tell how long ago it was where a standby is
+
 _REPLICA_STATE = sa.text("""
-    WITH s AS (
-        SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_replay_lsn() AS replayed,
-               greatest(0, pg_wal_lsn_diff(coalesce(CAST(:primary_lsn AS pg_lsn), pg_last_wal_receive_lsn()),
-                                           pg_last_wal_replay_lsn()))::bigint AS lag_bytes,
-               extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8 AS since_replayed
-    )
-    SELECT in_recovery, lag_bytes,
-           CASE WHEN lag_bytes = 0 THEN 0.0 ELSE since_replayed END AS lag_seconds
-    FROM s
+    SELECT pg_is_in_recovery() AS in_recovery, CAST(pg_last_wal_replay_lsn() AS text) AS replayed,
+           greatest(0, pg_wal_lsn_diff(coalesce(CAST(:primary_lsn AS pg_lsn), pg_last_wal_receive_lsn()),
+                                       pg_last_wal_replay_lsn()))::bigint AS lag_bytes,
+           extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8 AS since_replayed
 """)
 
 
@@ -62,14 +60,58 @@ def primary_wal_lsn(conn: sa.Connection) -> str:
 
 
 def replica_state(conn: sa.Connection, primary_lsn: str | None) -> dict:
-    """Return {in_recovery, lag_bytes, lag_seconds} of the server ``conn`` reaches.
+    """Return {in_recovery, replayed, lag_bytes, since_replayed} of the server ``conn`` reaches.
 
-    ``lag_bytes`` is the WAL between ``primary_lsn`` (else what the standby has received) and what it has replayed;
-    ``lag_seconds`` is 0 when that is nothing, else the time since the last transaction it replayed committed
-    (None when it has replayed none since it started). Both are None on a server that is not a standby.
+    ``replayed`` is the WAL position it has replayed; ``lag_bytes`` the WAL between ``primary_lsn`` (else what the
+    standby has received) and that; ``since_replayed`` the seconds since the last transaction it replayed committed
+    on the primary (None when it has replayed none since it started). All but the first are None on a server that is
+    not a standby.
     """
     row = conn.execute(_REPLICA_STATE, {"primary_lsn": primary_lsn}).mappings().one()
     return dict(row)
+
+
+def lsn_number(lsn: str) -> int:
+    """A WAL position written ``16/B374D848`` as a byte count."""
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+class PrimaryPositions:
+    """The primary's WAL positions as seen over the last ``keep_s`` seconds, so a standby's lag can be told in
+    seconds from its replayed position: how long ago the primary first wrote past it.
+
+    (The time since the standby's last replayed commit would count the whole of a long build, during which nothing
+    commits, even when the standby is only kilobytes behind.)
+    """
+
+    def __init__(self, keep_s: float = HISTORY_S):
+        """Remember positions for ``keep_s`` seconds."""
+        self.keep_s = keep_s
+        self._seen: collections.deque[tuple[float, int]] = collections.deque()
+
+    def record(self, lsn: str, at: float) -> None:
+        """Note that the primary was at ``lsn`` at time ``at`` (only a position past the last one is kept)."""
+        position = lsn_number(lsn)
+        if not self._seen or position > self._seen[-1][1]:
+            self._seen.append((at, position))
+        while len(self._seen) > 1 and self._seen[0][0] < at - self.keep_s:
+            self._seen.popleft()
+
+    def lag_seconds(self, state: dict, now: float) -> float | None:
+        """Seconds the standby in ``state`` (from :func:`replica_state`) is behind: 0 when it has replayed all the
+        primary wrote, else the time since the primary was first seen past its position (at least the time since its
+        last replayed commit when even the oldest position kept is past it)."""
+        if state["lag_bytes"] == 0:
+            return 0.0
+        if state["replayed"] is None:
+            return None
+        replayed = lsn_number(state["replayed"])
+        for i, (at, position) in enumerate(self._seen):
+            if position > replayed:
+                behind = now - at
+                return max(behind, state["since_replayed"] or 0.0) if i == 0 else behind
+        return state["since_replayed"]
 
 
 def hide_password(url: str) -> str:
@@ -123,6 +165,7 @@ class ReadRouter:
         self.check_interval_s, self.backoff_s, self.max_backoff_s = check_interval_s, backoff_s, max_backoff_s
         self.max_lag_s, self.clock = max_lag_s, clock
         self.primary_reads = 0  # read connections this process opened on the primary (no replica healthy)
+        self.positions = PrimaryPositions()
         self._turn = itertools.count()
         self._checking = threading.Lock()
 
@@ -178,9 +221,11 @@ class ReadRouter:
     def _primary_lsn(self) -> str | None:
         try:
             with self.primary.connect() as conn:
-                return primary_wal_lsn(conn)
+                lsn = primary_wal_lsn(conn)
         except sa.exc.DBAPIError:
             return None  # lag is then measured against what each standby has received
+        self.positions.record(lsn, self.clock())
+        return lsn
 
     def _check(self, replica: Replica, primary_lsn: str | None) -> None:
         try:
@@ -189,7 +234,7 @@ class ReadRouter:
         except sa.exc.DBAPIError as exc:
             self._failed(replica, f"unreachable: {_first_line(exc)}")
             return
-        replica.lag_bytes, replica.lag_seconds = state["lag_bytes"], state["lag_seconds"]
+        replica.lag_bytes, replica.lag_seconds = state["lag_bytes"], self.positions.lag_seconds(state, self.clock())
         if not state["in_recovery"]:
             self._failed(replica, "not a standby (pg_is_in_recovery() is false: promoted?); remove it from "
                                   "DATABASE_REPLICA_URLS or make it a standby of the primary again")

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from marconi.db import make_engine, migrate
-from marconi.db.replicas import APPLICATION_NAME
+from marconi.db.replicas import APPLICATION_NAME, PrimaryPositions, hide_password
 
 SLOT = "marconi_test_standby"
 SECRET = "not-shown-anywhere"  # a password in the replica URL (the socket's trust rule ignores it)
@@ -146,6 +146,26 @@ def ask(client, question) -> tuple[int, tuple]:
     assert r.status_code == 200, r.get_data(as_text=True)
     body = r.get_json()
     return body["model_run"], tuple(item["key"] for item in body["playlist"])
+
+
+def test_lag_in_seconds_counts_from_when_the_primary_first_wrote_past_the_standby():
+    positions = PrimaryPositions(keep_s=60)
+    for at, lsn in ((100.0, "0/1000"), (101.0, "0/1000"), (102.0, "0/2000"), (103.0, "1/0")):
+        positions.record(lsn, at)
+    state = {"replayed": "0/1800", "lag_bytes": 1, "since_replayed": 30.0}
+    assert positions.lag_seconds(state, now=104.0) == 2.0  # past 0/1800 since 102, not 30 s since its last commit
+    assert positions.lag_seconds({**state, "replayed": "0/2000"}, now=104.0) == 1.0
+    assert positions.lag_seconds({**state, "replayed": "0/800"}, now=104.0) == 30.0  # older than what is kept
+    assert positions.lag_seconds({**state, "lag_bytes": 0}, now=104.0) == 0.0
+    positions.record("1/10", 200.0)  # positions older than keep_s are forgotten
+    assert positions.lag_seconds({**state, "replayed": "1/0"}, now=201.0) == 30.0
+
+
+def test_passwords_are_hidden_from_replica_urls():
+    assert hide_password("postgresql://u:p%40ss@db1:5432/marconi") == "postgresql://u:***@db1:5432/marconi"
+    assert hide_password("postgresql://u@/marconi?host=/run/pg&password=x&sslmode=require") == \
+        "postgresql://u@/marconi?host=/run/pg&password=***&sslmode=require"
+    assert hide_password("postgresql://u:@h/m") == "postgresql://u:@h/m"
 
 
 def test_reads_go_to_the_standby_and_status_shows_its_lag(app, pair, questions):
