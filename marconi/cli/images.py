@@ -120,9 +120,11 @@ def encode_images_cmd(c: Ctx, encoder, batch_size, workers, pca_dims, weights, d
 def eval_images_cmd(c: Ctx, queries, k, rerank, metrics, sample, collage, seed):
     """P@1, P@10 and confidence separation (AUC) through the served search path.
 
-    Photos that are themselves in the index are answered with themselves left out. With --metrics, distance metrics
-    are compared on the stored vectors instead (no photos are read; figures also per half of the labels, to choose
-    on one half and read the other). With --collage, region search is measured (marconi.evaluation.collage).
+    Photos that are themselves in the index are answered with themselves left out; photos the serving run's learned
+    metric was fitted on (`marconi train images`) are not scored at all, and a line says how many. With --metrics,
+    distance metrics are compared on the stored vectors instead (no photos are read; figures also per half of the
+    labels, to choose on one half and read the other). With --collage, region search is measured
+    (marconi.evaluation.collage).
     """
     if metrics is not None and collage:
         raise click.UsageError("--metrics and --collage are two different evaluations: give one")
@@ -149,6 +151,8 @@ def eval_images_cmd(c: Ctx, queries, k, rerank, metrics, sample, collage, seed):
         res = eval_images(c.checked_engine(), queries, c.config, k, rerank=rerank)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
+    if "excluded_why" in res:
+        click.echo(res["excluded_why"], err=True)
     click.echo(json.dumps(res, indent=2))
 
 

@@ -62,18 +62,46 @@ def train_songs_cmd(c: Ctx, **options):
     echo_json(summary)
 
 
+class NumberOrAuto(click.ParamType):
+    """A number in [low, high] (high None: no upper bound), or "auto" (None: chosen on the fitted photos)."""
+
+    name = "number|auto"
+
+    def __init__(self, low: float, high: float | None = None):
+        """Accept numbers in [low, high]; ``low`` itself is refused when ``high`` is None (a positive weight)."""
+        self.low, self.high = low, high
+
+    def convert(self, value, param, ctx):
+        """Return None for "auto", else the number, failing with the accepted range."""
+        if value is None or value == "auto":
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+        ok = self.low <= number <= self.high if self.high is not None else number > self.low
+        if not ok:
+            span = f"in [{self.low:g}, {self.high:g}]" if self.high is not None else f"above {self.low:g}"
+            self.fail(f"{value} is not {span} (or 'auto')", param, ctx)
+        return number
+
+
 @train.command("images")
 @click.option("--holdout-classes", default="", metavar="LABELS|FILE",
               help="Labels to leave out of the fit, comma-separated or one per line in a file: the report then "
                    "shows how the metric does on labels it never saw.")
-@click.option("--shrinkage", default=0.3, show_default=True, type=click.FloatRange(0, 1),
-              help="Regularisation of the within-label scatter (0: plain LDA, 1: ignore it).")
-@click.option("--blend", default=0.5, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--fit-per-label", default=None, type=click.IntRange(min=2),
+              help="Fit on the first N images of each label (import order, i.e. sorted file names) and leave the "
+                   "rest as honest queries: `marconi eval images` never scores the fitted ones. Default: all.")
+@click.option("--shrinkage", default="auto", show_default=True, type=NumberOrAuto(0, 1),
+              help="Regularisation of the within-label scatter (0: plain LDA, 1: ignore it); auto: chosen with "
+                   "--blend by two-fold validation on the fitted images alone.")
+@click.option("--blend", default="auto", show_default=True, type=NumberOrAuto(0),
               help="Weight of the learned directions beside the encoder's own vector (higher: fits the labels "
-                   "more, generalises less).")
+                   "more, generalises less); auto: chosen with --shrinkage on the fitted images alone.")
 @click.option("--pca-dims", default=100, show_default=True, help="Dimensions of the indexed cube (≤ 100).")
 @pass_ctx
-def train_images_cmd(c: Ctx, holdout_classes, shrinkage, blend, pca_dims):
+def train_images_cmd(c: Ctx, holdout_classes, fit_per_label, shrinkage, blend, pca_dims):
     """Learn a distance from the images' labels and serve it (a new image model run).
 
     Same-label images are brought together (regularised LDA, blended with the encoder's space); queries are moved
@@ -90,6 +118,6 @@ def train_images_cmd(c: Ctx, holdout_classes, shrinkage, blend, pca_dims):
     else:
         names = [n.strip() for n in holdout_classes.split(",") if n.strip()]
     summary = train_images(c.checked_engine(), c.config, names, shrinkage=shrinkage, blend=blend,
-                           pca_dims=pca_dims)
+                           pca_dims=pca_dims, fit_per_label=fit_per_label)
     summary.pop("calibration", None)
     echo_json(summary)

@@ -4,7 +4,8 @@ For each query photo of a labelled folder tree, the three other cells of its col
 labels from the same tree (drawn with a seeded generator, so a run is repeatable). Each photo is shrunk or enlarged
 to fit its cell, keeping its proportions, and centred on grey. Three searches go through the served path
 (:class:`~marconi.image_search.search.ImageSearcher`, as ``marconi.evaluation.images`` does), each with the query
-left out of its own answer when its bytes are indexed:
+left out of its own answer when its bytes are indexed (and left out altogether when the serving run's learned
+metric was fitted on it):
 
 - ``plain``: the query photo alone;
 - ``collage``: the whole collage, as if the user had not drawn a box;
@@ -31,6 +32,7 @@ from marconi.image_search.search import ImageSearcher
 from marconi.imageio import ImageError, load_image
 from marconi.importers.images import image_files
 from marconi.progress import progress as progress_bar
+from marconi.training.images import serving_fitted_ids
 
 CELL = (320, 240)  # width, height of one cell: Caltech-101 photos are about 300 px wide, most of them landscape
 BACKGROUND = (128, 128, 128)
@@ -76,9 +78,10 @@ def eval_collage(engine: sa.Engine, queries: Path, config: Config | None = None,
     chosen = sorted(rng.sample(files, sample)) if sample and sample < len(files) else files
     searcher = ImageSearcher(config, engine)
     hits: dict[str, dict[str, list[float]]] = {kind: {"P@1": [], "P@10": []} for kind in KINDS}
-    skipped = 0
+    skipped = excluded = 0
     with engine.connect() as conn:
         indexed = set(indexed_labels(conn))
+        _, fitted = serving_fitted_ids(conn)
         for path in progress_bar(chosen, unit="query", desc="collages", enabled=progress):
             label = path.relative_to(queries).parts[0]
             # Drawn before any skip, so that each query's collage does not depend on which others were skipped.
@@ -97,13 +100,16 @@ def eval_collage(engine: sa.Engine, queries: Path, config: Config | None = None,
             collage, box = make_collage(img, others, cell)
             cropped, _ = crop_frames([collage], box)
             own = image_id_by_sha256(conn, hashlib.sha256(data).hexdigest())
+            if own in fitted:  # the serving run's learned metric was fitted on it: not an honest query
+                excluded += 1
+                continue
             exclude = (own,) if own else ()
             for kind, query in zip(KINDS, (img, collage, cropped[0]), strict=True):
                 labs = [m["label"] for m in searcher.search(conn, query, k, exclude_ids=exclude,
                                                             rerank=rerank)["matches"]]
                 hits[kind]["P@1"].append(bool(labs) and labs[0] == label)
                 hits[kind]["P@10"].append(np.mean([lab == label for lab in labs[:10]]) if labs else 0.0)
-    out: dict = {"queries": len(hits["plain"]["P@1"]), "skipped": skipped, "seed": seed,
+    out: dict = {"queries": len(hits["plain"]["P@1"]), "skipped": skipped, "excluded_fitted": excluded, "seed": seed,
                  "collage_size": [2 * CELL[0], 2 * CELL[1]]}
     for kind in KINDS:
         out[kind] = {name: _mean(values) for name, values in hits[kind].items()}

@@ -15,6 +15,7 @@ from marconi.image_search.search import ImageSearcher
 from marconi.imageio import ImageError, load_image
 from marconi.importers.images import image_files
 from marconi.progress import progress as progress_bar
+from marconi.training.images import serving_fitted_ids
 
 
 def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, k: int = 10,
@@ -25,6 +26,9 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
     no indexed image has is *unknown*: the collection holds nothing like it, so it has no right answer and counts
     only towards ``known_vs_unknown_auc``, how well the confidence tells known queries (higher) from unknown ones;
     P@k and ``confidence_auc`` (right against wrong top-1 answers) are over the known queries.
+
+    When the serving run has a learned metric, queries whose bytes are among the images it was fitted on are left
+    out (``excluded_fitted``): scoring them would measure what the fit memorised, not what a new photo gets.
     """
     config = config or Config()
     rerank = config.image_rerank if rerank is None else rerank
@@ -33,8 +37,10 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
     if not files:
         raise FileNotFoundError(f"no images under {queries}: expected a folder tree <label>/<image>")
     p1, p10, conf, right, unknown_conf = [], [], [], [], []
+    excluded = 0
     with engine.connect() as conn:
         indexed = set(indexed_labels(conn))
+        run_id, fitted = serving_fitted_ids(conn)
         for path in progress_bar(files, unit="query", desc="evaluating", enabled=progress):
             label = path.relative_to(queries).parts[0]
             data = path.read_bytes()
@@ -43,6 +49,9 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
             except ImageError:
                 continue
             own = image_id_by_sha256(conn, hashlib.sha256(data).hexdigest())
+            if own in fitted:
+                excluded += 1
+                continue
             res = searcher.search(conn, img, k, exclude_ids=(own,) if own else (), rerank=rerank)
             labs = [m["label"] for m in res["matches"]]
             if not labs:
@@ -57,6 +66,11 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
     conf_a, right_a = np.array(conf, dtype=float), np.array(right, dtype=bool)
     out = {"queries": len(p1), "P@1": _mean(p1), "P@10": _mean(p10), "confidence_auc": rounded(auc(conf_a, right_a)),
            "mean_confidence_right": _mean(conf_a[right_a]), "mean_confidence_wrong": _mean(conf_a[~right_a])}
+    if fitted:
+        out["excluded_fitted"] = excluded
+        out["excluded_why"] = (f"{excluded} queries left out: they are among the {len(fitted)} photos that the serving "
+                               f"run's learned metric (model run {run_id}) was fitted on, so scoring them would "
+                               "measure what the fit memorised")
     if unknown_conf:
         both = np.concatenate([conf_a, unknown_conf])
         known = np.arange(len(both)) < len(conf_a)

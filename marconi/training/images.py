@@ -7,10 +7,16 @@ stores the metric with it. Queries are then encoded as before and moved into the
 vectors stay the encoder's, so training again, or ``marconi encode images``, starts from them. Each image's classes
 and tags do not depend on the metric and are carried over.
 
+The fit can be limited to the first ``fit_per_label`` images of each label (in id order, which is import order:
+``marconi import images`` reads files sorted by name), so that the other photos stay honest queries; the ids of the
+fitted images are stored with the run (:data:`FIT_IMAGES_ARTIFACT`) and ``marconi eval images`` leaves them out.
+``shrinkage`` and ``blend`` left as None are chosen on the fitted photos alone
+(:func:`marconi.training.image_metric_choice.choose_setting`).
+
 Before anything is served, the report says honestly what the metric does, on data its fit never saw:
 
-- ``unseen_photos``: a second metric is fitted on the first half (in id order) of each label's images, and the
-  other half are queries; P@1/P@10 of cosine in the encoder's space against the learned space;
+- ``unseen_photos``: a second metric is fitted on the first half (in id order) of each label's fitted images, and
+  the other half are queries; P@1/P@10 of cosine in the encoder's space against the learned space;
 - ``held_out_labels`` (with ``holdout_labels``): the images of labels left out of the fit are the queries.
 
 Each query ranks every other image of the collection.
@@ -18,6 +24,7 @@ Each query ranks every other image of the collection.
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Collection, Sequence
@@ -36,6 +43,9 @@ from marconi.image_search.build import COLUMNS
 from marconi.image_search.calibration import calibrate
 from marconi.image_search.metric import DEFAULT_BLEND, DEFAULT_SHRINKAGE, METRIC_ARTIFACT, LearnedMetric
 from marconi.image_search.pca import PCA
+from marconi.training.image_metric_choice import BLENDS, SHRINKAGES, choose_setting, first_of_each_label
+
+FIT_IMAGES_ARTIFACT = "fit_images.npy"  # the ids of the images the metric was fitted on, stored with its run
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +54,25 @@ class NothingToLearn(Conflict):
     """No image run serves, or its images have too few labels to learn from."""
 
     code = "nothing_to_learn"
+
+
+def fitted_image_ids(conn: sa.Connection, run_id: int) -> frozenset[int]:
+    """Return the ids of the images a run's learned metric was fitted on (empty for a run without one)."""
+    data = runs.artifact(conn, run_id, FIT_IMAGES_ARTIFACT)
+    return frozenset() if data is None else frozenset(int(i) for i in np.load(io.BytesIO(data)))
+
+
+def serving_fitted_ids(conn: sa.Connection) -> tuple[int | None, frozenset[int]]:
+    """Return (the serving image run's id, the ids of the images its learned metric was fitted on)."""
+    run = runs.serving_run(conn, "images")
+    return (None, frozenset()) if run is None else (run["id"], fitted_image_ids(conn, run["id"]))
+
+
+def _ids_bytes(ids: np.ndarray) -> bytes:
+    """The image ids as .npy bytes (the artifact :func:`fitted_image_ids` reads)."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(ids, dtype=np.int64))
+    return buf.getvalue()
 
 
 def _precision(space: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int = 10) -> dict:
@@ -59,10 +88,7 @@ def _report(full: np.ndarray, labels: np.ndarray, fit_mask: np.ndarray, holdout:
             blend: float) -> dict:
     """Encoder space against learned space on photos and labels the respective fit never saw."""
     plain = full / np.maximum(np.linalg.norm(full, axis=1, keepdims=True), 1e-12)
-    first_half = np.zeros(len(full), dtype=bool)
-    for label in set(labels[fit_mask]):
-        rows = np.flatnonzero(fit_mask & (labels == label))
-        first_half[rows[: len(rows) // 2 + len(rows) % 2]] = True
+    first_half = first_of_each_label(labels, fit_mask)
     second_half = np.flatnonzero(fit_mask & ~first_half)
     report: dict = {}
     try:
@@ -81,8 +107,13 @@ def _report(full: np.ndarray, labels: np.ndarray, fit_mask: np.ndarray, holdout:
 
 
 def train_images(engine: sa.Engine, config: Config | None = None, holdout_labels: Collection[str] = (),
-                 shrinkage: float = DEFAULT_SHRINKAGE, blend: float = DEFAULT_BLEND, pca_dims: int = 100) -> dict:
-    """Fit a learned metric on the labelled images, report it, and serve it as a new image run; return a summary."""
+                 shrinkage: float | None = DEFAULT_SHRINKAGE, blend: float | None = DEFAULT_BLEND,
+                 pca_dims: int = 100, fit_per_label: int | None = None) -> dict:
+    """Fit a learned metric on the labelled images, report it, and serve it as a new image run; return a summary.
+
+    ``fit_per_label``: fit on the first N images of each label only (None: all of them). ``shrinkage`` or ``blend``
+    None: chosen on the fitted images (raises NothingToLearn when the encoder's own space validates best).
+    """
     config = config or Config()
     t0 = time.time()
     with engine.connect() as conn:
@@ -98,11 +129,29 @@ def train_images(engine: sa.Engine, config: Config | None = None, holdout_labels
         raise NothingToLearn(f"held-out label(s) not in the collection: {', '.join(unknown[:5])}")
     holdout = np.isin(labels, list(holdout_labels))
     fit_mask = (labels != "") & ~holdout
+    if fit_per_label is not None:
+        fit_mask = first_of_each_label(labels, fit_mask, fit_per_label)
+    choice = None
+    if shrinkage is None or blend is None:
+        try:
+            choice = choose_setting(full[fit_mask], labels[fit_mask], pca_dims=pca_dims,
+                                    blends=BLENDS if blend is None else (blend,),
+                                    shrinkages=SHRINKAGES if shrinkage is None else (shrinkage,))
+        except ValueError as exc:
+            raise NothingToLearn(f"{exc}: import labelled images (one folder per label) first") from None
+        if choice["blend"] is None:
+            raise NothingToLearn("no learned setting beat the encoder's own space on the fitted photos "
+                                 f"(validation: {choice['validation'][:3]}); give --blend and --shrinkage to "
+                                 "train one anyway")
+        shrinkage, blend = choice["shrinkage"], choice["blend"]
+        log.info("chose shrinkage %s, blend %s on the fitted photos: %s", shrinkage, blend, choice["validation"][:3])
     try:
         metric = LearnedMetric.fit(full[fit_mask], labels[fit_mask], shrinkage, blend)
     except ValueError as exc:
         raise NothingToLearn(f"{exc}: import labelled images (one folder per label) first") from None
     report = _report(full, labels, fit_mask, holdout, shrinkage, blend)
+    if choice is not None:
+        report["chosen_on_fitted_photos"] = {"queries": choice["queries"], "best": choice["validation"][:3]}
     log.info("learned metric on %d images of %d labels: %s", fit_mask.sum(), len(set(labels[fit_mask])), report)
     space = metric.transform(full)
     pca = PCA.fit(space, pca_dims)
@@ -112,10 +161,12 @@ def train_images(engine: sa.Engine, config: Config | None = None, holdout_labels
               "metric": {"method": "regularised LDA blended with the encoder space", "shrinkage": shrinkage,
                          "blend": blend, "learned_dims": int(metric.projection.shape[1]),
                          "fit_images": int(fit_mask.sum()), "fit_labels": len(set(labels[fit_mask])),
+                         "fit_per_label": fit_per_label, "chosen_by_validation": choice is not None,
                          "held_out_labels": sorted(holdout_labels)}}
     with runs.build(engine, "images", base["model"], params, pca.dims, config) as run:
         run.save_artifact("pca.npz", pca.to_bytes())
         run.save_artifact(METRIC_ARTIFACT, metric.to_bytes())
+        run.save_artifact(FIT_IMAGES_ARTIFACT, _ids_bytes(np.asarray(ids)[fit_mask]))
         written = run.stage(COLUMNS, ((iid, run.id, to_cube(reduced[i]), to_pg_array(full[i]))
                                       for i, iid in enumerate(ids)))
         run.stage(words_db.IMAGE_CLASS_COLUMNS, _with_run(class_rows, run.id), table="image_classes")
