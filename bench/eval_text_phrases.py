@@ -7,11 +7,13 @@ probabilities, √p smoothed over the 5 nearest images). Metrics: P@10 and mAP o
 a phrase's words become WordNet senses are chosen on the even-numbered phrases and reported on the odd ones.
 
     .venv/bin/python bench/eval_text_phrases.py      # reuses bench/eval_text_methods.py's image cache
+    .venv/bin/python bench/eval_text_phrases.py --new   # only the served rule and issue #11's variants
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +103,16 @@ def main() -> None:
         for mode, mod in (("chunks", 0.0), ("head", 0.0), ("head", 0.25)):
             name = f"{mode}{f', modifiers {mod:g}' if mode == 'head' else ''}, MiniLM weight {lam:g} for descriptions"
             grid.append((name, ChunkedClassSpace(encoder, vectors, params=params, mode=mode, modifier_weight=mod)))
+    served = ClassSpaceParams()
+    for head in (0, 130, 200, 400):
+        for count in (False, True):
+            if head or count:
+                params = replace(served, head_classes=head, count_words=count)
+                name = (f"served{f' + every class under the head noun when at most {head}' if head else ''}"
+                        f"{' + numbers counted in definitions' if count else ''}")
+                grid.append((name, ClassSpace(encoder, vectors, params=params)))
+    if "--new" in sys.argv:  # only the served rule and the variants added for issue #11
+        grid = [g for g in grid if g[0].startswith(("before", "served", "MiniLM weight 16 "))]
     for name, space in grid:
         ranked = np.stack([space.score_images(space.query(p), stored) for p, _ in phrases])
         p10, ap = metrics(ranked, relevant)

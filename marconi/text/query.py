@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from marconi.text.counts import counted
 from marconi.text.vocabulary import imagenet_classes, tokens
 from marconi.text.wordnet import WordNetNouns
 from marconi.text.words import STOP_WORDS
@@ -46,6 +47,10 @@ class ClassSpaceParams:
     image_power: float = 0.5  # images score Σ w · p ** image_power
     phrase_words: int = 3  # a query of this many content words or more is a description ...
     phrase_minilm_weight: float = 16.0  # ... and MiniLM's share is this instead of minilm_weight
+    head_classes: int = 0  # every class under the head noun is kept when it has at most this many (0: off)
+    count_words: bool = False  # "two wheels": classes whose definitions count the same lead, other counts drop
+    count_penalty: float = 0.25  # weight kept by a class whose definition gives the noun another count
+    count_depth: int = 3  # definitions read for counts: the class's own and its hypernyms' this many steps up
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class ClassSpace:
         self.class_vectors = class_vectors
         self._lock = threading.Lock()
         self._by_ancestor: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+        self._counts: dict[str, dict[int, set[int]]] | None = None
 
     def _ancestor_index(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """{synset: (class indices, steps up from each class)} over every class and all of its WordNet ancestors."""
@@ -135,6 +141,64 @@ class ClassSpace:
         p = self.params
         return (np.clip((cosines - p.floor) / (1 - p.floor), 0, None) ** p.power).astype(np.float32)
 
+    def _base_form(self, word: str) -> str:
+        """Return a word's first WordNet noun lemma ("wheels" → "wheel"), or the word itself."""
+        forms = self.wordnet.base_forms(word)
+        return forms[0] if forms else word
+
+    def _class_counts(self) -> dict[str, dict[int, set[int]]]:
+        """{noun: {class index: numbers}} said in each class's definition and its near hypernyms' (cached)."""
+        with self._lock:
+            if self._counts is None:
+                out: dict[str, dict[int, set[int]]] = {}
+                for c in self.classes:
+                    glosses = [c.definition, *(self.wordnet.synset(h.wnid).definition for h in c.hypernyms
+                                               if h.depth <= self.params.count_depth)]
+                    for gloss in glosses:
+                        for noun, values in counted(gloss, self._base_form).items():
+                            out.setdefault(noun, {}).setdefault(c.index, set()).update(values)
+                self._counts = out
+        return self._counts
+
+    def counted_weights(self, text: str, dense: np.ndarray) -> np.ndarray:
+        """Return ``dense`` adjusted for the numbers in the query: for "two wheels", classes whose definitions (or
+        their near hypernyms') say two wheels gain the query's largest weight, those saying another number of
+        wheels keep ``count_penalty`` of theirs; unchanged when the query counts nothing."""
+        asked = counted(text, self._base_form)
+        if not asked:
+            return dense
+        out = dense.copy()
+        top = float(dense.max(initial=0.0))
+        for noun, values in asked.items():
+            for index, said in self._class_counts().get(noun, {}).items():
+                if said & values:
+                    out[index] += top
+                else:
+                    out[index] *= self.params.count_penalty
+        return out
+
+    def head_senses(self, text: str) -> list[str]:
+        """Return the senses of what the query asks for: the first run of up to three content words that WordNet
+        knows as a noun ("dog" in "dog on a beach", "grand piano" in "grand piano in a hall")."""
+        words = [t for t in tokens(text) if t not in STOP_WORDS]
+        for start in range(len(words)):
+            for n in (3, 2, 1):
+                if start + n <= len(words):
+                    senses = self.wordnet.lookup(" ".join(words[start:start + n]))
+                    if senses:
+                        return senses
+        return []
+
+    def head_classes(self, text: str) -> np.ndarray:
+        """Return the classes under the query's head noun (:meth:`head_senses`) when there are at most
+        ``head_classes`` of them (the 118 dog breeds for "dog"; not the 398 animals for "animal"), else none."""
+        limit = self.params.head_classes
+        if not limit:
+            return np.zeros(0, dtype=np.int64)
+        by_ancestor = self._ancestor_index()
+        under = {int(i) for sense in self.head_senses(text) if sense in by_ancestor for i in by_ancestor[sense][0]}
+        return np.array(sorted(under), dtype=np.int64) if len(under) <= limit else np.zeros(0, dtype=np.int64)
+
     def query(self, text: str) -> QueryClasses:
         """Return the query's strongest classes and their weights (none when nothing in it matched)."""
         wordnet, senses = self.wordnet_weights_of(text)
@@ -142,8 +206,14 @@ class ClassSpace:
         described = len([t for t in tokens(text) if t not in STOP_WORDS]) >= self.params.phrase_words
         share = self.params.phrase_minilm_weight if described else self.params.minilm_weight
         dense = wordnet + share * self.minilm_weights(cosines)
+        if self.params.count_words:
+            dense = self.counted_weights(text, dense)
         n = self.params.top_classes or len(dense)
         top = np.argsort(-dense, kind="stable")[:n]
+        head = self.head_classes(text)
+        if len(head):
+            top = np.union1d(top, head)
+            top = top[np.argsort(-dense[top], kind="stable")]
         top = top[dense[top] > 0]
         return QueryClasses(top, dense[top].astype(np.float32), tuple(senses), float(cosines.max(initial=0.0)),
                             dense.astype(np.float32))

@@ -59,3 +59,17 @@ def test_text_eval_measures():
     assert average_precision([True, False, True], 2) == pytest.approx((1 + 2 / 3) / 2)
     assert average_precision([False, False], 3) == 0 and average_precision([True], 0) == 0
     assert average_precision([True, False], 4) == pytest.approx(0.25)  # relevant items never retrieved count
+
+
+def test_tags_carry_every_name_of_a_broader_word():
+    """A moped is under "minibike, motorbike": both names are tags, so "motorbike" finds it."""
+    from marconi.errors import Unavailable
+    from marconi.image_search.tagging import tag_words
+    from marconi.text.vocabulary import imagenet_classes
+
+    try:
+        moped = next(c for c in imagenet_classes() if c.name == "moped")
+    except Unavailable as exc:  # the class files or WordNet are not installed here
+        pytest.skip(str(exc))
+    words = dict(tag_words(moped))
+    assert words["moped"] is True and words["motorbike"] is False and words["minibike"] is False

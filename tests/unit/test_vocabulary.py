@@ -224,3 +224,45 @@ def test_descriptions_lean_on_the_sentence_encoder(classes):
     long = space.query("zzzz qqqq xxxx")
     assert short.weights.max() == pytest.approx(1.0) and long.weights.max() == pytest.approx(16.0)
     assert space.query("a zzzz of qqqq").weights.max() == pytest.approx(1.0)  # stop words do not count
+
+
+# ------------------------------------------------------------------------------------- numbers and the head noun
+def test_numbers_said_of_nouns():
+    from marconi.text.counts import counted
+
+    def base(word):
+        return word[:-1] if word.endswith("s") else word
+
+    assert counted("a vehicle with two wheels", base) == {"wheel": {2}}
+    assert counted("a small cart with two or four wheels", base) == {"wheel": {2, 4}}
+    assert counted("a spider: 8 legs and a pair of eyes", base) == {"leg": {8}, "eye": {2}}
+    assert counted("a dog on a beach", base) == {}
+
+
+def test_counted_words_lead_and_other_counts_drop(classes):
+    """"two wheels" lifts the classes whose definitions (or their near hypernyms') say two wheels above every other
+    class, and lowers those that say another number of wheels (a car has four)."""
+    from marconi.text.query import ClassSpace, ClassSpaceParams
+
+    plain = ClassSpace(encoder=None, params=ClassSpaceParams(top_classes=0))
+    counting = ClassSpace(encoder=None, params=ClassSpaceParams(top_classes=0, count_words=True))
+    index = {c.name: c.index for c in classes}
+    before, after = plain.query("a vehicle with two wheels").dense, counting.query("a vehicle with two wheels").dense
+    assert after[index["moped"]] > before.max() and after[index["mountain bike"]] > before.max()
+    assert after[index["sports car"]] < before[index["sports car"]]
+    assert after[index["tricycle"]] < before[index["tricycle"]]  # three wheels
+    assert (counting.query("leopard").dense == plain.query("leopard").dense).all()  # no number: unchanged
+
+
+def test_every_class_under_the_head_noun_is_kept(classes):
+    """"dog on a beach" keeps all the dog breeds (the head noun), not only the strongest 50 classes; a head noun
+    over too many classes ("animal") adds nothing."""
+    from marconi.text.query import ClassSpace, ClassSpaceParams
+
+    space = ClassSpace(encoder=None, params=ClassSpaceParams(top_classes=50, head_classes=150))
+    breeds = {c.index for c in classes if "n02084071" in c.ancestors}
+    kept = set(space.query("dog on a beach").classes.tolist())
+    assert breeds <= kept
+    assert len(ClassSpace(encoder=None, params=ClassSpaceParams(top_classes=50)).query("dog on a beach").classes) == 50
+    assert len(space.query("animal on a beach").classes) == 50
+    assert space.head_senses("grand pianos in a hall") == space.wordnet.lookup("grand piano")
