@@ -123,10 +123,12 @@ def train(corpus: Path, mode: str, epochs: int, fraction: float = 1.0) -> dict:
     p = SongParams(epochs=epochs)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
+    cpu0 = 0.0
     if mode == "product":
         sents = list(LineSentence(str(corpus)))
         loaded = time.perf_counter()
-        rss_corpus = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        rss_corpus, cpu0 = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         model = fit(sents, p, progress=False)  # the served training call, on the in-RAM playlists
         epoch_s, vocab_s = None, loaded - t0
         trained_words = model.corpus_total_words * epochs
@@ -142,13 +144,18 @@ def train(corpus: Path, mode: str, epochs: int, fraction: float = 1.0) -> dict:
         part, words = (head_of(corpus, int(model.corpus_count * fraction)) if fraction < 1
                        else (corpus, model.corpus_total_words))
         loaded = time.perf_counter()  # the clock for words/s starts here, the head file written
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu0 = usage.ru_utime + usage.ru_stime
         model.train(corpus_file=str(part), total_words=words, epochs=epochs, callbacks=[clock])
         trained_words = words * epochs
     total = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = usage.ru_utime + usage.ru_stime - cpu0  # CPU seconds of training: what a busy machine does not inflate
     return {"mode": mode, "epochs": epochs, "trained_fraction": fraction, "vocabulary": len(model.wv),
             "seconds": round(total, 1), "build_vocab_s" if mode == "corpus_file" else "load_corpus_s":
             round(vocab_s, 1), "epoch_s": epoch_s,
-            "words_per_s": round(trained_words / max(total - (loaded - t0), 1e-9)),
+            "words_per_s": round(trained_words / max(total - (loaded - t0), 1e-9)), "training_cpu_s": round(cpu_s, 1),
+            "words_per_cpu_s": round(trained_words / max(cpu_s, 1e-9)),
             "rss_start_mb": rss0 // 1024, "rss_before_training_mb": rss_corpus // 1024,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
 
