@@ -1,17 +1,27 @@
 """Benchmark the radio kNN question at 10k / 100k / 1M synthetic, clustered song vectors.
 
 For each size it builds a database with that many songs through the real write path (a model run: staging table,
-GiST and HNSW indexes, swap), then measures per query of 1-3 seeds (p50/p95, ms):
+GiST, HNSW and, from marconi.db.ann.IVF_MIN_ROWS songs, IVFFlat indexes, swap), or with ``--reuse`` takes the one
+an earlier run built (same seed, so the same vectors), then measures per query of 1-3 seeds (p50/p95, ms):
 
 * cube GiST: ``radio_candidates(seeds, k, exact => true)``, ORDER BY vec <-> q LIMIT k on the cube column (exact)
 * pgvector HNSW: ``radio_candidates(seeds, k, ef_search => 100 | 400)`` on the pgvector column (approximate)
+* ``--ann-ef``: the radio's own kNN step, ``radio_candidates_near(radio_query_vector(seeds), k, false, ef)``, which
+  reads the IVFFlat index when the run has one (probes = ef / 20), else HNSW; and the HNSW index alone at the same
+  ef, side by side; recall@10 and times reported for 1-seed and 3-seed queries apart
 * numpy brute force: the exact answer in process (the reference for recall@10)
 * the whole radio as the API asks it (one statement: seeds, candidates, neighbours, scores, filters), in process;
   each song has ``--neighbours`` synthetic co-occurring songs (radio v2 blends them in)
 * the HTTP radio endpoint under gunicorn, sequential requests
 
+The vectors (``synthetic``): 1 cluster per 1,000 songs; a song's unit input vector is its cluster centre (64
+standard normal coordinates) plus 0.5 x standard normal noise, normalised; its output vector is the centre times a
+lognormal(0, 0.3) popularity factor plus the same noise, augmented with sqrt(M^2 - |v|^2) for the cube column.
+
 Run by hand (results go to docs/benchmarks.md):
     .venv/bin/python bench/bench_radio.py --sizes 10000 100000 1000000 --queries 200
+    .venv/bin/python bench/bench_radio.py --sizes 1000000 --reuse --queries 100 --methods --ann-ef 100 200 400 \
+        --no-radio --no-http
 """
 
 from __future__ import annotations
@@ -37,6 +47,9 @@ from marconi.serving import background_gunicorn
 from marconi.training.song2vec import hub_scores, vector_rows
 
 CANDIDATES = sa.text("SELECT track_id FROM radio_candidates(:seeds, :k, :exact, :ef)")
+NEAR = sa.text("SELECT track_id FROM radio_candidates_near(radio_query_vector(:seeds), :k, false, :ef)")
+HNSW_ONLY = sa.text("SELECT sv.track_id FROM song_vectors sv "
+                    "ORDER BY sv.hvec <#> marconi_cube_to_vector(radio_query_vector(:seeds)) LIMIT :k")
 
 
 def synthetic(n: int, dims: int, clusters: int, rng) -> tuple[np.ndarray, np.ndarray, float]:
@@ -97,17 +110,66 @@ def build(url: str, n: int, dims: int, rng, neighbours: int = 100) -> tuple[sa.E
     return eng, qv, iv, ids, keys
 
 
-def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: bool, neighbours: int) -> dict:
-    """Measure one size; return its figures."""
-    rng = np.random.default_rng(n)
+def open_size(base_url: str, n: int, dims: int, rng, neighbours: int, reuse: bool):
+    """The bench database of n songs: built afresh, or (``reuse``) the one an earlier run built, upgraded to the
+    current schema, with its vectors drawn again from the same seed. Returns (engine, url, qv, iv, ids, keys)."""
     name = f"marconi_bench_{n}"
+    url = with_database(base_url, name)
+    if reuse:
+        eng = make_engine(from_env(), url=url)
+        migrate.upgrade(eng)
+        qv, iv, _ = synthetic(n, dims, max(10, n // 1000), rng)  # build() draws these first from the same seed
+        keys = [f"bench:{i}" for i in range(n)]
+        with eng.connect() as conn:
+            by_key = dict(conn.execute(sa.text("SELECT key, id FROM tracks WHERE key LIKE 'bench:%'")).all())
+        return eng, url, qv, iv, [by_key[k] for k in keys], keys
     admin = sa.create_engine(base_url.replace("postgresql://", "postgresql+psycopg2://"),
                              isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    url = with_database(base_url, name)
     eng, qv, iv, ids, keys = build(url, n, dims, rng, neighbours)
+    return eng, url, qv, iv, ids, keys
+
+
+def exact_top(items: np.ndarray, q: np.ndarray, ids: list[int], k: int) -> set[int]:
+    """The k track ids with the largest inner product with q (numpy brute force)."""
+    return {ids[i] for i in np.argpartition(-(items @ q), k)[:k]}
+
+
+def bench_ann(conn: sa.Connection, qv, items, ids, keys, queries: int, k: int, efs, seed: int) -> dict:
+    """The radio's kNN step (radio_candidates_near) and the HNSW index alone, query by query side by side, for
+    ``queries`` 1-seed and as many 3-seed queries at each ef: p50/p95 ms and recall@k against numpy."""
+    rng = np.random.default_rng(seed)
+    res = {}
+    for n_seeds in (1, 3):
+        picks = [rng.choice(len(keys), size=n_seeds, replace=False) for _ in range(queries)]
+        exact = [exact_top(items, qv[p].sum(axis=0).astype(np.float32), ids, k) for p in picks]
+        for ef in efs:
+            times = {"ann": [], "hnsw": []}
+            recall = {"ann": [], "hnsw": []}
+            for i, (p, ex) in enumerate(zip(picks, exact, strict=True)):
+                params = {"seeds": [keys[j] for j in p], "k": k, "ef": ef}
+                for name, stmt in (("ann", NEAR), ("hnsw", HNSW_ONLY)):
+                    conn.execute(sa.text(f"SET hnsw.ef_search = {int(max(ef, k))}"))
+                    t0 = time.perf_counter()
+                    got = conn.execute(stmt, params).scalars().all()
+                    if i >= 3:  # the first few warm the caches
+                        times[name].append((time.perf_counter() - t0) * 1000)
+                    recall[name].append(len(set(got) & ex) / k)
+            for name in times:
+                tag = f"{name}{ef}_{n_seeds}seed"
+                res[f"{tag}_p50_ms"], res[f"{tag}_p95_ms"] = pct(times[name], 50), pct(times[name], 95)
+                res[f"{tag}_recall@{k}"] = float(np.mean(recall[name]))
+    return res
+
+
+def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: bool, neighbours: int,
+               reuse: bool = False, methods: bool = True, whole_radio: bool = True, ann_efs=()) -> dict:
+    """Measure one size; return its figures."""
+    rng = np.random.default_rng(n)
+    eng, url, qv, iv, ids, keys = open_size(base_url, n, dims, rng, neighbours, reuse)
+    rng = np.random.default_rng(n + 1)
     seeds = [rng.choice(n, size=rng.integers(1, 4), replace=False) for _ in range(queries)]
     qs = [np.concatenate([qv[s].sum(axis=0), [0.0]]) for s in seeds]
     res = {"n": n, "dims": dims + 1, "k": k, "queries": queries, "neighbours": neighbours}
@@ -123,6 +185,8 @@ def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: boo
     res["numpy_p50_ms"], res["numpy_p95_ms"] = pct(t, 50), pct(t, 95)
     with eng.connect() as conn:
         for method_name, exact, ef in (("cube", True, 0), ("hnsw100", False, 100), ("hnsw400", False, 400)):
+            if not methods:
+                break
             params = [{"seeds": [keys[i] for i in s], "k": k, "exact": exact, "ef": ef} for s in seeds]
             for p in params[:5]:
                 conn.execute(CANDIDATES, p)  # warm the cache
@@ -134,11 +198,16 @@ def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: boo
                 rec.append(len(set(got) & ex) / k)
             res[f"{method_name}_p50_ms"], res[f"{method_name}_p95_ms"] = pct(t, 50), pct(t, 95)
             res[f"{method_name}_recall@{k}"] = float(np.mean(rec))
-        t = []
-        for s in seeds:
-            t0 = time.perf_counter()
-            radio(conn, RadioRequest(seeds=tuple(keys[i] for i in s), size=25))
-            t.append((time.perf_counter() - t0) * 1000)
+    if ann_efs:
+        with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            res.update(bench_ann(conn, qv, iv[:, :dims].astype(np.float32), ids, keys, queries, k, ann_efs, n + 2))
+    if whole_radio:
+        with eng.connect() as conn:
+            t = []
+            for s in seeds:
+                t0 = time.perf_counter()
+                radio(conn, RadioRequest(seeds=tuple(keys[i] for i in s), size=25))
+                t.append((time.perf_counter() - t0) * 1000)
         res["radio_p50_ms"], res["radio_p95_ms"] = pct(t, 50), pct(t, 95)
     if http:
         res.update(bench_http(url, keys, seeds))
@@ -163,7 +232,7 @@ def bench_http(url: str, keys: list[str], seeds) -> dict:
 
 
 def main() -> None:
-    """Parse arguments, run the sizes, print a Markdown table."""
+    """Parse arguments, run the sizes, print Markdown tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--dims", type=int, default=64, help="song2vec dimensions (one more is stored)")
@@ -171,21 +240,38 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--no-http", action="store_true")
     ap.add_argument("--neighbours", type=int, default=100, help="co-occurring songs stored per song (0: none)")
+    ap.add_argument("--reuse", action="store_true", help="measure the databases an earlier run built")
+    ap.add_argument("--no-methods", action="store_true", help="skip the cube / HNSW 100 / HNSW 400 comparison")
+    ap.add_argument("--no-radio", action="store_true", help="skip the whole radio in process")
+    ap.add_argument("--ann-ef", type=int, nargs="*", default=[],
+                    help="ef_search values for the radio's kNN step against HNSW alone, by seed count")
     args = ap.parse_args()
     base = with_database(database_url(from_env()), "postgres")
-    rows = [bench_size(base, n, args.dims, args.queries, args.k, not args.no_http, args.neighbours)
-            for n in args.sizes]
-    print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; "
-          f"command: {' '.join(sys.argv)}")
-    print("| songs | cube GiST p50/p95 ms | HNSW ef=100 p50/p95 ms (recall@10) | HNSW ef=400 p50/p95 ms "
-          "(recall@10) | numpy p50 ms | radio p50 ms | HTTP p50/p95 ms |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        http = f"{r['http_p50_ms']:.1f} / {r['http_p95_ms']:.1f}" if "http_p50_ms" in r else "-"
-        print(f"| {r['n']:,} | {r['cube_p50_ms']:.1f} / {r['cube_p95_ms']:.1f} | {r['hnsw100_p50_ms']:.2f} / "
-              f"{r['hnsw100_p95_ms']:.2f} ({r['hnsw100_recall@10']:.3f}) | {r['hnsw400_p50_ms']:.2f} / "
-              f"{r['hnsw400_p95_ms']:.2f} ({r['hnsw400_recall@10']:.3f}) | {r['numpy_p50_ms']:.1f} | "
-              f"{r['radio_p50_ms']:.1f} | {http} |")
+    rows = [bench_size(base, n, args.dims, args.queries, args.k, not args.no_http, args.neighbours, args.reuse,
+                       not args.no_methods, not args.no_radio, args.ann_ef) for n in args.sizes]
+    print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; command: {' '.join(sys.argv)}")
+    if not args.no_methods:
+        print("| songs | cube GiST p50/p95 ms | HNSW ef=100 p50/p95 ms (recall@10) | HNSW ef=400 p50/p95 ms "
+              "(recall@10) | numpy p50 ms | radio p50 ms | HTTP p50/p95 ms |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            http = f"{r['http_p50_ms']:.1f} / {r['http_p95_ms']:.1f}" if "http_p50_ms" in r else "-"
+            whole = f"{r['radio_p50_ms']:.1f}" if "radio_p50_ms" in r else "-"
+            print(f"| {r['n']:,} | {r['cube_p50_ms']:.1f} / {r['cube_p95_ms']:.1f} | {r['hnsw100_p50_ms']:.2f} / "
+                  f"{r['hnsw100_p95_ms']:.2f} ({r['hnsw100_recall@10']:.3f}) | {r['hnsw400_p50_ms']:.2f} / "
+                  f"{r['hnsw400_p95_ms']:.2f} ({r['hnsw400_recall@10']:.3f}) | {r['numpy_p50_ms']:.1f} | "
+                  f"{whole} | {http} |")
+    if args.ann_ef:
+        print(f"\n| songs | seeds | ef_search | radio kNN step p50 / p95 ms (recall@{args.k}) "
+              f"| HNSW alone p50 / p95 ms (recall@{args.k}) |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            for n_seeds in (1, 3):
+                for ef in args.ann_ef:
+                    cells = [f"{r[f'{m}{ef}_{n_seeds}seed_p50_ms']:.2f} / {r[f'{m}{ef}_{n_seeds}seed_p95_ms']:.2f} "
+                             f"({r[f'{m}{ef}_{n_seeds}seed_recall@{args.k}']:.3f})" for m in ("ann", "hnsw")]
+                    print(f"| {r['n']:,} | {n_seeds} | {ef} | {cells[0]} | {cells[1]} |")
 
 
 if __name__ == "__main__":

@@ -26,10 +26,16 @@ def serve(c: Ctx, host, port, workers, connections):
     meanwhile get 503 with Retry-After.
     """
     from marconi.db import database_url
+    from marconi.db.ann import warm_song_indexes
     from marconi.gunicorn_hooks import WATCH_ENV
     from marconi.serving import gunicorn_args
 
-    c.checked_engine()
+    with c.checked_engine().connect() as conn:  # the radio's kNN indexes into memory before the first request
+        warmed = warm_song_indexes(conn)
+    for w in warmed:
+        click.echo(f"{w['index']} ({w['mb']} MB): " + ("loaded into shared_buffers" if w["loaded"] else
+                   "not preloaded: needs pg_prewarm and shared_buffers of 3x its size (ALTER SYSTEM SET "
+                   "shared_buffers, then restart PostgreSQL; `marconi db stop` for the embedded one)"))
     env = dict(os.environ, DATABASE_URL=database_url(c.config))
     if not c.config.database_url:  # the embedded server: gunicorn's master restarts it if it stops
         env[WATCH_ENV] = str(c.config.pgdata)

@@ -7,6 +7,8 @@ data, and never commit: the caller owns the transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import sqlalchemy as sa
@@ -46,6 +48,22 @@ def sqlalchemy_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg2://" + url.split("://", 1)[1]
     return url
+
+
+@contextmanager
+def one_statement(conn: sa.Connection) -> Iterator[sa.Connection]:
+    """``conn`` in autocommit for a caller that sends a single read statement (the radio): no BEGIN before it and
+    no ROLLBACK after it reach the server, two round trips of four (a statement reads one snapshot anyway).
+
+    psycopg2's ``autocommit`` flag is client-side (SQLAlchemy's pre-ping flips it the same way); it is put back on
+    exit. Use it on a connection that has not begun a transaction yet."""
+    raw = conn.connection.dbapi_connection
+    before = raw.autocommit
+    raw.autocommit = True
+    try:
+        yield conn
+    finally:
+        raw.autocommit = before
 
 
 def make_engine(config: Config, url: str | None = None, **kwargs) -> sa.Engine:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 
+from marconi.db import ann
 from marconi.db.copy import copy_rows
 
 LIVE_TABLES = {"songs": ("song_vectors", "song_neighbours", "artist_vectors", "tag_vectors"),
@@ -57,14 +58,15 @@ def load_staging(conn: sa.Connection, staging: str, columns: Sequence[str], rows
 
 
 def index_staging(conn: sa.Connection, live: str, hnsw: bool = False) -> None:
-    """Build on the staging table every index the live table has (plus HNSW on hvec when asked), then ANALYZE."""
+    """Build on the staging table every index the live table has (plus HNSW on hvec when asked, and IVFFlat too for
+    a large catalogue: marconi.db.ann), then ANALYZE."""
     staging = staging_name(live)
     schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
     defs = conn.execute(sa.text(
         "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t"),
         {"t": live}).all()
     for name, definition in defs:
-        if name.endswith("_hvec_hnsw"):
+        if name.endswith(("_hvec_hnsw", ann.IVF_SUFFIX)):  # built below, for this run's dimensions and size
             continue
         new_def = definition.replace(f"INDEX {name} ON", f"INDEX {name}_staging ON", 1)
         new_def = new_def.replace(f" ON {schema}.{live} ", f" ON {staging} ", 1).replace(
@@ -78,6 +80,7 @@ def index_staging(conn: sa.Connection, live: str, hnsw: bool = False) -> None:
         conn.execute(sa.text(
             f"CREATE INDEX {live}_hvec_hnsw_staging ON {staging} USING hnsw (hvec vector_ip_ops) "
             "WITH (m = 16, ef_construction = 128)"))
+        ann.index_large_catalogue(conn, staging, live)
     conn.execute(sa.text(f"ANALYZE {staging}"))
 
 
