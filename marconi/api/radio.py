@@ -16,6 +16,7 @@ from marconi.api import read_engine
 from marconi.api.models import Radio, optional
 from marconi.api.openapi import documented
 from marconi.api.params import json_body
+from marconi.db import one_statement
 from marconi.errors import BadRequest, MarconiError
 from marconi.playlist_formats import FORMATS, filename
 from marconi.recommenders.request import RadioRequest
@@ -87,7 +88,7 @@ def radio():
     fmt = requested_format()
     req = json_body(RadioRequest)
     config = current_app.config["MARCONI"]
-    with read_engine().connect() as conn:
+    with read_engine().connect() as conn, one_statement(conn):  # no BEGIN, no ROLLBACK: one statement
         answer = make_radio(conn, req, config.ann, config.hnsw_ef_search)
     if fmt == "json":
         response = jsonify(answer)
