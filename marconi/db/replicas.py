@@ -7,9 +7,11 @@ use the primary's engine.
 
 Health. A replica is checked when its state is stale (a healthy one every ``check_interval_s``), by the request that
 finds it so; a request never waits for another's check. It must answer, be a standby (``pg_is_in_recovery()``: a
-promoted standby is a primary of its own, and is never read from) and have replayed the primary's WAL to within
-``max_lag_s``. One that fails is skipped and checked again after a back-off that doubles up to ``max_backoff_s``; a
-connection that fails when a read opens it marks it failed at once, and the read goes on to the next one.
+promoted standby is a primary of its own, and is never read from) and be at most ``max_lag_s`` behind: lag is
+told in bytes (the primary's WAL position less what the standby has replayed) and in seconds (since the primary
+first wrote past that position, :class:`PrimaryPositions`). One that fails is skipped and checked again after a
+back-off that doubles up to ``max_backoff_s``; a connection that fails when a read opens it marks it failed at once,
+and the read goes on to the next one.
 
 One run per answer. A swap is one transaction on the primary, and a standby replays a commit whole, so one statement
 there sees the old run or the new one. Replica connections (and reads that fall back to the primary) run

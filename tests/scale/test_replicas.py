@@ -182,6 +182,8 @@ def test_reads_go_to_the_standby_and_status_shows_its_lag(app, pair, questions):
     assert router(app).primary_reads == before_primary
     # The servers' own view: the read connections are on the standby (that its data answers is shown by the
     # next test, where it serves another run than the primary).
+    with router(app).connect() as conn:
+        assert conn.execute(sa.text("SHOW transaction_isolation")).scalar() == "repeatable read"
     readers = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a")
     with standby.connect() as conn:
         assert conn.execute(readers, {"a": APPLICATION_NAME}).scalar() >= 1
@@ -263,6 +265,10 @@ def test_reads_fall_back_to_the_primary_while_the_standby_is_stopped_and_return_
         for q in questions * 3:
             assert ask(client, q)[0] == run
         assert router(app).primary_reads == before + len(questions) * 3
+        with router(app).connect() as conn:  # reads that fall back keep to one snapshot, and write nothing
+            assert conn.execute(sa.text("SELECT pg_is_in_recovery()")).scalar() is False
+            assert conn.execute(sa.text("SHOW transaction_isolation")).scalar() == "repeatable read"
+            assert conn.execute(sa.text("SHOW transaction_read_only")).scalar() == "on"
         down = replica_status(app)
         assert down["healthy"] is False and "unreachable" in down["error"]
     finally:
