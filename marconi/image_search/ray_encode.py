@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -78,7 +79,8 @@ def connected(address: str) -> Iterator:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RayUnavailable(f"cannot reach a Ray cluster at {address!r} ({first}): start one with `ray start --head` "
-                             "on this machine and use --ray auto, or give the head's address (host:port)") from None
+                             "on this machine and use --ray auto, or give the head's address (host:port); a cluster "
+                             "with token authentication also needs RAY_AUTH_MODE=token here") from None
     try:
         yield ray
     finally:
@@ -119,6 +121,29 @@ class EncodeWorker:
         return encode_items(self.encoder, items, self.batch_size, self.workers, False, self.max_pixels)
 
 
+class Plan(NamedTuple):
+    """How a cluster is used: ``workers`` actors on ``device``, one GPU each when ``gpu``, else one CPU each, with
+    ``decoders`` decoding processes inside each (0: decode inline)."""
+
+    workers: int
+    gpu: bool
+    device: str
+    decoders: int
+
+
+def plan_workers(resources: dict, device: str = "auto", workers: int | None = None) -> Plan:
+    """Return the :class:`Plan` for a cluster with ``resources`` (``ray.cluster_resources()``).
+
+    Where the cluster has GPUs (and ``device`` is not cpu): one worker per GPU, each decoding in the CPUs its GPU's
+    share leaves beside the one it runs on. Otherwise one worker per CPU, decoding inline. ``workers`` overrides
+    the count.
+    """
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
+    if gpus > 0 and not device.startswith("cpu"):
+        return Plan(workers or gpus, True, "cuda", max(0, cpus // gpus - 1))
+    return Plan(workers or max(1, cpus), False, "cpu", 0)
+
+
 def encoding_key(worker: dict, weights_digest: str) -> str:
     """Return the key that features made by ``worker`` (a :meth:`EncodeWorker.ready` answer) are saved under:
     features of another encoder, weights file, preprocessing, device type or dtype never mix with them."""
@@ -154,29 +179,25 @@ class RayEncoding:
         """Plan ``workers`` actors (default: one per GPU where the cluster has GPUs, else one per CPU)."""
         self.ray, self.config, self.weights, self.compile = ray, config, weights, compile
         self.start_timeout_s, self.stall_timeout_s = start_timeout_s, stall_timeout_s
-        resources = ray.cluster_resources()
-        gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
-        self.gpu = gpus > 0 and not str(config.device).startswith("cpu")
-        self.n_workers = workers or (gpus if self.gpu else max(1, cpus))
-        self.cpus_per_gpu = max(1, cpus // gpus) if self.gpu else 1
+        self.plan = plan_workers(ray.cluster_resources(), str(config.device), workers)
         self.summary: dict = {}
         self.worker_pids: list[int] = []
 
     def __str__(self) -> str:
         """Where the encoding runs, recorded with the run's parameters."""
-        kind = "1 GPU" if self.gpu else "1 CPU"
-        return f"Ray cluster: {self.n_workers} workers, {kind} each (device {'cuda' if self.gpu else 'cpu'})"
+        kind = "1 GPU" if self.plan.gpu else "1 CPU"
+        return f"Ray cluster: {self.plan.workers} workers, {kind} each (device {self.plan.device})"
 
     def _start(self, enc, batch_size: int, workers: int, max_pixels: int) -> list:
         """Start the actors and return those that loaded the encoder within the start timeout."""
         ray = self.ray
         weights = (self.weights.name, self.weights.read_bytes()) if self.weights is not None else None
-        decoders = workers if workers or not self.gpu else self.cpus_per_gpu - 1
-        actor = ray.remote(EncodeWorker).options(num_cpus=1, num_gpus=1 if self.gpu else 0, max_restarts=1,
+        decoders = workers or self.plan.decoders
+        actor = ray.remote(EncodeWorker).options(num_cpus=1, num_gpus=1 if self.plan.gpu else 0, max_restarts=1,
                                                  max_task_retries=0, scheduling_strategy="SPREAD")
-        args = (enc.name, "cuda" if self.gpu else "cpu", str(self.config.model_dir),
+        args = (enc.name, self.plan.device, str(self.config.model_dir),
                 ray.put(weights) if weights is not None else None, batch_size, decoders, max_pixels, self.compile, 1)
-        actors = [actor.remote(*args) for _ in range(self.n_workers)]
+        actors = [actor.remote(*args) for _ in range(self.plan.workers)]
         probes = {a.ready.remote(): a for a in actors}
         done, waiting = ray.wait(list(probes), num_returns=len(probes), timeout=self.start_timeout_s)
         started, described, errors = [], [], []
@@ -244,9 +265,15 @@ class RayEncoding:
                 while queue or pending:
                     while queue and (i := _least_busy(live, load)) is not None:
                         ids = queue.popleft()
-                        pending[actors[i].encode.remote(images_db.image_bytes(reader, ids))] = (i, ids)
+                        items = images_db.image_bytes(reader, ids)
                         reader.rollback()  # no snapshot held open between batches
+                        if not items:  # deleted since the run began
+                            bar.update(len(ids))
+                            continue
+                        pending[actors[i].encode.remote(items)] = (i, ids)
                         load[i] += 1
+                    if not pending and not queue:
+                        break
                     if not pending and not probes:
                         raise RayWorkersFailed(f"every Ray worker stopped; {len(queue) * batch_size} images or fewer "
                                                "are left: run the same command again to encode just those")

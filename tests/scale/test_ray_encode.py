@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,15 @@ def test_ray_option_without_ray_says_in_one_line_how_to_install_it():
     assert len(lines) == 1 and "pip install 'ray==" in lines[0], done.stderr
 
 
+def test_workers_are_planned_per_gpu_where_the_cluster_has_gpus_else_per_cpu():
+    from marconi.image_search.ray_encode import Plan, plan_workers
+
+    assert plan_workers({"CPU": 2.0}) == Plan(2, False, "cpu", 0)
+    assert plan_workers({"CPU": 32.0, "GPU": 2.0}) == Plan(2, True, "cuda", 15)
+    assert plan_workers({"CPU": 32.0, "GPU": 2.0}, device="cpu") == Plan(32, False, "cpu", 0)
+    assert plan_workers({"CPU": 2.0, "GPU": 4.0}, workers=3) == Plan(3, True, "cuda", 0)
+
+
 def _start_node(root: Path, name: str, *args: str) -> subprocess.Popen:
     """Start one Ray node (`ray start --block`) in a process group of its own; its log is root/<name>.log."""
     log = (root / f"{name}.log").open("w")
@@ -68,19 +78,32 @@ def _head_address(log: Path, node: subprocess.Popen, timeout_s: float = 90.0) ->
     raise RuntimeError(f"the Ray head did not start:\n{log.read_text()[-3000:]}")
 
 
-def _stop(node: subprocess.Popen) -> None:
-    """Stop a node by its process group: SIGTERM, then SIGKILL after 3 s (a Ray node drains for 30 s otherwise)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(node.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            node.wait(timeout=3)
-        os.killpg(node.pid, signal.SIGKILL)  # what is left of the group: the raylet, its workers, the agents
-    node.wait()
+def _stop(nodes: list[subprocess.Popen]) -> None:
+    """Stop nodes by their process groups: SIGTERM, then SIGKILL after 3 s (a Ray node drains for 30 s otherwise).
+
+    A node's workers run in groups of their own and exit when their node's raylet goes.
+    """
+    deadline = time.monotonic() + 3
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for node in nodes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.pid, sig)
+        while sig == signal.SIGTERM and time.monotonic() < deadline and any(n.poll() is None for n in nodes):
+            time.sleep(0.1)
+    for node in nodes:
+        node.wait()
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A Ray head and a second node, one CPU each, as separate process trees; yield the head's address."""
+    """A Ray head and a second node, one CPU each, as separate process trees; yield the head's address.
+
+    The cluster asks for a token of its own (Ray's token authentication, given by the environment to the nodes,
+    this process and the drivers it starts), so nothing is read from or left in ~/.ray.
+    """
+    env = pytest.MonkeyPatch()
+    env.setenv("RAY_AUTH_MODE", "token")  # before Ray is imported: it reads its settings then
+    env.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
     ray = pytest.importorskip("ray")
     root = Path(tempfile.mkdtemp(prefix="mray-", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
     nodes = []
@@ -96,14 +119,16 @@ def ray_cluster():
         yield address
     finally:
         ray.shutdown()
-        for node in reversed(nodes):
-            _stop(node)
+        _stop(nodes)
+        env.undo()
         shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def local_index(engine, data_dir, tmp_path_factory, base_config):
     """60 photos imported and encoded by the local path: (config, serving vectors by id, tags by id)."""
+    import torch
+
     from marconi.image_search.build import encode_images
     from marconi.importers.images import import_images
 
@@ -114,7 +139,12 @@ def local_index(engine, data_dir, tmp_path_factory, base_config):
             shutil.copy(f, root / cls / f.name)
     import_images(engine, root, progress=False)
     cfg = base_config.with_overrides(device="cpu", encoder="efficientnet-lite0")
-    encode_images(engine, cfg, batch_size=32, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray worker: on a shared machine, threads waiting for each other crawl
+    try:
+        encode_images(engine, cfg, batch_size=32, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return cfg, *_served(engine)
 
 
@@ -147,7 +177,7 @@ def _count_encodings(engine) -> int:
 
 
 def test_the_cluster_encodes_like_the_local_path_and_a_killed_driver_and_worker_lose_nothing(
-        ray_cluster, local_index, engine, db_url, monkeypatch, tmp_path):
+        local_index, ray_cluster, engine, db_url, monkeypatch, tmp_path):
     from marconi.db import image_encodings
     from marconi.image_search import ray_encode
     from marconi.image_search.build import encode_images
