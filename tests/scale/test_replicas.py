@@ -178,7 +178,9 @@ def test_reads_go_to_the_standby_and_status_shows_its_lag(app, pair, questions):
     found = client.get("/api/songs", query_string={"q": "a", "limit": 5})
     assert found.status_code == 200 and len(found.get_json()["songs"]) == 5
     assert client.get("/api/artists", query_string={"q": "a"}).status_code == 200
-    assert router(app).replicas[0].reads == before_replica + len(questions) + 2
+    assert client.get("/api/images/1").status_code == 404  # no images here: still asked of the standby
+    assert client.get("/api/images/1/similar").status_code == 404  # through the image searcher, holding the router
+    assert router(app).replicas[0].reads == before_replica + len(questions) + 4
     assert router(app).primary_reads == before_primary
     # The servers' own view: the read connections are on the standby (that its data answers is shown by the
     # next test, where it serves another run than the primary).
