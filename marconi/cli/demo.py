@@ -22,6 +22,8 @@ def demo(ctx, port, host, serve_, images, retrain):
     2. split yes_small into training playlists and a 10% holdout ($MARCONI_HOME/datasets/yes_small)
     3. import the training playlists and train song2vec (skipped when a song model serves)
     4. import Caltech-101 and encode it with the default encoder (skipped when an image model serves)
+    4b. learn a distance from photos 1-10 of each label and serve it (skipped when a learned one serves;
+        photos 11-20 stay unseen queries for marconi eval images)
     5. serve the API and pages on http://HOST:PORT/
     Every step is idempotent: running the demo again only does what is missing.
     """
@@ -87,7 +89,31 @@ def demo_images(c: Ctx, retrain: bool) -> None:
         click.echo(f"    model run {out['run_id']}: {out['vectors']} images, {out['words'].get('tags', 0)} tags")
     else:
         click.echo(f"==> image model run {run['id']} already serving")
+    demo_learned_metric(c, src)
     click.echo("==> preparing text search (the sentence vectors of the 1,000 class descriptions, cached)")
     from marconi.image_search.text_search import TextSearcher
 
     TextSearcher(cfg).space()
+
+
+DEMO_FIT_PER_LABEL = 10  # Caltech-101 here has 20 photos a label: 1-10 fit the metric, 11-20 stay honest queries
+
+
+def demo_learned_metric(c: Ctx, src) -> None:
+    """Serve a metric learned from photos 1-10 of each label (setting chosen on them alone), unless one serves."""
+    from marconi.runs import serving_run
+    from marconi.training.images import NothingToLearn, train_images
+
+    with c.engine.connect() as conn:
+        run = serving_run(conn, "images")
+    if run is None or (run["params"] or {}).get("metric"):
+        return
+    click.echo(f"==> learning a distance from the labels of photos 1-{DEMO_FIT_PER_LABEL} of each label")
+    try:
+        out = train_images(c.engine, c.config, fit_per_label=DEMO_FIT_PER_LABEL, shrinkage=None, blend=None)
+    except NothingToLearn as exc:
+        click.echo(f"    kept the encoder's own space: {exc}")
+        return
+    chosen = out["report"].get("chosen_on_fitted_photos", {}).get("best", [{}])[0]
+    click.echo(f"    model run {out['run_id']}: blend {chosen.get('blend')}, shrinkage {chosen.get('shrinkage')}; "
+               f"evaluate with: marconi eval images --queries {src} (the fitted photos are left out)")

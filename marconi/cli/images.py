@@ -157,21 +157,33 @@ def eval_images_cmd(c: Ctx, queries, k, rerank, metrics, sample, collage, seed):
 
 
 def _compare_metrics(c: Ctx, names: list[str], k: int, sample: int) -> dict:
-    """Run marconi.evaluation.image_metrics.compare on the serving image run."""
+    """Run marconi.evaluation.image_metrics.compare on the serving image run, never asking a fitted photo."""
+    import numpy as np
+
     from marconi.db.images import serving_vectors
     from marconi.evaluation.image_metrics import compare
     from marconi.image_search.search import ImageSearcher
+    from marconi.training.images import fitted_image_ids
 
     engine = c.checked_engine()
     with engine.connect() as conn:
-        run_id, _, full, labels = serving_vectors(conn)
+        run_id, ids, full, labels = serving_vectors(conn)
         if run_id is None:
             raise click.ClickException("no image model run is serving: run `marconi encode images` first")
-        pca = ImageSearcher(c.config, engine).snapshot(conn, run_id).pca
+        snap = ImageSearcher(c.config, engine).snapshot(conn, run_id)
+        fitted = fitted_image_ids(conn, run_id)
+    served = snap.pca.transform if snap.metric is None else (lambda x: snap.pca.transform(snap.metric.transform(x)))
+    may_ask = np.array([i not in fitted for i in ids], dtype=bool)
     try:
-        return {"model_run": run_id, **compare(full, labels, names, served=pca.transform, k=k, sample=sample)}
+        out = {"model_run": run_id, **compare(full, labels, names, served=served, k=k, sample=sample,
+                                              may_ask=may_ask)}
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if fitted:
+        out["excluded_fitted"] = int((~may_ask).sum())
+        click.echo(f"{out['excluded_fitted']} photos are not asked (they stay in the index): the serving run's "
+                   f"learned metric was fitted on them", err=True)
+    return out
 
 
 @click.command("text-images")

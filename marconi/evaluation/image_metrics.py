@@ -51,12 +51,13 @@ def nearest(x: np.ndarray, queries: np.ndarray, metric: str, k: int) -> np.ndarr
 
 def compare(full: np.ndarray, labels: Sequence[str | None], metrics: Sequence[str] = METRICS,
             served: Callable[[np.ndarray], np.ndarray] | None = None, whiten_dims: int = 256, k: int = 10,
-            sample: int = 2000, seed: int = 0) -> dict:
+            sample: int = 2000, seed: int = 0, may_ask: np.ndarray | None = None) -> dict:
     """Return {metric: {"P@1", "P@10", "P@1 even labels", ..., "P@10 odd labels"}} and how many queries were asked.
 
     ``full``: the stored full vectors; ``labels``: one per row (unlabelled rows are never queries but stay in the
     index); ``served``: the serving run's PCA transform, for the "served" metric; ``sample``: at most this many
-    labelled rows are queries (chosen with ``seed``), all rows are searched.
+    labelled rows are queries (chosen with ``seed``), all rows are searched; ``may_ask``: a mask of the rows that may
+    be queries (e.g. not those a learned metric was fitted on), all by default.
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -64,7 +65,8 @@ def compare(full: np.ndarray, labels: Sequence[str | None], metrics: Sequence[st
     labels_a = np.array([lab if lab is not None else "" for lab in labels], dtype=object)
     labelled = np.flatnonzero(labels_a != "")
     counts = {lab: int((labels_a == lab).sum()) for lab in set(labels_a[labelled])}
-    queries = np.array([i for i in labelled if counts[labels_a[i]] > 1], dtype=np.int64)
+    queries = np.array([i for i in labelled if counts[labels_a[i]] > 1 and (may_ask is None or may_ask[i])],
+                       dtype=np.int64)
     if len(counts) < 2 or not len(queries):
         raise ValueError("comparing metrics needs labelled images: at least two labels, each on two images or more")
     if len(queries) > sample:

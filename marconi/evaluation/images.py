@@ -44,13 +44,13 @@ def eval_images(engine: sa.Engine, queries: Path, config: Config | None = None, 
         for path in progress_bar(files, unit="query", desc="evaluating", enabled=progress):
             label = path.relative_to(queries).parts[0]
             data = path.read_bytes()
-            try:
-                img = load_image(data, max_pixels=config.max_image_pixels)
-            except ImageError:
-                continue
             own = image_id_by_sha256(conn, hashlib.sha256(data).hexdigest())
             if own in fitted:
                 excluded += 1
+                continue
+            try:
+                img = load_image(data, max_pixels=config.max_image_pixels)
+            except ImageError:
                 continue
             res = searcher.search(conn, img, k, exclude_ids=(own,) if own else (), rerank=rerank)
             labs = [m["label"] for m in res["matches"]]

@@ -173,6 +173,8 @@ def train_images(engine: sa.Engine, config: Config | None = None, holdout_labels
         run.stage(words_db.IMAGE_TAG_COLUMNS, _with_run(tag_rows, run.id), table="image_tags")
         metrics = {"report": report, "calibration": cal, "leave_one_out": loo, "pca_dims": pca.dims,
                    "seconds": round(time.time() - t0, 2)}
+        if "words" in (base["metrics"] or {}):  # the classes and tags carried over (the demo re-encodes without)
+            metrics["words"] = base["metrics"]["words"]
         run.publish(written, metrics, dims=pca.dims)
     log.info("image model run %d serving with a learned metric (from run %d): leave-one-out %s", run.id, base_run,
              loo)

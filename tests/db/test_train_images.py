@@ -41,12 +41,14 @@ def test_train_images_serves_a_learned_metric_and_reports_it_honestly(labelled, 
 
     eng, url = labelled
     before = _serving(eng)
-    result = CliRunner().invoke(main, ["--database-url", url, "train", "images", "--holdout-classes", "cup,watch"])
+    result = CliRunner().invoke(main, ["--database-url", url, "train", "images", "--holdout-classes", "cup,watch",
+                                       "--blend", "0.5", "--shrinkage", "0.3"])  # given: no validation
     assert result.exit_code == 0, result.output
     out = json.loads(result.output[result.output.index("{"):])
     after = _serving(eng)
     assert after.id == out["run_id"] != before.id and out["base_run"] == before.id
     assert after.params["metric"]["held_out_labels"] == ["cup", "watch"] and after.params["metric"]["fit_labels"] == 4
+    assert after.params["metric"]["blend"] == 0.5 and not after.params["metric"]["chosen_by_validation"]
     report = out["report"]
     assert report["held_out_labels"]["labels"] == 2 and report["held_out_labels"]["learned"]["queries"] == 30
     assert report["unseen_photos"]["learned"]["queries"] == 28  # 4 labels × the second 7 of 15 photos
@@ -79,3 +81,43 @@ def test_train_images_refuses_unknown_holdout_and_unlabelled_collections(labelle
     empty = new_database()
     nothing = CliRunner().invoke(main, ["--database-url", empty, "train", "images"])
     assert nothing.exit_code != 0 and "marconi encode images" in nothing.output
+
+
+def test_demo_serves_a_metric_fitted_on_the_first_photos_and_eval_scores_only_the_others(new_database, base_config,
+                                                                                         image_sets, tmp_path):
+    from click.testing import CliRunner
+
+    from marconi.cli import main
+    from marconi.cli.context import Ctx
+    from marconi.cli.demo import DEMO_FIT_PER_LABEL, demo_images
+    from marconi.evaluation.images import eval_images
+    from marconi.training.images import serving_fitted_ids
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "caltech101").symlink_to(image_sets[0])  # 6 labels x 15 photos, as the demo finds them
+    url = new_database()
+    cfg = base_config.with_overrides(device="cpu", encoder="efficientnet-lite0", data_dir=tmp_path, database_url=url)
+    c = Ctx(cfg)
+    demo_images(c, retrain=False)
+    run = _serving(c.engine)
+    metric = run.params["metric"]
+    assert metric["fit_per_label"] == DEMO_FIT_PER_LABEL and metric["fit_images"] == 6 * DEMO_FIT_PER_LABEL
+    assert metric["chosen_by_validation"] and metric["blend"] > 0
+    with c.engine.connect() as conn:
+        run_id, fitted = serving_fitted_ids(conn)
+        first_ten = set(conn.execute(sa.text(  # photos 1-10 of each label: the first ten ids of each label
+            "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY label ORDER BY id) AS n FROM images) r "
+            "WHERE n <= :n"), {"n": DEMO_FIT_PER_LABEL}).scalars())
+    assert run_id == run.id and fitted == first_ten
+
+    demo_images(c, retrain=False)  # idempotent: the learned run keeps serving
+    assert _serving(c.engine).id == run.id
+
+    result = CliRunner().invoke(main, ["--database-url", url, "eval", "images", "--queries", str(image_sets[0])])
+    assert result.exit_code == 0, result.output
+    assert "60 queries left out: they are among the 60 photos" in result.output
+    indexed = json.loads(result.output[result.output.index("{"):])
+    assert indexed["excluded_fitted"] == 60 and indexed["queries"] == 30  # photos 11-15 of each label
+    new = eval_images(c.engine, image_sets[1], cfg, progress=False)  # photos 16-20: never imported
+    assert new["excluded_fitted"] == 0 and new["queries"] == 30 and new["P@1"] >= 0.8
+    c.engine.dispose()
