@@ -75,8 +75,9 @@ def connected(address: str) -> Iterator:
         yield ray
         return
     try:
+        _check_reachable(address)  # Ray itself retries an address that takes no connection for minutes
         ray.init(address=address, logging_level=logging.WARNING)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
+    except (ConnectionError, ValueError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RayUnavailable(f"cannot reach a Ray cluster at {address!r} ({first}): start one with `ray start --head` "
                              "on this machine and use --ray auto, or give the head's address (host:port); a cluster "
@@ -85,6 +86,18 @@ def connected(address: str) -> Iterator:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Raise OSError (or ValueError) when a host:port ``address`` takes no TCP connection within ``timeout_s``;
+    "auto" and ray:// addresses are left to Ray."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise ValueError("not an address of the form host:port")
+    with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+        pass
 
 
 class EncodeWorker:

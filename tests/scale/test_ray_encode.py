@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,19 @@ def test_ray_option_without_ray_says_in_one_line_how_to_install_it():
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'ray==" in lines[0], done.stderr
+
+
+def test_an_address_where_no_cluster_listens_fails_at_once_saying_what_to_do():
+    pytest.importorskip("ray")
+    from marconi.image_search.ray_encode import RayUnavailable, connected
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"  # closed again: nothing listens there
+    t0 = time.monotonic()
+    with pytest.raises(RayUnavailable, match="ray start --head"), connected(address):
+        pass
+    assert time.monotonic() - t0 < 10
 
 
 def test_workers_are_planned_per_gpu_where_the_cluster_has_gpus_else_per_cpu():
