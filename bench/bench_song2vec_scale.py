@@ -8,7 +8,7 @@ once (dropped by min_count 2). The draws carry no co-occurrence structure: this 
 Playlists longer than the served ``max_playlist_length`` (200) are dropped, as training does.
 
 The corpus is written once per scale as a LineSentence file (one playlist a line) and streamed from disk. Each
-training runs in its own process so its peak RSS (``ru_maxrss``) is its own:
+training runs in its own process so its peak RSS (VmHWM) is its own:
 
 * ``corpus_file``: gensim ``Word2Vec(corpus_file=...)``, every worker reading its own part of the file;
 * ``product``: the served path, ``marconi.training.song2vec.fit`` on the playlists held in RAM as lists of
@@ -77,6 +77,18 @@ def write_corpus(path: Path, scale: float, max_length: int, seed: int = 1) -> di
             "file_mb": round(path.stat().st_size / 2**20)}
 
 
+def peak_rss_mb() -> int:
+    """This process's peak resident memory in MiB: VmHWM, which starts afresh at exec (ru_maxrss may carry the
+    parent's peak over)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 class EpochClock:
     """gensim callback recording each epoch's wall seconds."""
 
@@ -121,14 +133,14 @@ def train(corpus: Path, mode: str, epochs: int, fraction: float = 1.0) -> dict:
         pass
 
     p = SongParams(epochs=epochs)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = peak_rss_mb()
     t0 = time.perf_counter()
     cpu0 = 0.0
     if mode == "product":
         sents = list(LineSentence(str(corpus)))
         loaded = time.perf_counter()
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        rss_corpus, cpu0 = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+        rss_corpus, cpu0 = peak_rss_mb(), usage.ru_utime + usage.ru_stime
         model = fit(sents, p, progress=False)  # the served training call, on the in-RAM playlists
         epoch_s, vocab_s = None, loaded - t0
         trained_words = model.corpus_total_words * epochs
@@ -140,7 +152,7 @@ def train(corpus: Path, mode: str, epochs: int, fraction: float = 1.0) -> dict:
                          hs=0)  # the arguments of marconi.training.song2vec.fit
         model.build_vocab(corpus_file=str(corpus))
         vocab_s = time.perf_counter() - t0
-        rss_corpus, epoch_s = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, clock.seconds
+        rss_corpus, epoch_s = peak_rss_mb(), clock.seconds
         part, words = (head_of(corpus, int(model.corpus_count * fraction)) if fraction < 1
                        else (corpus, model.corpus_total_words))
         loaded = time.perf_counter()  # the clock for words/s starts here, the head file written
@@ -156,8 +168,7 @@ def train(corpus: Path, mode: str, epochs: int, fraction: float = 1.0) -> dict:
             round(vocab_s, 1), "epoch_s": epoch_s,
             "words_per_s": round(trained_words / max(total - (loaded - t0), 1e-9)), "training_cpu_s": round(cpu_s, 1),
             "words_per_cpu_s": round(trained_words / max(cpu_s, 1e-9)),
-            "rss_start_mb": rss0 // 1024, "rss_before_training_mb": rss_corpus // 1024,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+            "rss_start_mb": rss0, "rss_before_training_mb": rss_corpus, "peak_rss_mb": peak_rss_mb()}
 
 
 def main() -> None:
