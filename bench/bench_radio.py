@@ -9,6 +9,8 @@ an earlier run built (same seed, so the same vectors), then measures per query o
 * ``--ann-ef``: the radio's own kNN step, ``radio_candidates_near(radio_query_vector(seeds), k, false, ef)``, which
   reads the IVFFlat index when the run has one (probes = ef / 20), else HNSW; and the HNSW index alone at the same
   ef, side by side; recall@10 and times reported for 1-seed and 3-seed queries apart
+* ``--inside``: inside PostgreSQL (EXPLAIN ANALYZE's Execution Time), query by query side by side, the 0011 kNN step
+  and radio() (loaded from that migration as pg_temp functions) against the current ones
 * numpy brute force: the exact answer in process (the reference for recall@10)
 * the whole radio as the API asks it (one statement: seeds, candidates, neighbours, scores, filters), in process;
   each song has ``--neighbours`` synthetic co-occurring songs (radio v2 blends them in)
@@ -20,8 +22,8 @@ lognormal(0, 0.3) popularity factor plus the same noise, augmented with sqrt(M^2
 
 Run by hand (results go to docs/benchmarks.md):
     .venv/bin/python bench/bench_radio.py --sizes 10000 100000 1000000 --queries 200
-    .venv/bin/python bench/bench_radio.py --sizes 1000000 --reuse --queries 100 --methods --ann-ef 100 200 400 \
-        --no-radio --no-http
+    .venv/bin/python bench/bench_radio.py --sizes 1000000 --reuse --queries 60 --no-methods --ann-ef 100 200 400 \
+        --inside --no-radio --no-http
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import os
 import platform
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import requests
@@ -164,8 +167,59 @@ def bench_ann(conn: sa.Connection, qv, items, ids, keys, queries: int, k: int, e
     return res
 
 
+def migration(file_name: str):
+    """An earlier revision's module (revision files are not importable by name)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "migrations" / "versions" / file_name
+    spec = importlib.util.spec_from_file_location(file_name[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def server_ms(cur, sql: str, params: dict) -> float:
+    """Execution Time of ``sql`` inside PostgreSQL (EXPLAIN ANALYZE, TIMING OFF), in ms."""
+    cur.execute("EXPLAIN (ANALYZE, TIMING OFF) " + sql, params)
+    return float(next(r[0] for r in cur.fetchall() if r[0].startswith("Execution Time")).split()[2])
+
+
+def bench_inside_vs_0011(url: str, n: int, queries: int, efs, seed: int) -> dict:
+    """Inside PostgreSQL, query by query side by side: the 0011 kNN step and radio() (loaded as pg_temp copies)
+    against the current ones, for 1- and 3-seed radios: p50/p95 ms of EXPLAIN ANALYZE's Execution Time."""
+    import psycopg2
+
+    m0011 = migration("0011_artist_tag_radio.py")
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute(m0011.CANDIDATES_NEAR.replace("FUNCTION radio_candidates_near(", "FUNCTION pg_temp.near_0011(", 1))
+    cur.execute(m0011.RADIO.replace("FUNCTION radio(", "FUNCTION pg_temp.radio_0011(", 1)
+                .replace("radio_candidates_near(", "pg_temp.near_0011(", 1))
+    rng = np.random.default_rng(seed)
+    res = {}
+    for n_seeds in (1, 3):
+        picks = [[f"bench:{i}" for i in rng.choice(n, n_seeds, replace=False)] for _ in range(queries)]
+        asks = [(f"knn_ef{ef}", f"SELECT * FROM {{fn}}(radio_query_vector(%(s)s), 10, false, {ef})",
+                 ("pg_temp.near_0011", "radio_candidates_near")) for ef in efs]
+        asks.append(("radio", "SELECT * FROM {fn}(%(s)s, 25)", ("pg_temp.radio_0011", "radio")))
+        for tag, sql, (old, new) in asks:
+            times = {"0011": [], "now": []}
+            for i, s in enumerate(picks):
+                for name, fn in (("0011", old), ("now", new)):
+                    ms = server_ms(cur, sql.format(fn=fn), {"s": s})
+                    if i >= 3:
+                        times[name].append(ms)
+            for name, t in times.items():
+                res[f"inside_{tag}_{n_seeds}seed_{name}_p50_ms"] = pct(t, 50)
+                res[f"inside_{tag}_{n_seeds}seed_{name}_p95_ms"] = pct(t, 95)
+    conn.close()
+    return res
+
+
 def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: bool, neighbours: int,
-               reuse: bool = False, methods: bool = True, whole_radio: bool = True, ann_efs=()) -> dict:
+               reuse: bool = False, methods: bool = True, whole_radio: bool = True, ann_efs=(),
+               inside: bool = False) -> dict:
     """Measure one size; return its figures."""
     rng = np.random.default_rng(n)
     eng, url, qv, iv, ids, keys = open_size(base_url, n, dims, rng, neighbours, reuse)
@@ -201,6 +255,8 @@ def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: boo
     if ann_efs:
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             res.update(bench_ann(conn, qv, iv[:, :dims].astype(np.float32), ids, keys, queries, k, ann_efs, n + 2))
+    if inside:
+        res.update(bench_inside_vs_0011(url, n, queries, ann_efs or (400,), n + 3))
     if whole_radio:
         with eng.connect() as conn:
             t = []
@@ -243,12 +299,14 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="measure the databases an earlier run built")
     ap.add_argument("--no-methods", action="store_true", help="skip the cube / HNSW 100 / HNSW 400 comparison")
     ap.add_argument("--no-radio", action="store_true", help="skip the whole radio in process")
+    ap.add_argument("--inside", action="store_true",
+                    help="times inside PostgreSQL: the 0011 kNN step and radio() against the current ones")
     ap.add_argument("--ann-ef", type=int, nargs="*", default=[],
                     help="ef_search values for the radio's kNN step against HNSW alone, by seed count")
     args = ap.parse_args()
     base = with_database(database_url(from_env()), "postgres")
     rows = [bench_size(base, n, args.dims, args.queries, args.k, not args.no_http, args.neighbours, args.reuse,
-                       not args.no_methods, not args.no_radio, args.ann_ef) for n in args.sizes]
+                       not args.no_methods, not args.no_radio, args.ann_ef, args.inside) for n in args.sizes]
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; command: {' '.join(sys.argv)}")
     if not args.no_methods:
@@ -272,6 +330,15 @@ def main() -> None:
                     cells = [f"{r[f'{m}{ef}_{n_seeds}seed_p50_ms']:.2f} / {r[f'{m}{ef}_{n_seeds}seed_p95_ms']:.2f} "
                              f"({r[f'{m}{ef}_{n_seeds}seed_recall@{args.k}']:.3f})" for m in ("ann", "hnsw")]
                     print(f"| {r['n']:,} | {n_seeds} | {ef} | {cells[0]} | {cells[1]} |")
+    if args.inside:
+        print("\n| songs | seeds | inside PostgreSQL | 0011 p50 / p95 ms | now p50 / p95 ms |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            for n_seeds in (1, 3):
+                for tag in [f"knn_ef{ef}" for ef in (args.ann_ef or [400])] + ["radio"]:
+                    cells = [f"{r[f'inside_{tag}_{n_seeds}seed_{v}_p50_ms']:.2f} / "
+                             f"{r[f'inside_{tag}_{n_seeds}seed_{v}_p95_ms']:.2f}" for v in ("0011", "now")]
+                    print(f"| {r['n']:,} | {n_seeds} | {tag} | {cells[0]} | {cells[1]} |")
 
 
 if __name__ == "__main__":

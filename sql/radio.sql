@@ -5,6 +5,10 @@
 -- 2. The candidates are the item vectors nearest to it: radio_candidates(seeds, k) runs
 --        ORDER BY vec <-> q LIMIT k        (cube GiST index, exact; exact => true)
 --    or  ORDER BY hvec <#> q LIMIT k       (pgvector HNSW inner product, when the serving run has that index)
+--    radio() itself asks radio_candidates_near(q, k), which for a catalogue of 500,000 songs or more
+--    (migration 0013) reads the run's IVFFlat index instead:
+--        ORDER BY hvec::halfvec(64) <#> q LIMIT k   (ivfflat.probes lists; the index scores every list centroid,
+--                                                    so seeds in far-apart regions are all found)
 --    Only these spellings use an index; ORDER BY cube_distance(vec, q) gives the same order by scanning all.
 --    The item side carries one extra coordinate, sqrt(M^2 - |v|^2), so the nearest in Euclidean distance is the
 --    song with the largest inner product with the query: word2vec's own co-occurrence score.

@@ -4,10 +4,10 @@ A radio asks for the songs with the largest inner product with the *sum* of its 
 seeds lie in different regions of the catalogue, so do the best answers, and an HNSW graph walk, which follows one
 path from its entry point, finds one region and misses the others: at 1M synthetic songs, 3-seed radios reached
 recall@10 0.84 at ef_search 400 (10 ms) and 0.95 only at ef_search 1,000 (docs/benchmarks.md). An IVFFlat index
-first scores *every* list centroid against the query, so each seed's region is probed; at 1M songs, 5-10 probes of
-1,000 lists gave recall@10 above 0.98 while reading 0.5-1 % of the vectors. Its vectors are stored as halfvec
-(half the pages; recall was unchanged). Below ``IVF_MIN_ROWS`` songs HNSW is as accurate and faster, and stays
-the only approximate index.
+first scores *every* list centroid against the query, so each seed's region is probed; at 1M songs, 10 probes of
+1,000 lists (1 % of the vectors) gave 3-seed recall@10 0.988 in 2.3 ms inside PostgreSQL. Its vectors are stored as
+halfvec (half the pages of vector). Below ``IVF_MIN_ROWS`` songs HNSW is accurate and fast enough (at 100k songs
+about 1 ms at recall@10 0.99) and stays the only approximate index.
 """
 
 from __future__ import annotations

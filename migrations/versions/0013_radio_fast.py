@@ -15,7 +15,7 @@ score). Scores, ties, reasons and filters are unchanged (tests/db/test_radio_fas
 
 At a million songs the kNN step itself was the cost: ``radio_candidates_near`` now reads the serving run's IVFFlat
 index when it has one (runs of at least marconi.db.ann.IVF_MIN_ROWS songs get it at build time), probing
-``ef_search / 20`` lists, else HNSW as before, else the exact cube index. pg_prewarm is installed when the server
+``ef_search / 40`` lists, else HNSW as before, else the exact cube index. pg_prewarm is installed when the server
 has it and the migrating role may, so that `marconi serve` can load the kNN indexes into shared buffers.
 
 Revision ID: 0013
@@ -47,7 +47,7 @@ SIGNATURE = _V0011.SIGNATURE
 EASY_BONUS = _V0011.EASY_BONUS
 HARD_PENALTY = _V0011.HARD_PENALTY
 
-PROBES_PER_EF = 20  # IVFFlat probes = ef_search / 20: the default ef_search 400 probes 20 lists
+PROBES_PER_EF = 40  # IVFFlat probes = ef_search / 40: the default ef_search 400 probes 10 lists (docs/benchmarks.md)
 
 CANDIDATES_NEAR = f"""
 CREATE OR REPLACE FUNCTION radio_candidates_near(q cube, k integer, exact boolean DEFAULT false,
@@ -211,7 +211,7 @@ def upgrade() -> None:
     op.execute(CANDIDATES_NEAR)
     op.execute(RADIO)
     op.execute("""COMMENT ON FUNCTION radio_candidates_near(cube, integer, boolean, integer) IS
-        'The k songs nearest to query vector q, with their run: IVFFlat (probes = ef_search / 20) when the serving '
+        'The k songs nearest to query vector q, with their run: IVFFlat (probes = ef_search / 40) when the serving '
         'run has it (a large catalogue), else HNSW (ef_search), else the exact cube GiST index.'""")
     # pg_prewarm lets `marconi serve` load the kNN indexes into shared buffers; it needs a superuser to install
     op.execute(
