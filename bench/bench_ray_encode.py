@@ -115,7 +115,7 @@ def table(results: dict[str, list[dict]]) -> str:
              "|---|---|---|---|---|"]
     for name, rounds in results.items():
         rates = [r["images_per_second"] for r in rounds]
-        start = statistics.median(r["start_seconds"] for r in rounds) if "start_seconds" in rounds[0] else "-"
+        start = f"{statistics.median(r['start_seconds'] for r in rounds):.1f}" if "start_seconds" in rounds[0] else "-"
         whole = statistics.median(r["whole_images_per_second"] for r in rounds) if "whole_seconds" in rounds[0] \
             else statistics.median(rates)
         lines.append(f"| {name} | {statistics.median(rates):.1f} | {', '.join(f'{r:.1f}' for r in rates)} | "
@@ -170,6 +170,8 @@ def main() -> None:
     report["results"] = results
     report["load_average_at_end"] = os.getloadavg()  # the machine is shared: read timings with these
     print(json.dumps(report, indent=1))
+    print(f"{report['command']} ({report['machine']}; load average {report['load_average_at_start'][0]:.1f} at the "
+          f"start, {report['load_average_at_end'][0]:.1f} at the end: the machine was shared)")
     print(table(results))
 
 
