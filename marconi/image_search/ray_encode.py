@@ -11,8 +11,9 @@ mid-way loses only its uncommitted batches, and the next run encodes just the im
 key refuses a second copy). Then PCA, calibration, staging and the swap run as in the local path.
 
 Ray stays optional: nothing here imports it until a cluster is asked for; without it the error says how to
-install it. The workers need the same Python environment (marconi, ray and the encoder's packages) as the driver,
-and the driver runs on a node of the cluster (``--ray auto``) or reaches it by its address.
+install it. The workers need the same Python environment (marconi, ray and the encoder's packages) as the driver;
+a weights file given with ``--weights`` is sent to them. The driver runs on a node of the cluster (``--ray auto``
+or the head's host:port), or elsewhere through Ray Client (``ray://head:10001``, with ``ray[client]``).
 """
 
 from __future__ import annotations
@@ -111,13 +112,13 @@ class EncodeWorker:
         from marconi.encoders import load_encoder
 
         torch.set_num_threads(max(1, threads))
-        weights_path = None
-        if weights is not None:
-            folder = Path(tempfile.mkdtemp(prefix="marconi-weights-"))
-            weights_path = folder / weights[0]
-            weights_path.write_bytes(weights[1])
-        self.encoder = load_encoder(encoder, device=device, cache_dir=Path(cache_dir), weights_path=weights_path,
-                                    compile=compile)
+        with tempfile.TemporaryDirectory(prefix="marconi-weights-") as folder:
+            weights_path = None
+            if weights is not None:  # the model is in memory once loaded: the copy goes with the folder
+                weights_path = Path(folder) / weights[0]
+                weights_path.write_bytes(weights[1])
+            self.encoder = load_encoder(encoder, device=device, cache_dir=Path(cache_dir), weights_path=weights_path,
+                                        compile=compile)
         self.batch_size, self.workers, self.max_pixels = batch_size, workers, max_pixels
 
     def ready(self) -> dict:
