@@ -118,6 +118,11 @@ def test_demo_serves_a_metric_fitted_on_the_first_photos_and_eval_scores_only_th
     assert "60 queries left out: they are among the 60 photos" in result.output
     indexed = json.loads(result.output[result.output.index("{"):])
     assert indexed["excluded_fitted"] == 60 and indexed["queries"] == 30  # photos 11-15 of each label
+    stored = CliRunner().invoke(main, ["--database-url", url, "eval", "images", "--metrics", "served"])
+    assert stored.exit_code == 0, stored.output
+    assert "60 photos are not asked" in stored.output
+    ranked = json.loads(stored.output[stored.output.index("{"):])
+    assert ranked["queries"] == 30 and ranked["excluded_fitted"] == 60 and ranked["served"]["P@1"] >= 0.8
     new = eval_images(c.engine, image_sets[1], cfg, progress=False)  # photos 16-20: never imported
     assert new["excluded_fitted"] == 0 and new["queries"] == 30 and new["P@1"] >= 0.8
     c.engine.dispose()

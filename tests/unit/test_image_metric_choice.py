@@ -41,3 +41,16 @@ def test_the_encoder_space_wins_when_no_metric_beats_it():
     choice = choose_setting(x, y, blends=(0.5,), shrinkages=(0.3,), pca_dims=10, k=2)
     assert choice["validation"][0]["P@1"] == 1.0
     assert choice["blend"] is None and choice["shrinkage"] is None  # a tie keeps the encoder's own space
+
+
+def test_train_images_takes_a_number_or_auto_and_refuses_the_rest():
+    from click.testing import CliRunner
+
+    from marconi.cli import main
+
+    for args, message in ((["--blend", "0"], "0 is not above 0 (or 'auto')"),
+                          (["--shrinkage", "1.5"], "1.5 is not in [0, 1] (or 'auto')"),
+                          (["--blend", "much"], "'much' is neither a number nor 'auto'"),
+                          (["--fit-per-label", "1"], "--fit-per-label")):
+        result = CliRunner().invoke(main, ["train", "images", *args])
+        assert result.exit_code == 2 and message in result.output, result.output
