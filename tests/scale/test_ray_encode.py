@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -112,12 +111,12 @@ def _stop(nodes: list[subprocess.Popen]) -> None:
 def ray_cluster():
     """A Ray head and a second node, one CPU each, as separate process trees; yield the head's address.
 
-    The cluster asks for a token of its own (Ray's token authentication, given by the environment to the nodes,
-    this process and the drivers it starts), so nothing is read from or left in ~/.ray.
+    Ray's token authentication is off for this throwaway cluster, its nodes and its drivers alike (the environment
+    says so to every process started here): a token left in ~/.ray would switch it on for `ray start` but not for
+    this process, whose Ray read its settings when first imported.
     """
     env = pytest.MonkeyPatch()
-    env.setenv("RAY_AUTH_MODE", "token")  # before Ray is imported: it reads its settings then
-    env.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    env.setenv("RAY_AUTH_MODE", "disabled")
     ray = pytest.importorskip("ray")
     root = Path(tempfile.mkdtemp(prefix="mray-", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
     nodes = []
@@ -194,7 +193,6 @@ def test_the_cluster_encodes_like_the_local_path_and_a_killed_driver_and_worker_
         local_index, ray_cluster, engine, db_url, monkeypatch, tmp_path):
     from marconi.db import image_encodings
     from marconi.image_search import ray_encode
-    from marconi.image_search.build import encode_images
 
     cfg, vectors, tags = local_index
     n = len(vectors)
@@ -218,24 +216,30 @@ def test_the_cluster_encodes_like_the_local_path_and_a_killed_driver_and_worker_
     # 2. the rerun: a worker killed as the first batch is written; its batches go to the other worker
     killed: list[int] = []
     save = image_encodings.save
+    encodings: list[ray_encode.RayEncoding] = []
+
+    class Recorded(ray_encode.RayEncoding):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            encodings.append(self)
 
     def save_then_kill_a_worker(conn, *args, **kwargs):
         if not killed:
-            killed.append(encoding.worker_pids[0])
+            killed.append(encodings[0].worker_pids[0])
             os.kill(killed[0], signal.SIGKILL)
         return save(conn, *args, **kwargs)
 
+    monkeypatch.setattr(ray_encode, "RayEncoding", Recorded)
     monkeypatch.setattr(image_encodings, "save", save_then_kill_a_worker)
-    with ray_encode.connected(ray_cluster) as ray:
-        encoding = ray_encode.RayEncoding(ray, cfg, workers=2)
-        out = encode_images(engine, cfg, batch_size=BATCH, progress=False, encode_all=encoding)
-    summary = encoding.summary
+    out = ray_encode.encode_images_on_ray(engine, cfg, ray_cluster, batch_size=BATCH, progress=False, ray_workers=2)
+    summary = out["ray"]
     assert killed and summary["retried_batches"] >= 1, summary
     assert len({w.split()[1] for w in summary["workers"]}) == 2, f"both nodes should work: {summary['workers']}"
     assert (summary["resumed"], summary["encoded"]) == (saved, n - saved), summary
     with engine.connect() as conn:
         assert image_encodings.count(conn) == n  # the primary key makes a second copy impossible: none is lost
-        statuses = dict(conn.execute(sa.text("SELECT id, status FROM model_runs WHERE kind = 'images'")).all())
-    assert statuses[out["run_id"]] == "serving" and "failed" in statuses.values()  # the killed driver's run
-    assert "Ray cluster: 2 workers" in str(encoding)
+        image_runs = sa.text("SELECT id, status, params FROM model_runs WHERE kind = 'images'")
+        runs = {r.id: r for r in conn.execute(image_runs)}
+    assert runs[out["run_id"]].status == "serving" and "failed" in {r.status for r in runs.values()}  # killed driver
+    assert runs[out["run_id"]].params["encoded_by"] == "Ray cluster: 2 workers, 1 CPU each (device cpu)"
     _assert_same_index(engine, vectors, tags)
