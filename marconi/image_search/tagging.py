@@ -16,9 +16,10 @@ TAG_CLASSES = 5  # classes whose names and broader words become tags
 MIN_TAG_SCORE = 0.01
 MAX_TAGS = 25
 BROADER_DEPTH = 3  # broader words from the 3 nearest WordNet hypernyms (dalmatian → dog, canine, domestic animal)
-# every name of those hypernyms, not only the first: a moped is under "minibike, motorbike", and people say motorbike
-# (the top-5 tag match on the Caltech photos 0.512 → 0.522 with it, bench/eval_text_methods.py; issue #11)
-BROADER_ALL_NAMES = True
+# only the first name of each (dog, not also "domestic dog" and "Canis familiaris"): every name lifted the tag match
+# of the 5 strongest classes' words 0.512 → 0.522 but crowded an image's 5 best tags with synonyms of one broader
+# word (0.31 of them name the folder, against 0.40 with first names; bench/eval_text_tags.py, issue #11)
+BROADER_ALL_NAMES = False
 
 
 def tag_words(entry) -> list[tuple[str, bool]]:

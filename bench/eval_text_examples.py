@@ -1,0 +1,49 @@
+"""The issue's example queries, served rule against the variants tried for them: the folders of the 10 best images.
+
+Images as the index stores them (EfficientNet-Lite0, √p smoothed over the 5 nearest images; bench/eval_text_methods.py's
+cache). "dog on a beach" should find the dalmatians (Caltech's only dogs), "a vehicle with two wheels" Motorbikes.
+
+    .venv/bin/python bench/eval_text_examples.py ["another query" ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eval_text_methods import DATA, encode_images, stored_class_scores  # noqa: E402
+
+from marconi.config import from_env  # noqa: E402
+from marconi.encoders import load_encoder  # noqa: E402
+from marconi.text.query import ClassSpace, ClassSpaceParams, class_text_vectors  # noqa: E402
+
+QUERIES = ["a vehicle with two wheels", "dog on a beach", "dog", "leopard", "aeroplane"]
+
+
+def main() -> None:
+    """Print, per variant and query, how many of the 10 best images come from each folder."""
+    labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
+    stored = stored_class_scores(probs, feats)
+    model_dir = from_env().model_dir
+    encoder = load_encoder("minilm", device="cpu", cache_dir=model_dir)
+    vectors = class_text_vectors(encoder, model_dir)
+    served = ClassSpaceParams()
+    variants = {"served": served, "numbers counted": replace(served, count_words=True),
+                "head noun's classes kept (≤ 130)": replace(served, head_classes=130)}
+    for name, params in variants.items():
+        space = ClassSpace(encoder, vectors, params=params)
+        for query in sys.argv[1:] or QUERIES:
+            top = np.argsort(-space.score_images(space.query(query), stored), kind="stable")[:10]
+            folders = ", ".join(f"{f} {n}" for f, n in Counter(labels[i] for i in top).most_common())
+            print(f"| {name} | {query} | {folders} |")
+
+
+if __name__ == "__main__":
+    main()
