@@ -3,8 +3,8 @@
 The MPD has 1M playlists, 66M track occurrences and 2.26M distinct tracks; playlists hold 5..250 tracks (mean 66).
 At ``--scale s`` the corpus has s x 1M playlists whose lengths are log-normal (median 49, mean 66, clipped to
 5..250) and whose tracks are drawn independently from a Zipf-Mandelbrot popularity, p(rank r) ~ (r + 400 s)^-1.35
-over 4M s ranks: about 2.2M s distinct tracks, the most played in about 0.1% of all slots, about 45% of tracks seen
-once (dropped by min_count 2). The draws carry no co-occurrence structure: this measures cost, not quality.
+over 4M s ranks: the most popular track in about 0.1% of all slots; at full scale 2.01M distinct tracks, 47% of them
+seen once (dropped by min_count 2). The draws carry no co-occurrence structure: this measures cost, not quality.
 Playlists longer than the served ``max_playlist_length`` (200) are dropped, as training does.
 
 The corpus is written once per scale as a LineSentence file (one playlist a line) and streamed from disk. Each
