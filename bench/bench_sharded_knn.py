@@ -6,11 +6,10 @@ One throwaway embedded PostgreSQL (pgvector) holds the same synthetic vectors tw
 * ``sharded``: a table partitioned by hash of the id into N partitions (``sharded_p0`` ...), one HNSW index each,
   standing in for N machines (Citus with pgvector, or one PostgreSQL per shard).
 
-Both have the served column and index: ``vector(64)`` (song2vec's item vectors as marconi.training.song2vec.vector_rows
-stores them), ``hnsw (hvec vector_ip_ops) WITH (m = 16, ef_construction = 128)`` (marconi/db/vectors.py), queried
-with ``<#>`` at
-``hnsw.ef_search`` 400 (the served default) and 100. The tables are UNLOGGED (no WAL for a throwaway bench; the
-index is the same).
+Both have the served column and index: ``vector(64)`` (song2vec's item vectors as
+marconi.training.song2vec.vector_rows stores them), ``hnsw (hvec vector_ip_ops) WITH (m = 16, ef_construction = 128)``
+(marconi/db/vectors.py), queried with ``<#>`` at ``hnsw.ef_search`` 400 (the served default) and 100. The tables
+are UNLOGGED (no WAL for a throwaway bench; the index is the same).
 
 The vectors are synthetic but structured like song2vec's (the model of bench/bench_radio.py's ``synthetic``): a
 Gaussian mixture of one cluster per 1,000 songs, unit query-side vectors, item-side vectors with log-normal scales
