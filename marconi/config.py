@@ -230,7 +230,8 @@ class Config(BaseSettings, metaclass=_DefaultsOnTheClass):
                                          ge=1)
     ann: Annotated[Literal["auto", "hnsw", "cube"], BeforeValidator(_lower)] = _setting(
         "auto", "radio kNN: `hnsw` (pgvector), `cube` (exact GiST), `auto` = HNSW when its index exists")
-    hnsw_ef_search: Integer = _setting(400, "HNSW candidate list size (speed against recall)", ge=1, le=1000)
+    hnsw_ef_search: Integer = _setting(400, "HNSW candidate list size (speed against recall); with an IVFFlat "
+                                       "index (runs of 500k+ songs) also the lists probed: this / 40", ge=1, le=1000)
     image_rerank: Flag = _setting(False, "re-order image candidates by the full vectors (measured worse on "
                                   "Caltech-101)")
     image_confident_threshold: Number = _setting(0.5, "confidence at or above which an image answer says \"good "
