@@ -18,7 +18,7 @@ MAX_TAGS = 25
 BROADER_DEPTH = 3  # broader words from the 3 nearest WordNet hypernyms (dalmatian → dog, canine, domestic animal)
 # only the first name of each (dog, not also "domestic dog" and "Canis familiaris"): every name lifted the tag match
 # of the 5 strongest classes' words 0.512 → 0.522 but crowded an image's 5 best tags with synonyms of one broader
-# word (0.31 of them name the folder, against 0.40 with first names; bench/eval_text_tags.py, issue #11)
+# word (0.31 of them name the folder, against 0.41 with first names; bench/eval_text_tags.py, issue #11)
 BROADER_ALL_NAMES = False
 
 

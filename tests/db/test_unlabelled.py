@@ -161,3 +161,19 @@ def test_class_scores_are_smoothed_over_each_images_neighbours(flat):
     assert all(len(v) == 10 for v in by_image.values())
     # some stored classes come from the neighbours alone: the image itself gives them (almost) nothing
     assert any(r.p < 0.001 and r.score > 0.05 for r in rows)
+
+
+def test_text_eval_measures_an_index_built_without_labels(flat, flat_folder, base_config, tmp_path):
+    """marconi eval text-images finds the truth by the files' bytes, so it measures an index without labels; the
+    tag match counted in base forms with the served words never counts fewer images than the first definition."""
+    from marconi.evaluation.text_images import eval_text_images
+
+    eng, _ = flat
+    for f in sorted(flat_folder.iterdir()):  # 'Leopards_image_0001.jpg' → Leopards/image_0001.jpg, same bytes
+        label, _, name = f.name.partition("_image_")
+        (tmp_path / label).mkdir(exist_ok=True)
+        shutil.copy(f, tmp_path / label / f"image_{name}")
+    out = eval_text_images(eng, tmp_path, base_config.with_overrides(device="cpu"), progress=False)
+    assert out["images"] == len(list(flat_folder.iterdir())) and out["queries"] == 20
+    assert 0 < out["P@10"] <= 1 and 0 <= out["tag_match@5"] <= out["tag_match@5_served_words"] <= 1
+    assert json.dumps(out, allow_nan=False)  # plain numbers: no NaN
