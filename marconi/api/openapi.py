@@ -13,11 +13,13 @@ flask-smorest 0.47), spectree fits this app best:
   own ``OpenAPI`` app class and ``APIBlueprint``, and injects parsed models as view arguments;
 - it takes pydantic v2 models as they are; flask-smorest is built on marshmallow, so every model would be declared
   a second time as a marshmallow schema;
-- with ``skip_validation=True`` it documents without validating, so ``marconi.api.params`` keeps checking input
-  before any model sees it (NUL and lone surrogates, ASCII digits, JSON size, depth and digit limits, messages that
-  name the field and show an example) and every refusal keeps the one error shape ``{error, status, code,
-  request_id, ...}``. Both other libraries validate with their own parsers (``request.get_json``, ``json.loads`` of
-  form values, which reads ``NaN`` and ``1e999``) and answer 422 in their own shape before a view runs.
+- it can document without validating (``skip_validation``, and a plugin whose validation step calls the view as
+  it is), so ``marconi.api.params`` keeps checking input before any model sees it (NUL and lone surrogates, ASCII
+  digits, JSON size, depth and digit limits, messages that name the field and show an example) and every refusal
+  keeps the one error shape ``{error, status, code, request_id, ...}``. Both other libraries validate with their
+  own parsers (``request.get_json``, ``json.loads`` of form values, which reads ``NaN`` and ``1e999``) and answer
+  422 in their own shape before a view runs. The radio's ``?format=`` is the one documented input that a view checks
+  itself (``requested_format``: any unknown value, even an empty one, is 400 ``bad_format`` listing the formats).
 
 What spectree cannot say is added in :func:`spec` and nowhere else: the other media types of a 200 (the radio's
 playlist files, by ``?format=`` or Accept) and the bounds of an ``<int:image_id>`` path parameter. The docs page is
@@ -59,8 +61,9 @@ PATH_PARAMETERS = {"image_id": IMAGE_ID}  # what an <int:...> converter cannot s
 
 
 class _DocumentingFlaskPlugin(FlaskPlugin):
-    """spectree's Flask plugin, adding no routes of its own (this module's blueprint serves the document and the
-    page); outside a request it reads the routes of the app the blueprint was last registered on."""
+    """spectree's Flask plugin, documenting only: it adds no routes of its own (this module's blueprint serves the
+    document and the page), validates nothing, and outside a request reads the routes of the app the blueprint was
+    last registered on."""
 
     def register_route(self, app) -> None:
         """Add nothing: /api/openapi.json and /api/docs are this module's routes."""
@@ -68,6 +71,11 @@ class _DocumentingFlaskPlugin(FlaskPlugin):
     def get_current_app(self):
         """The app being served, else the one registered last."""
         return current_app if has_app_context() else self.spectree.app
+
+    def validate(self, func, *_spectree_args, **view_args):
+        """Call the view as it is: it reads its input through ``marconi.api.params``, and its answer goes out as it
+        made it (spectree's hooks and response checks are not needed here)."""
+        return func(**view_args)
 
 
 api_doc = SpecTree(
