@@ -114,6 +114,7 @@ def demo_learned_metric(c: Ctx, src) -> None:
     except NothingToLearn as exc:
         click.echo(f"    kept the encoder's own space: {exc}")
         return
-    chosen = out["report"].get("chosen_on_fitted_photos", {}).get("best", [{}])[0]
-    click.echo(f"    model run {out['run_id']}: blend {chosen.get('blend')}, shrinkage {chosen.get('shrinkage')}; "
-               f"evaluate with: marconi eval images --queries {src} (the fitted photos are left out)")
+    chosen, honest = out["report"]["chosen_on_fitted_photos"]["best"][0], out["leave_one_out"]
+    click.echo(f"    model run {out['run_id']}: blend {chosen['blend']}, shrinkage {chosen['shrinkage']}; on the "
+               f"{honest.get('queries', 0)} photos not fitted on, P@1 {honest.get('P@1')}, P@10 {honest.get('P@10')}")
+    click.echo(f"==> evaluate images with: marconi eval images --queries {src} (the fitted photos are left out)")

@@ -106,6 +106,19 @@ def _report(full: np.ndarray, labels: np.ndarray, fit_mask: np.ndarray, holdout:
     return report
 
 
+def _unfitted_precision(reduced: np.ndarray, labels: np.ndarray, fit_mask: np.ndarray, k: int = 10) -> dict:
+    """P@1 and P@k, as the index ranks, of the labelled images the metric was not fitted on (each among all others).
+
+    They replace the calibration's leave-one-out figures, which would count the fitted images the metric memorised.
+    """
+    queries = np.flatnonzero((labels != "") & ~fit_mask)
+    if not len(queries):
+        return {"asked": "every labelled image, all of them fitted on (optimistic)"}
+    hits = labels[nearest(reduced, queries, "euclidean", k)] == labels[queries][:, None]
+    return {"asked": "the labelled images the metric was not fitted on", "queries": int(len(queries)),
+            "P@1": round(float(hits[:, 0].mean()), 4), f"P@{k}": round(float(hits.mean()), 4)}
+
+
 def train_images(engine: sa.Engine, config: Config | None = None, holdout_labels: Collection[str] = (),
                  shrinkage: float | None = DEFAULT_SHRINKAGE, blend: float | None = DEFAULT_BLEND,
                  pca_dims: int = 100, fit_per_label: int | None = None) -> dict:
@@ -157,6 +170,7 @@ def train_images(engine: sa.Engine, config: Config | None = None, holdout_labels
     pca = PCA.fit(space, pca_dims)
     reduced = pca.transform(space)
     cal, loo = calibrate(space, list(label_list), rank=reduced)
+    loo = {**loo, "calibration_queries": loo.get("queries"), **_unfitted_precision(reduced, labels, fit_mask)}
     params = {"encoder": base["params"].get("encoder"), "base_run": base_run, "pca_dims": pca.dims,
               "metric": {"method": "regularised LDA blended with the encoder space", "shrinkage": shrinkage,
                          "blend": blend, "learned_dims": int(metric.projection.shape[1]),
