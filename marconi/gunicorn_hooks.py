@@ -19,9 +19,10 @@ WATCH_ENV = "MARCONI_WATCH_PGDATA"
 
 def when_ready(server) -> None:
     """Start guarding the read-only role and, if this server uses the embedded PostgreSQL, watching it."""
-    from marconi.config import from_env, setup_logging
+    from marconi.config import from_env
     from marconi.db import database_url
     from marconi.db.reader_guard import ReaderGuard
+    from marconi.logs import setup_logging
 
     config = from_env()
     setup_logging(config.log_level)  # the guard's and watchdog's lines get the same format (and time) as the app's

@@ -11,7 +11,8 @@ import logging
 
 import click
 
-from marconi.config import ConfigError, from_env, setup_logging
+from marconi.config import ConfigError, from_env
+from marconi.logs import setup_logging
 
 log = logging.getLogger("scrapers")
 

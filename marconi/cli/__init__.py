@@ -6,8 +6,9 @@ import click
 
 from marconi.cli import db, demo, evaluate, images, imports, serve, sql, status, train
 from marconi.cli.context import Ctx, echo_json, pass_ctx
-from marconi.config import ConfigError, load, setup_logging
+from marconi.config import ConfigError, load
 from marconi.errors import MarconiError
+from marconi.logs import setup_logging
 
 __all__ = ["Ctx", "echo_json", "main", "pass_ctx"]
 

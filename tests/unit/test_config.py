@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from marconi.config import ENV_VARS, SETTINGS, Config, ConfigError, from_env, load, parse_bool, setup_logging
+from marconi.config import ENV_VARS, SETTINGS, Config, ConfigError, from_env, load, parse_bool
+from marconi.logs import setup_logging
 
 
 def test_defaults_without_environment():

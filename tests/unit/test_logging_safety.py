@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from marconi.config import LOG_FORMAT, Config, ConfigError, LogFormatter, from_env, log_safe, setup_logging
+from marconi.config import Config, ConfigError, from_env
+from marconi.logs import LOG_FORMAT, LogFormatter, log_safe, setup_logging
 
 FORGED = "2026-01-01 00:00:00,000 INFO marconi: GET /admin 200 0.1ms rid=x"
 
