@@ -1018,7 +1018,6 @@ def test_pages_pass_an_accessibility_check(page, app, data_dir):
     assert not any(serious.values()), {k: v for k, v in serious.items() if v}
 
 
-
 def test_api_docs_render_every_operation(page):
     """/api/docs is Swagger UI from this server's own files (the page fails on a request to any other host), and it
     shows every operation of /api/openapi.json."""
