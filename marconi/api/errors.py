@@ -101,7 +101,7 @@ def register(app: Flask) -> None:
         messages = {
             # an unknown address: a browser gets a page that speaks to people, an API client the way to what exists
             404: "There is no page at this address: the link may be mistyped or out of date." if _wants_page()
-            else "no such endpoint: see /api/openapi.json for what exists",
+            else "no such endpoint: see /api/docs (or /api/openapi.json) for what exists",
             405: f"method {request.method} is not allowed here",
             413: f"upload too large: the limit is {app.config.get('MAX_CONTENT_LENGTH')} bytes",
         }

@@ -25,7 +25,8 @@ bp.register_blueprint(spotify.bp)  # /radio/spotify/login and /callback: "Save t
 @bp.app_context_processor
 def _links():
     rules = {r.rule for r in current_app.url_map.iter_rules()}
-    return {"openapi_url": "/api/openapi.json" if "/api/openapi.json" in rules else None}
+    return {"openapi_url": "/api/openapi.json" if "/api/openapi.json" in rules else None,
+            "docs_url": "/api/docs" if "/api/docs" in rules else None}
 
 
 @cache
