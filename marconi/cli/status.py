@@ -36,11 +36,11 @@ def status(c: Ctx, as_json: bool):
 
 def _where(c: Ctx) -> str:
     """The database, password hidden: the embedded server's folder, or DATABASE_URL."""
-    import sqlalchemy as sa
+    from marconi.db import hide_password
 
     if not c.config.database_url:
         return f"embedded PostgreSQL in {c.config.pgdata}"
-    return sa.engine.make_url(c.config.database_url).render_as_string(hide_password=True)
+    return hide_password(c.config.database_url)
 
 
 def _print(report: dict, as_json: bool) -> None:

@@ -43,6 +43,19 @@ def reader_url(url: str, password: str | None = None) -> str:
     return urlunsplit(parts._replace(netloc=f"{auth}@{host}"))
 
 
+def hide_password(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password=`` parameter) written as ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        auth, host = netloc.rsplit("@", 1)
+        user, colon, password = auth.partition(":")
+        netloc = f"{user}{':***' if password else colon}@{host}"
+    query = "&".join("password=***" if p.partition("=")[0] == "password" else p
+                     for p in parts.query.split("&")) if parts.query else ""
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def sqlalchemy_url(url: str) -> str:
     """Turn a libpq URL into one SQLAlchemy's psycopg2 dialect accepts."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):

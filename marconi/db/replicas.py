@@ -29,12 +29,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 
 from marconi.config import Config
-from marconi.db import make_engine
+from marconi.db import hide_password, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +113,6 @@ class PrimaryPositions:
                 behind = now - at
                 return max(behind, state["since_replayed"] or 0.0) if i == 0 else behind
         return state["since_replayed"]
-
-
-def hide_password(url: str) -> str:
-    """``url`` with its password (in the user part or a ``password=`` parameter) written as ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        auth, host = netloc.rsplit("@", 1)
-        user, colon, password = auth.partition(":")
-        netloc = f"{user}{':***' if password else colon}@{host}"
-    query = "&".join("password=***" if p.partition("=")[0] == "password" else p
-                     for p in parts.query.split("&")) if parts.query else ""
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 @dataclass

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from marconi.db import make_engine, migrate
-from marconi.db.replicas import APPLICATION_NAME, PrimaryPositions, hide_password
+from marconi.db import hide_password, make_engine, migrate
+from marconi.db.replicas import APPLICATION_NAME, PrimaryPositions
 
 SLOT = "marconi_test_standby"
 SECRET = "not-shown-anywhere"  # a password in the replica URL (the socket's trust rule ignores it)
