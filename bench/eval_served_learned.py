@@ -76,7 +76,8 @@ def main() -> None:
         queries = np.flatnonzero(~fit)
         plain = feats / np.linalg.norm(feats, axis=1, keepdims=True)
         p = served_precision(plain, labels, queries)
-        print(f"| {name} | encoder | {p[0]:.3f} | {p[1]:.3f} | {speed:.1f} |", flush=True)
+        shown = "" if np.isnan(speed) else f"{speed:.1f}"  # a cache made elsewhere may not know it
+        print(f"| {name} | encoder | {p[0]:.3f} | {p[1]:.3f} | {shown} |", flush=True)
         choice = choose_setting(feats[fit], labels[fit])
         print(f"<!-- {name} validation on photos 1-{args.fit_per_label}, best first: {choice['validation'][:4]} -->")
         if choice["blend"] is None:
