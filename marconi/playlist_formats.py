@@ -90,20 +90,26 @@ def describe_seed(seed: dict) -> str:
     return f"{title} by {artist}" if artist else title
 
 
+def _what_it_is_from(answer: dict) -> list[str]:
+    """What a radio was made from, in the order asked: its seed songs, artists (by name) and tags ("tag 80s")."""
+    return ([describe_seed(s) for s in answer.get("seeds") or []]
+            + [clean(a["name"]) for a in answer.get("artists") or []]
+            + [f"tag {clean(t['tag'])}" for t in answer.get("tags") or []])
+
+
 def playlist_title(answer: dict) -> str:
-    """A title for the playlist: ``Radio from Halo by Beyonce`` (``and 2 more`` for more seeds)."""
-    seeds = answer.get("seeds") or []
-    if not seeds:
+    """A title for the playlist: ``Radio from Halo by Beyonce`` (``and 2 more`` for more seeds, artists or tags)."""
+    sources = _what_it_is_from(answer)
+    if not sources:
         return "Marconi radio"
-    more = f" and {len(seeds) - 1} more" if len(seeds) > 1 else ""
-    return f"Radio from {describe_seed(seeds[0])}{more}"
+    more = f" and {len(sources) - 1} more" if len(sources) > 1 else ""
+    return f"Radio from {sources[0]}{more}"
 
 
 def playlist_annotation(answer: dict) -> str:
-    """One sentence on where the playlist comes from (all seeds, model run, variety)."""
-    seeds = "; ".join(describe_seed(s) for s in answer.get("seeds") or [])
+    """One sentence on where the playlist comes from (all seeds, artists and tags, model run, variety)."""
     return (f"{len(answer.get('playlist', []))} songs from Marconi's song radio (model run {answer.get('model_run')}, "
-            f"variety {answer.get('variety', 0):g}), seeded with {seeds}.")
+            f"variety {answer.get('variety', 0):g}), seeded with {'; '.join(_what_it_is_from(answer))}.")
 
 
 def filename(answer: dict, extension: str) -> str:

@@ -18,9 +18,17 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from marconi.api import config, engine
-from marconi.api.params import query_args
+from marconi.api.params import query_args, validate
 from marconi.errors import BadRequest
-from marconi.recommenders.request import MAX_SEEDS, MAX_SIZE, RadioRequest
+from marconi.recommenders.prompt import MAX_PROMPT_CHARS
+from marconi.recommenders.request import (
+    MAX_EXCLUDE,
+    MAX_NAMES,
+    MAX_SEEDS,
+    MAX_SIZE,
+    Mode,
+    RadioRequest,
+)
 from marconi.recommenders.song2vec import radio as make_radio
 from marconi.spotify_export import SpotifySignInFailed, authorize_url, configured, require_configured, save_radio
 
@@ -31,17 +39,32 @@ SIGN_IN_SECONDS = 600
 MAX_COOKIE_BYTES = 3800  # browsers keep cookies of up to 4096 bytes, name and attributes included
 
 
+Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
 class SaveQuery(BaseModel):
-    """?seed=<key>&seed=...&size=25&max_per_artist=&variety=0: the radio to save (the radio page's own URL)."""
+    """The radio to save, as the radio page's own URL asks for it: ?seed=<key>&artist=<name>&tag=<tag>&exclude=…
+    &prompt=…&mode=easy&size=25&max_per_artist=&variety=0 (at least one seed, artist, tag or prompt)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "example": "/radio/spotify/login?seed=yes_small:61&size=25"})
+        "example": "/radio/spotify/login?seed=yes_small:61&artist=Madonna&size=25"})
 
-    seed: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]] = Field(
-        min_length=1, max_length=MAX_SEEDS)
+    seed: list[Key] = Field([], max_length=MAX_SEEDS)
+    artist: list[Key] = Field([], max_length=MAX_NAMES)
+    tag: list[Key] = Field([], max_length=MAX_NAMES)
+    exclude: list[Key] = Field([], max_length=MAX_EXCLUDE)
+    prompt: str | None = Field(None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    mode: Mode | None = None
     size: int = Field(25, ge=1, le=MAX_SIZE)
     max_per_artist: int | None = Field(None, ge=1, le=MAX_SIZE)
     variety: float = Field(0.0, ge=0, le=1)
+
+    def radio_request(self) -> RadioRequest:
+        """The same radio as the API's request (which refuses one with nothing to start from)."""
+        asked = {"seeds": tuple(self.seed), "artists": tuple(self.artist), "tags": tuple(self.tag),
+                 "exclude": tuple(self.exclude), "prompt": self.prompt, "mode": self.mode, "size": self.size,
+                 "max_per_artist": self.max_per_artist, "variety": self.variety}
+        return validate(RadioRequest, {k: v for k, v in asked.items() if v is not None})
 
 
 def _signer() -> URLSafeTimedSerializer:
@@ -65,15 +88,13 @@ def login():
     """Check the radio can be made, remember it in a signed cookie, and send the listener to Spotify to sign in."""
     cfg = config()
     require_configured(cfg)
-    query = query_args(SaveQuery)
-    req = RadioRequest(seeds=tuple(query.seed), size=query.size, max_per_artist=query.max_per_artist,
-                       variety=query.variety)
+    req = query_args(SaveQuery).radio_request()
     _radio(req)  # unknown seeds or no model: say so now, not after the listener has signed in
     nonce = secrets.token_urlsafe(24)
     value = _signer().dumps({"nonce": nonce, "radio": req.model_dump(mode="json")})
     if len(value) > MAX_COOKIE_BYTES:
-        raise BadRequest("these seed songs are too many (or their keys too long) to carry through Spotify's sign-in: "
-                         "save a radio with fewer seeds", code="too_many_seeds")
+        raise BadRequest("this radio asks for too much (seeds, names or skipped songs) to carry through Spotify's "
+                         "sign-in: save a radio with fewer", code="too_many_seeds")
     response = redirect(authorize_url(cfg, nonce))
     response.set_cookie(COOKIE, value, max_age=SIGN_IN_SECONDS, path=url_for("web.spotify.login").rsplit("/", 1)[0],
                         secure=request.is_secure, httponly=True, samesite="Lax")
@@ -120,9 +141,8 @@ def callback():
 
 def _radio_page(req: RadioRequest) -> str:
     """The radio page showing ``req`` again."""
-    args = {"seed": list(req.seeds), "size": req.size}
-    if req.max_per_artist:
-        args["max_per_artist"] = req.max_per_artist
-    if req.variety:
-        args["variety"] = f"{req.variety:g}"
-    return url_for("web.radio", **args)
+    args = {"seed": list(req.seeds), "artist": list(req.artists), "tag": list(req.tags), "exclude": list(req.exclude),
+            "prompt": req.prompt, "size": req.size, "max_per_artist": req.max_per_artist,
+            "variety": f"{req.variety:g}" if req.variety else None,
+            "mode": req.mode if req.mode != RadioRequest.model_fields["mode"].default else None}
+    return url_for("web.radio", **{k: v for k, v in args.items() if v not in (None, [])})

@@ -99,6 +99,23 @@ def test_button_to_saved_playlist(browser, accounts):
     assert len(accounts.saved) == 1
 
 
+def test_artist_and_tag_radio_with_skips_is_saved_as_asked(browser, accounts):
+    """Any radio the page shows can be saved: artists, tags, a mode and skipped songs travel through the sign-in."""
+    asked = {"artists": ["Madonna"], "tags": ["80s"], "mode": "easy", "size": 6}
+    first = browser.post("/api/radio", json=asked).get_json()["playlist"]
+    skipped = first[0]["key"]
+    radio = browser.post("/api/radio", json={**asked, "exclude": [skipped]}).get_json()
+    query = {"artist": "Madonna", "tag": "80s", "mode": "easy", "exclude": skipped, "size": 6}
+    r = sign_in(browser, urlencode(query), Accept="application/json")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    (saved,) = accounts.saved.values()
+    assert saved.name == "Radio from Madonna and 1 more" and "seeded with Madonna; tag 80s" in saved.description
+    searched = sorted(parse_qs(urlsplit("?" + urlencode(q)).query)["q"][0]
+                      for _, _, q, _ in accounts.hits("GET", r"^/v1/search$"))
+    assert searched == sorted(search_query(s["title"], s["artist"]) for s in radio["playlist"])
+    assert skipped not in {s["key"] for s in radio["playlist"]}
+
+
 def test_callback_answers_json_to_a_json_client(browser, accounts):
     seeds = _seeds(browser, "bad romance")
     r = sign_in(browser, urlencode({"seed": seeds, "size": 3}, doseq=True), Accept="application/json")
@@ -136,7 +153,7 @@ def test_callback_from_another_browser_or_with_a_wrong_state_is_refused(browser,
 @pytest.mark.parametrize("query, status", [
     ("", 400), ("seed=", 400), ("size=5", 400), ("seed=yes_small:61&size=abc", 400), ("seed=yes_small:61&size=0", 400),
     ("seed=yes_small:61&variety=2", 400), ("seed=yes_small:61&colour=red", 400), ("seed=nope:0", 404),
-    ("seed=%00", 400),
+    ("seed=%00", 400), ("artist=Nobody%20At%20All", 404), ("tag=80s&mode=loud", 400), ("exclude=yes_small:61", 400),
 ])
 def test_bad_save_requests_are_refused_before_spotify(browser, accounts, query, status):
     r = browser.get(f"/radio/spotify/login?{query}")

@@ -29,7 +29,6 @@
   const playlist = $("playlist");
   const exportBar = $("radio-export");
   const saveSpotify = $("save-spotify");
-  const saveSpotifyNote = $("save-spotify-note");
 
   const MIN_QUERY = 2;
   const SUGGESTIONS = 10;
@@ -347,14 +346,14 @@
   }
 
   /** The page's query string for a request: every part of the radio, so a shared link plays the same one. */
-  function queryOf(req, only) {
+  function queryOf(req) {
     const params = new URLSearchParams();
     const lists = { seed: req.seeds, artist: req.artists, tag: req.tags, exclude: req.exclude };
     for (const [name, values] of Object.entries(lists)) {
-      if (!only || only.includes(name)) (values || []).forEach((v) => params.append(name, v));
+      (values || []).forEach((v) => params.append(name, v));
     }
-    if (req.prompt && !only) params.set("prompt", req.prompt);
-    if (req.mode && !only) params.set("mode", req.mode);
+    if (req.prompt) params.set("prompt", req.prompt);
+    if (req.mode) params.set("mode", req.mode);
     params.set("size", String(req.size));
     if (req.max_per_artist) params.set("max_per_artist", String(req.max_per_artist));
     if (req.variety) params.set("variety", String(req.variety));
@@ -371,12 +370,8 @@
   function showExport(req) {
     shown = req;
     exportBar.hidden = !req;
-    if (!saveSpotify || !req) return;
-    // Spotify's sign-in carries seed songs, size, cap and variety only: other radios are downloaded instead.
-    const carried = req.seeds && !req.artists && !req.tags && !req.prompt && !req.mode && !req.exclude;
-    saveSpotify.hidden = !carried;
-    saveSpotifyNote.hidden = Boolean(carried);
-    if (carried) saveSpotify.href = `${saveSpotify.dataset.login}?${queryOf(req, ["seed"])}`;
+    // Spotify's sign-in carries the whole radio (songs, artists, tags, prompt, mode, skips) and makes it again
+    if (saveSpotify && req) saveSpotify.href = `${saveSpotify.dataset.login}?${queryOf(req)}`;
   }
 
   function filenameOf(disposition, format) {
