@@ -13,21 +13,35 @@ is 12 to Python, not here). The README's configuration table is written from the
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
 
 import platformdirs
-from pydantic import AfterValidator, AllowInfNan, BeforeValidator, Field, SecretStr, Strict, ValidationError
+from pydantic import Field, SecretStr, Strict, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from marconi.logs import LOG_LEVELS
+from marconi.setting_types import (
+    API_KEY,
+    LOWERCASE,
+    UPPERCASE,
+    Flag,
+    Folder,
+    Integer,
+    Number,
+    Origins,
+    PostgresUrls,
+    Text,
+    check,
+    networks_ok,
+    rates_ok,
+    storage_ok,
+)
 
 # The folder the running ``marconi`` package was imported from: a clone's root (run from a clone, with or without
 # `pip install -e .`), or site-packages when installed from a wheel.
@@ -74,111 +88,6 @@ def default_home() -> Path:
     return usual
 
 
-# ------------------------------------------------------------------------------------------------ value types
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("0", "false", "no", "off")
-
-
-def parse_bool(raw: str) -> bool:
-    """Return True/False for 1/0, true/false, yes/no, on/off (any case); raise ValueError otherwise."""
-    word = raw.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ValueError(raw)
-
-
-_ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
-_ASCII_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
-
-
-def _text_read_by(parse: Callable[[str], Any]) -> BeforeValidator:
-    """A string is read by ``parse`` (its ValueError becomes the field's one-line error); other values pass as given."""
-    return BeforeValidator(lambda v: parse(v) if isinstance(v, str) else v)
-
-
-def _ascii(pattern: re.Pattern, convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """A parser taking only ``pattern`` (ASCII digits: ``int`` and ``float`` also read "١٢", "1_0", "inf")."""
-    def parse(s: str):
-        if not pattern.fullmatch(s.strip()):
-            raise ValueError(s)
-        return convert(s.strip())
-
-    return parse
-
-
-def _to_path(value):
-    if isinstance(value, str):
-        if not value.strip():
-            raise ValueError(value)
-        value = Path(value)
-    return value.expanduser() if isinstance(value, Path) else value
-
-
-def _split_list(value, separators: str):
-    """A string becomes a tuple of its items (split at ``separators``, a regex); blank items are dropped."""
-    return tuple(p for p in re.split(separators, value.strip()) if p) if isinstance(value, str) else value
-
-
-def _check(test: Callable[[Any], bool]) -> AfterValidator:
-    """An after-validator raising ValueError (the field's one-line error) when ``test`` says no."""
-    def check(value):
-        if not test(value):
-            raise ValueError(value)
-        return value
-
-    return AfterValidator(check)
-
-
-def _networks_ok(value: str) -> bool:
-    try:
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            ipaddress.ip_network(part, strict=False)
-    except ValueError:
-        return False
-    return True
-
-
-def _rates_ok(value: str) -> bool:
-    if not value:
-        return True
-    from limits import parse_many  # Flask-Limiter's own reader of "30/minute;500/hour"
-
-    try:
-        return bool(parse_many(value))
-    except ValueError:
-        return False
-
-
-def _storage_ok(value: str) -> bool:
-    from limits.storage import SCHEMES
-
-    return value.split("://", 1)[0] in SCHEMES and "://" in value
-
-
-_ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
-_API_KEY = re.compile(r"[\x21-\x7e]{16,}")  # visible ASCII: it travels in a header
-
-Integer = Annotated[int, Strict(), _text_read_by(_ascii(_ASCII_INTEGER, int))]
-Number = Annotated[float, Strict(), AllowInfNan(False), _text_read_by(_ascii(_ASCII_NUMBER, float))]
-Flag = Annotated[bool, Strict(), _text_read_by(parse_bool)]
-Text = Annotated[str, Strict(), Field(min_length=1)]
-Folder = Annotated[Path, BeforeValidator(_to_path)]
-PostgresUrls = Annotated[tuple[str, ...], NoDecode, BeforeValidator(lambda v: _split_list(v, r"[\s,]+(?=\S*://)")),
-                         _check(lambda urls: all(u.startswith(("postgresql://", "postgres://")) for u in urls))]
-Origins = Annotated[tuple[str, ...], NoDecode, BeforeValidator(lambda v: _split_list(v, r"[\s,]+")),
-                    _check(lambda origins: all(_ORIGIN.fullmatch(o) for o in origins))]
-
-
-def _lower(v):
-    return v.strip().lower() if isinstance(v, str) else v
-
-
-def _upper(v):
-    return v.strip().upper() if isinstance(v, str) else v
-
-
 def _setting(default: Any = None, what: str = "", *, expected: str | None = None, shown: str | None = None,
              env: str | None = None, **constraints) -> Any:
     """A field: its default, what it does (the README's table), and optionally its own "expected" words (else they
@@ -218,13 +127,13 @@ class Config(BaseSettings, metaclass=_DefaultsOnTheClass):
     data_dir: Folder | None = _setting(
         REPO_ROOT.parent / "shared" / "data" if REPO_ROOT else None, "where the sample data sets are (`playlists/`, "
         "`images/`)", shown="`../shared/data` beside a clone *(installed: unset)*")
-    device: Annotated[str, Strict(), BeforeValidator(_lower), Field(pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")] = \
+    device: Annotated[str, Strict(), LOWERCASE, Field(pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")] = \
         _setting("auto", "`auto` uses CUDA when present", expected="auto, cpu, cuda or cuda:N")
     encoder: Text = _setting("efficientnet-lite0", "image encoder for `marconi encode images` and the demo")
     max_upload_bytes: Integer = _setting(16 * 1024 * 1024, "larger uploads (and images fetched by URL) get 413", ge=1)
     max_image_pixels: Integer = _setting(40_000_000, "images declaring more pixels are refused before decoding (413)",
                                          ge=1)
-    ann: Annotated[Literal["auto", "hnsw", "cube"], BeforeValidator(_lower)] = _setting(
+    ann: Annotated[Literal["auto", "hnsw", "cube"], LOWERCASE] = _setting(
         "auto", "radio kNN: `hnsw` (pgvector), `cube` (exact GiST), `auto` = HNSW when its index exists")
     hnsw_ef_search: Integer = _setting(400, "HNSW candidate list size (speed against recall); with an IVFFlat "
                                        "index (runs of 500k+ songs) also the lists probed: this / 40", ge=1, le=1000)
@@ -232,11 +141,11 @@ class Config(BaseSettings, metaclass=_DefaultsOnTheClass):
                                   "Caltech-101)")
     image_confident_threshold: Number = _setting(0.5, "confidence at or above which an image answer says \"good "
                                                  "match\"", ge=0.0, le=1.0)
-    log_level: Annotated[Literal[LOG_LEVELS], BeforeValidator(_upper)] = _setting("INFO", "how much is logged")
+    log_level: Annotated[Literal[LOG_LEVELS], UPPERCASE] = _setting("INFO", "how much is logged")
     url_fetch: Flag = _setting(True, "`0` turns off search by image URL (JSON `{\"url\": …}` then gets 403)")
     url_fetch_timeout: Number = _setting(10.0, "seconds for the whole fetch of an image URL, redirects included "
                                          "(then 422)", ge=0.001)
-    url_fetch_allow_networks: Annotated[str, Strict(), _check(_networks_ok)] = _setting(
+    url_fetch_allow_networks: Annotated[str, Strict(), check(networks_ok)] = _setting(
         "", "networks the server may fetch images from although private, e.g. an intranet image host "
         "`10.1.0.0/16`; otherwise only public addresses are fetched",
         expected="a comma-separated list of networks such as '10.1.0.0/16,192.168.5.7/32'", shown="*(none)*")
@@ -252,15 +161,15 @@ class Config(BaseSettings, metaclass=_DefaultsOnTheClass):
                                              "giving way to readers", ge=1)
     swap_wait_seconds: Number = _setting(600.0, "how long a swap keeps retrying before the run fails, naming the "
                                          "session that held the lock", ge=0.0)
-    rate_limit_uploads: Annotated[str, Strict(), BeforeValidator(_lower), _check(_rates_ok)] = _setting(
+    rate_limit_uploads: Annotated[str, Strict(), LOWERCASE, check(rates_ok)] = _setting(
         "", "rate limit per client address on photo uploads and URL fetches (POST `/api/images/search` and "
         "`/api/images/tags`, the search page's photo and URL searches), e.g. `30/minute`; over it: 429 with "
         "`Retry-After`", expected="a rate such as '30/minute' or '10/second;300/hour'", shown="*(off)*")
-    rate_limit_storage: Annotated[str, Strict(), _check(_storage_ok)] = _setting(
+    rate_limit_storage: Annotated[str, Strict(), check(storage_ok)] = _setting(
         "memory://", "where the rate limit's counts are kept: `memory://` counts in each gunicorn worker (a client "
         "may get up to workers × the limit); a shared store such as `redis://host:6379` counts exactly",
         expected="a storage URI such as memory:// or redis://host:6379")
-    api_key: Annotated[SecretStr, _check(lambda key: _API_KEY.fullmatch(key.get_secret_value()))] | None = _setting(
+    api_key: Annotated[SecretStr, check(lambda key: API_KEY.fullmatch(key.get_secret_value()))] | None = _setting(
         None, "when set, photo uploads and URL fetches (as rate-limited above) need it in `X-API-Key` or "
         "`Authorization: Bearer …` (else 401), the search page's too",
         expected="at least 16 visible ASCII characters, e.g. from "

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from marconi.config import ConfigError, parse_bool
+from marconi.config import ConfigError
+from marconi.setting_types import parse_bool
 
 SPOTIFY_API_URL = "https://api.spotify.com/v1/"
 SPOTIFY_TOKEN_URL = "https://accounts.spotify.com/api/token"

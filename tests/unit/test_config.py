@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from marconi.config import ENV_VARS, SETTINGS, Config, ConfigError, from_env, load, parse_bool
+from marconi.config import ENV_VARS, SETTINGS, Config, ConfigError, from_env, load
 from marconi.logs import setup_logging
+from marconi.setting_types import parse_bool
 
 
 def test_defaults_without_environment():
