@@ -31,7 +31,7 @@ from marconi.db.migrate import head_revision
 from marconi.serving import wait_until_healthy
 
 SOURCES = ("pyproject.toml", "README.md", "marconi", "scrapers", "migrations", "sql")
-PAGES = ("/", "/radio", "/search", "/status", "/api/openapi.json")
+PAGES = ("/", "/radio", "/search", "/status", "/api/openapi.json", "/api/docs")
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 
 
@@ -51,7 +51,10 @@ def _normal(name: str) -> str:
 
 
 def test_every_pin_lies_in_the_declared_range_and_every_dependency_is_pinned():
-    declared = {_normal(r.name): r for r in map(Requirement, PYPROJECT["project"]["dependencies"])}
+    """Each pin of requirements.txt is declared in pyproject.toml, as a dependency or in an extra (ray), and the
+    reverse."""
+    extras = [dep for deps in PYPROJECT["project"].get("optional-dependencies", {}).values() for dep in deps]
+    declared = {_normal(r.name): r for r in map(Requirement, PYPROJECT["project"]["dependencies"] + extras)}
     pinned = pins()
     assert set(declared) == set(pinned)
     outside = {name: (pinned[name], str(req.specifier)) for name, req in declared.items()
@@ -184,6 +187,8 @@ def test_installed_marconi_upgrades_a_database_and_serves_its_pages(installed, e
         css = next(part.split('"')[0] for part in answers["/"].text.split('href="')[1:] if "marconi.css" in part)
         sheet = requests.get(base + css, timeout=10)
         assert (sheet.status_code, sheet.text) == (200, (REPO_ROOT / "marconi/web/static/marconi.css").read_text())
+        scripts = [part.split('"')[0] for part in answers["/api/docs"].text.split('<script src="')[1:]]
+        assert scripts and all(requests.get(base + src, timeout=10).status_code == 200 for src in scripts)
     finally:
         server.terminate()
         server.wait(15)
