@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import time
 
 from tqdm import tqdm
 
@@ -48,14 +49,20 @@ class LoggedProgress(tqdm):
         every_s = LOG_EVERY_S if every_s is None else every_s
         kwargs.update(file=io.StringIO(), mininterval=every_s, maxinterval=every_s, leave=True)
         self._last_logged_n = None
+        self._last_logged_at = None
+        self._every_s = every_s
+        self._closing = False
         super().__init__(*args, **kwargs)
 
     def display(self, msg=None, pos=None):
-        """Log the progress (tqdm calls this at most every ``mininterval`` and on close); never at 0, never twice
-        for the same count."""
+        """Log the progress: never at 0, never twice for the same count, and at most once every ``every_s``
+        seconds but for the last line (tqdm's own update and its monitor thread may both ask within one interval)."""
+        now = time.monotonic()
         if self.n == 0 or self.n == self._last_logged_n:
             return True
-        self._last_logged_n = self.n
+        if not self._closing and self._last_logged_at is not None and now - self._last_logged_at < self._every_s:
+            return True
+        self._last_logged_n, self._last_logged_at = self.n, now
         elapsed = self.format_dict["elapsed"]
         done = f"{self.n:,}/{self.total:,} {self.unit} ({self.n / self.total:.0%})" if self.total else \
             f"{self.n:,} {self.unit}"
@@ -63,3 +70,8 @@ class LoggedProgress(tqdm):
         log.info("%s: %s", self.desc or "progress", ", ".join(filter(None, (done, speed,
                                                                                f"{elapsed:.0f} s elapsed"))))
         return True
+
+    def close(self):
+        """Log the last line (whenever the one before was), then close."""
+        self._closing = True
+        super().close()

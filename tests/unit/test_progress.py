@@ -43,3 +43,17 @@ def test_disabled_it_shows_nothing(caplog):
         for _ in progress(range(5), enabled=False, file=pipe):
             pass
     assert pipe.getvalue() == "" and not caplog.records
+
+
+def test_two_asks_within_one_interval_log_once_and_the_end_always_logs(caplog):
+    """tqdm's update and its monitor thread may each ask for a line within the same interval: only one is logged."""
+    with caplog.at_level(logging.INFO, logger="marconi.progress"):
+        bar = LoggedProgress(total=100, desc="encode", unit="img", every_s=30)
+        bar.n = 5
+        bar.display()
+        bar.n = 6
+        bar.display()  # 0 s later: the monitor's refresh, say
+        bar.n = 100
+        bar.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(":")[1].split("(")[0].strip() for line in lines] == ["5/100 img", "100/100 img"], lines
