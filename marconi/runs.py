@@ -210,14 +210,16 @@ def serving_run(conn: sa.Connection, kind: str) -> dict | None:
     return runs_db.serving_run(conn, kind)
 
 
-_cache: dict[int, dict] = {}
+_cache: dict[tuple[str, int], dict] = {}
 _cache_lock = threading.Lock()
 CACHE_SIZE = 16
 
 
 def run_by_id(conn: sa.Connection, run_id: int) -> dict | None:
-    """One run's metadata, cached per process: a run that has served never changes."""
-    run = _cache.get(run_id)
+    """One run's metadata, cached per process and database: a run that has served never changes (but another
+    database, a test's or a bench's, has its own run of the same id)."""
+    key = (conn.engine.url.render_as_string(hide_password=False), run_id)
+    run = _cache.get(key)
     if run is not None:
         return run
     run = runs_db.run_by_id(conn, run_id)
@@ -225,7 +227,7 @@ def run_by_id(conn: sa.Connection, run_id: int) -> dict | None:
         with _cache_lock:
             if len(_cache) >= CACHE_SIZE:
                 _cache.pop(next(iter(_cache)))
-            _cache[run_id] = run
+            _cache[key] = run
     return run
 
 

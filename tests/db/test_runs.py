@@ -187,6 +187,28 @@ def test_run_metadata_is_cached_once_a_run_has_served(songs_engine):
         assert runs.run_by_id(conn, building)["status"] == "failed"  # not cached while it could still change
 
 
+def test_each_database_has_its_own_cached_runs(new_database, base_config):
+    """Two databases (two tests', or a bench's beside the demo's) each have a run 1: neither is answered with the
+    other's, once both have served."""
+    engines = [make_engine(base_config, url=new_database()) for _ in range(2)]
+    try:
+        for eng, model in zip(engines, ("first-db", "second-db"), strict=True):
+            with eng.begin() as conn:
+                run_id = runs_db.create_run(conn, "images", model, {"calibration": model}, 3)
+                conn.execute(sa.text("UPDATE model_runs SET status = 'serving' WHERE id = :i"), {"i": run_id})
+        ids = set()
+        for eng, model in zip(engines, ("first-db", "second-db"), strict=True):
+            with eng.connect() as conn:
+                run = runs.run_by_id(conn, 1)
+                assert (run["model"], run["params"]["calibration"]) == (model, model)
+                assert runs.run_by_id(conn, 1) is run  # and it is cached
+                ids.add(run["id"])
+        assert ids == {1}
+    finally:
+        for eng in engines:
+            eng.dispose()
+
+
 def test_app_start_up_fails_runs_left_building_by_a_killed_job(songs_engine, base_config):
     from marconi import create_app
 
