@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from readme_block import replace_between  # scripts/readme_block.py
+
 from marconi.config import SETTINGS
 
 BEGIN = "<!-- config:begin: written by scripts/config_table.py from marconi/config.py; do not edit by hand -->"
@@ -35,10 +37,7 @@ def table() -> str:
 
 def replaced(readme: str) -> str:
     """``readme`` with the block between ``BEGIN`` and ``END`` replaced by the current table."""
-    start, end = readme.find(BEGIN), readme.find(END)
-    if start < 0 or end < start:
-        raise SystemExit(f"the README has no {BEGIN!r} … {END!r} markers")
-    return readme[: start + len(BEGIN)] + "\n" + table() + "\n" + readme[end:]
+    return replace_between(readme, BEGIN, END, table())
 
 
 def main(argv: list[str] | None = None) -> int:

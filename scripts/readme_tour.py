@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from readme_block import replace_between  # scripts/readme_block.py
+
 BEGIN = "<!-- tour:begin: written by scripts/readme_tour.py from a run of the demo; do not edit by hand -->"
 END = "<!-- tour:end -->"
 HOST = "http://127.0.0.1:5000"
@@ -141,10 +143,7 @@ def run(fetch: Fetch, data_dir: Path) -> str:
 
 def replace_block(readme: str, block: str) -> str:
     """The README with the text between the markers replaced by a console block holding ``block``."""
-    start, end = readme.find(BEGIN), readme.find(END)
-    if start < 0 or end < start:
-        raise SystemExit(f"the README has no {BEGIN!r} … {END!r} markers")
-    return readme[: start + len(BEGIN)] + "\n```console\n" + block + "\n```\n" + readme[end:]
+    return replace_between(readme, BEGIN, END, "```console\n" + block + "\n```")
 
 
 def http_fetch(base_url: str) -> Fetch:

@@ -3,26 +3,18 @@ platformdirs (an earlier home kept), list and secret settings, and the README's 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 from pathlib import Path
 
 import platformdirs
 import pytest
+from script_loader import load_script
 
 from marconi import config
 from marconi.config import SETTINGS, Config, ConfigError, default_home, from_env
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("config_table", ROOT / "scripts" / "config_table.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_config_itself_never_reads_the_environment(monkeypatch):
@@ -141,7 +133,7 @@ def test_every_setting_says_what_it_does_and_accepts():
 
 
 def test_the_readme_table_is_the_scripts_output():
-    script = _load_script()
+    script = load_script("config_table")
     table = script.table()
     assert len(table.splitlines()) == len(SETTINGS) + 2
     assert all(f"| `{s.env}` |" in table for s in SETTINGS.values())
