@@ -527,6 +527,14 @@ def _playlist_keys(page) -> list[str]:
     return page.locator("#playlist li.song").evaluate_all("els => els.map(e => e.dataset.key)")
 
 
+def _link_plays_the_same_radio(page, songs, count: int) -> None:
+    """Opening the page's own URL again shows the same ``count`` songs in the same order."""
+    shared, kept = page.url, _playlist_keys(page)
+    page.goto(shared)
+    expect(songs).to_have_count(count)
+    assert _playlist_keys(page) == kept
+
+
 def test_radio_reasons_skips_and_the_link_carries_them(page, app):
     """Pick a suggested song, read why each song is there, skip a song and an artist: each is gone, the URL carries
     ``exclude``, focus stays in the list, and bringing a skip back plays it again."""
@@ -571,10 +579,7 @@ def test_radio_reasons_skips_and_the_link_carries_them(page, app):
     shot(page, "radio-skipped")
 
     # The link reproduces the radio, skips included.
-    shared, kept = page.url, _playlist_keys(page)
-    page.goto(shared)
-    expect(songs).to_have_count(8)
-    assert _playlist_keys(page) == kept
+    _link_plays_the_same_radio(page, songs, 8)
     expect(page.locator("#exclude-chips li")).to_have_count(2)
 
     # Bring the skipped song back: it may play again and the link forgets it.
@@ -654,10 +659,7 @@ def test_radio_from_an_artist_a_tag_and_a_mode(page, app):
     expect(songs).to_have_count(10)
     no_horizontal_scroll(page)
     shot(page, "radio-artist-tag")
-    shared, kept = page.url, _playlist_keys(page)
-    page.goto(shared)
-    expect(songs).to_have_count(10)
-    assert _playlist_keys(page) == kept
+    _link_plays_the_same_radio(page, songs, 10)
     expect(page.locator("#mode")).to_have_value("hard")
     expect(page.locator("#seed-chips li.chip")).to_have_count(2)
 
