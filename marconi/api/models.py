@@ -181,12 +181,25 @@ class PlaylistItem(BaseModel):
     spotify_url: NullableText = Field(description="the song on Spotify, when its key is a Spotify track id")
 
 
+class ExcludedRef(BaseModel):
+    """What one ``exclude`` entry named, so a page restored from a link can show names rather than keys."""
+
+    value: str = Field(description="the entry as asked (after trimming)")
+    kind: Literal["song", "artist", "unknown"] = Field(
+        description="song: a track key; artist: an artist name (any case); unknown: matches nothing in the catalogue, "
+                    "so it leaves nothing out (the radio still plays)")
+    title: NullableText = Field(description="the song's title (songs only)")
+    artist: NullableText = Field(description="the song's artist, or the artist as the catalogue spells it")
+
+
 class Radio(BaseModel):
     """A radio: what it started from and the playlist."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"seeds": [{"key": "yes_small:61", "title": "Halo", "artist": "Beyonce"}], "ignored_seeds": [],
-         "artists": [], "tags": [], "mode": "medium", "model_run": 3, "variety": 0.0, "exclude": [], "size": 1,
+         "artists": [], "tags": [], "mode": "medium", "model_run": 3, "variety": 0.0, "exclude": ["yes_small:63"],
+         "excluded": [{"value": "yes_small:63", "kind": "song", "title": "Single Ladies", "artist": "Beyonce"}],
+         "size": 1,
          "playlist": [{"key": "yes_small:62", "title": "Irreplaceable", "artist": "Beyonce", "distance": 0.41,
                        "score": 0.87, "reason": "close to Halo", "spotify_url": None}]}]})
 
@@ -197,7 +210,8 @@ class Radio(BaseModel):
     mode: Mode
     model_run: int
     variety: float
-    exclude: list[str] = Field(description="what was left out")
+    exclude: list[str] = Field(description="what was left out, as asked")
+    excluded: list[ExcludedRef] = Field(description="what each `exclude` entry named, in the same order")
     size: int
     playlist: list[PlaylistItem]
 

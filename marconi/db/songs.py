@@ -61,6 +61,17 @@ _RADIO = sa.text(
         LEFT JOIN LATERAL (SELECT g.name, tv.songs FROM tags g JOIN tag_vectors tv ON tv.tag_id = g.id
                            WHERE g.folded = marconi_fold(btrim(x.asked))
                            ORDER BY tv.songs DESC, g.name LIMIT 1) g ON true
+    ), excluded AS (  -- what each exclude entry names, matched as radio() matches it: a track key, else an artist
+        SELECT x.value, x.ord, t.title, coalesce(t.artist, a.artist) AS artist,
+               CASE WHEN t.key IS NOT NULL THEN 'song' WHEN a.artist IS NOT NULL THEN 'artist' ELSE 'unknown' END
+                 AS kind
+        FROM unnest(CAST(:exclude AS text[])) WITH ORDINALITY AS x(value, ord)
+        LEFT JOIN tracks t ON t.key = x.value
+        LEFT JOIN LATERAL (  -- the folded-artist index finds the candidates, radio()'s own test decides
+            SELECT min(o.artist) AS artist FROM tracks o
+            WHERE t.key IS NULL AND btrim(x.value) <> ''
+              AND marconi_fold(btrim(o.artist)) = marconi_fold(btrim(x.value))
+              AND lower(btrim(o.artist)) = lower(btrim(x.value))) a ON true
     ), all_known AS (
         SELECT NOT EXISTS (SELECT 1 FROM asked_artists WHERE name IS NULL)
                AND NOT EXISTS (SELECT 1 FROM asked_tags WHERE name IS NULL) AS yes
@@ -90,6 +101,9 @@ _RADIO = sa.text(
                                         g.name
                                LIMIT :closest) c) END) ORDER BY x.ord)
             FROM asked_tags x) AS tags,
+           (SELECT json_agg(json_build_object('value', e.value, 'kind', e.kind, 'title', e.title,
+                                              'artist', e.artist) ORDER BY e.ord)
+            FROM excluded e) AS excluded,
            CASE WHEN (SELECT yes FROM all_known) THEN
                (SELECT json_agg(json_build_object('key', r.key, 'title', r.title, 'artist', r.artist,
                                                   'distance', r.distance, 'score', r.score, 'run_id', r.run_id,
@@ -107,10 +121,12 @@ def radio(conn: sa.Connection, seeds: Sequence[str], size: int, max_per_artist: 
     """Ask the SQL function radio() and describe the seeds, artists and tags, in one statement (so from one run).
 
     Returns {serving, run_id, has_artist_vectors, has_tag_vectors, hnsw, seeds: [{key, title, artist, run_id}],
-    artists: [{asked, name, songs, closest}], tags: [{asked, name, songs, closest}], playlist: [{key, title, artist,
-    distance, score, run_id, reason}]}. A seed unknown to the catalogue has a null title, one without a vector a
-    null run_id; an artist or tag the serving model does not know has a null name and the ``closest`` names by
-    trigram similarity, and then the playlist is empty. ``exclude`` holds track keys or artist names to leave out.
+    artists: [{asked, name, songs, closest}], tags: [{asked, name, songs, closest}], excluded: [{value, kind, title,
+    artist}], playlist: [{key, title, artist, distance, score, run_id, reason}]}. A seed unknown to the catalogue has
+    a null title, one without a vector a null run_id; an artist or tag the serving model does not know has a null
+    name and the ``closest`` names by trigram similarity, and then the playlist is empty. ``exclude`` holds track
+    keys or artist names to leave out; ``excluded`` says what each named, in order: kind "song" (its title and
+    artist), "artist" (as the catalogue spells it) or "unknown" (matches nothing, left out of nothing).
     """
     row = conn.execute(_RADIO, {"seeds": list(seeds), "size": size, "max_per_artist": max_per_artist,
                                 "variety": float(variety), "exact": exact, "ef_search": ef_search,
@@ -119,4 +135,4 @@ def radio(conn: sa.Connection, seeds: Sequence[str], size: int, max_per_artist: 
     return {"serving": row["serving"], "run_id": row["run_id"], "hnsw": row["hnsw"],
             "has_artist_vectors": row["has_artist_vectors"], "has_tag_vectors": row["has_tag_vectors"],
             "seeds": row["seeds"] or [], "artists": row["artists"] or [], "tags": row["tags"] or [],
-            "playlist": row["playlist"] or []}
+            "excluded": row["excluded"] or [], "playlist": row["playlist"] or []}

@@ -26,8 +26,8 @@ from marconi.recommenders.steps import (
 
 
 def radio(conn: sa.Connection, req: RadioRequest, ann: str = "auto", ef_search: int = 400) -> dict:
-    """Answer a radio request: the playlist, the seeds, artists and tags used (and seeds ignored), the mode, and
-    the one model run it comes from.
+    """Answer a radio request: the playlist, the seeds, artists and tags used (and seeds ignored), what each
+    ``exclude`` entry named (``excluded``), the mode, and the one model run it comes from.
 
     ``ann`` picks the kNN index: "auto" (HNSW when the serving run has it, else the exact cube GiST index),
     "hnsw" (refuse when there is no HNSW index) or "cube". Unknown artists or tags are a 404 naming the closest.
@@ -55,7 +55,8 @@ def radio(conn: sa.Connection, req: RadioRequest, ann: str = "auto", ef_search: 
             "artists": [{"name": a["name"], "songs": a["songs"]} for a in found_artists],
             "tags": [{"tag": t["name"], "songs": t["songs"]} for t in found_tags], "mode": mode,
             "model_run": model_run_of(known + [{"run_id": answer["run_id"]}], answer["playlist"]),
-            "variety": req.variety, "exclude": list(req.exclude), "size": len(playlist), "playlist": playlist}
+            "variety": req.variety, "exclude": list(req.exclude), "excluded": answer["excluded"],
+            "size": len(playlist), "playlist": playlist}
 
 
 def resolve_names(req: RadioRequest) -> tuple[list[str], list[str], str]:
