@@ -578,14 +578,33 @@ def test_radio_reasons_skips_and_the_link_carries_them(page, app):
     no_horizontal_scroll(page)
     shot(page, "radio-skipped")
 
-    # The link reproduces the radio, skips included.
+    # The link reproduces the radio, skips included, and names them as the page did (the link holds only the key).
     _link_plays_the_same_radio(page, songs, 8)
-    expect(page.locator("#exclude-chips li")).to_have_count(2)
+    chips = page.locator("#exclude-chips li")
+    expect(chips).to_have_count(2)
+    expect(chips.first).to_contain_text(title)
+    expect(chips.first).not_to_contain_text(key)
+    expect(chips.nth(1)).to_have_text(re.compile(f"^all by {re.escape(artist)}", re.IGNORECASE))
 
     # Bring the skipped song back: it may play again and the link forgets it.
-    page.get_by_role("button", name=re.compile(f"^Bring back {re.escape(key)}")).click()
+    page.get_by_role("button", name=f"Bring back {title}").click()
     page.wait_for_function("k => !new URL(location.href).searchParams.getAll('exclude').includes(k)", arg=key)
     expect(page.locator("#exclude-chips li")).to_have_count(1)
+
+
+def test_radio_shared_link_names_its_skips(page, app):
+    """A link with ``exclude=<track key>`` shows the skipped song's title and artist, and one matching nothing as not
+    found; the Bring back buttons say the same."""
+    first, second = _two_seeds(app)
+    page.goto(f"/radio?seed={first['key']}&exclude={second['key']}&exclude=no-such-song:1&size=5")
+    expect(page.locator("#playlist li.song")).to_have_count(5)
+    chips = page.locator("#exclude-chips li")
+    expect(chips).to_have_count(2)
+    expect(chips.first).to_have_text(re.compile(f"^{re.escape(second['title'])} by {re.escape(second['artist'])}"))
+    expect(chips.first).not_to_contain_text(second["key"])
+    expect(chips.nth(1)).to_contain_text("no-such-song:1 (not found)")
+    expect(page.get_by_role("button", name=f"Bring back {second['title']} by {second['artist']}")).to_be_visible()
+    assert second["key"] not in _playlist_keys(page)
 
 
 def test_radio_shared_link_with_an_unknown_seed_says_which_was_ignored(page, app):

@@ -274,6 +274,27 @@
     ])));
   }
 
+  /** What the server says an exclude entry named: "Title by Artist", "all by Artist", or the value, not found. */
+  function excludedLabel(x) {
+    if (x.kind === "song") return describe(x);
+    if (x.kind === "artist") return `all by ${x.artist}`;
+    return `${x.value} (not found)`;
+  }
+
+  /** Name the skips (a link holds only their keys) from the answer's `excluded`; the chips stay in place, focus too. */
+  function relabelExclude(excluded) {
+    const named = new Map((excluded || []).map((x) => [x.value, excludedLabel(x)]));
+    exclude.forEach((e, i) => {
+      const text = named.get(e.value);
+      if (!text || text === e.label) return;
+      e.label = text;
+      const chip = excludeChips.children[i];
+      if (!chip || chip.dataset.value !== e.value) return;
+      chip.querySelector(".chip-text").textContent = text;
+      chip.querySelector("button").setAttribute("aria-label", `Bring back ${text}`);
+    });
+  }
+
   function skip(value, text, position) {
     if (exclude.some((e) => e.value.toLowerCase() === value.toLowerCase())) return;
     if (exclude.length >= maxExclude) {
@@ -507,6 +528,7 @@
       return found ? Object.assign({}, p, { name: found.name || found.tag, songs: found.songs }) : p;
     });
     renderChips();
+    relabelExclude(body.excluded);
     playlist.replaceChildren(...body.playlist.map(song));
     hasPlaylist = true;
     const from = [...body.seeds.map(describe), ...(body.artists || []).map((a) => `artist ${a.name}`),
