@@ -109,7 +109,7 @@ def labelled_enough(labels: Sequence, min_images: int = 10) -> bool:
 def calibrate(full: np.ndarray, labels: list, k: int = 10, sample: int = 2000, seed: int = 0,
               unknown_share: float = 0.25, rank: np.ndarray | None = None, encode: Encode | None = None,
               originals: Originals | None = None, project: Callable[[np.ndarray], np.ndarray] | None = None,
-              copies: int = 200) -> tuple[dict, dict]:
+              copies: int = 200, query_rows: np.ndarray | None = None) -> tuple[dict, dict]:
     """Calibrate the confidence on held-out queries drawn from the indexed set; return (calibration, report).
 
     With labels (:func:`labelled_enough`), each sampled image queries the index with only itself left out (right
@@ -127,11 +127,12 @@ def calibrate(full: np.ndarray, labels: list, k: int = 10, sample: int = 2000, s
 
     Answers are ranked by ``rank`` (the served vectors, e.g. the PCA projections; default ``full``) and described
     by their similarities in ``full``, as the search does; ``project`` maps full feature rows of new queries to
-    ``rank`` rows (the PCA's transform).
+    ``rank`` rows (the PCA's transform). ``query_rows`` limits the labelled queries to those rows (e.g. the images a
+    learned metric was not fitted on, which it would find too easily); default: any row.
     """
     can_alter = encode is not None and originals is not None
     if labelled_enough(labels) or not can_alter:
-        cal, report = _calibrate_by_labels(full, labels, k, sample, seed, unknown_share, rank)
+        cal, report = _calibrate_by_labels(full, labels, k, sample, seed, unknown_share, rank, query_rows)
         if cal is not None or not can_alter:
             return _described(cal, LABELS, report)
     return calibrate_self_supervised(full, labels, encode, originals, rank=rank, project=project, k=k,
@@ -151,11 +152,13 @@ def _finite(x):
 
 
 def _calibrate_by_labels(full: np.ndarray, labels: list, k: int, sample: int, seed: int, unknown_share: float,
-                         rank: np.ndarray | None) -> tuple[Calibration | None, dict]:
+                         rank: np.ndarray | None, query_rows: np.ndarray | None = None,
+                         ) -> tuple[Calibration | None, dict]:
     """The labelled calibration of :func:`calibrate`; the calibration is None when every answer is right, or none."""
     rng = np.random.default_rng(seed)
     n = len(full)
-    idx = rng.choice(n, size=min(sample, n), replace=False)
+    pool = np.arange(n) if query_rows is None else np.asarray(query_rows, dtype=int)
+    idx = rng.choice(pool, size=min(sample, len(pool)), replace=False)
     lab = np.array([str(x) for x in labels])
     sims = full[idx] @ full.T
     order = sims if rank is None else rank[idx] @ rank.T

@@ -40,7 +40,7 @@ from marconi.db.cube import to_cube, to_pg_array
 from marconi.errors import Conflict
 from marconi.evaluation.image_metrics import nearest
 from marconi.image_search.build import COLUMNS
-from marconi.image_search.calibration import calibrate
+from marconi.image_search.calibration import calibrate, labelled_enough
 from marconi.image_search.metric import DEFAULT_BLEND, DEFAULT_SHRINKAGE, METRIC_ARTIFACT, LearnedMetric
 from marconi.image_search.pca import PCA
 from marconi.training.image_metric_choice import BLENDS, SHRINKAGES, choose_setting, first_of_each_label
@@ -169,8 +169,14 @@ def train_images(engine: sa.Engine, config: Config | None = None, holdout_labels
     space = metric.transform(full)
     pca = PCA.fit(space, pca_dims)
     reduced = pca.transform(space)
-    cal, loo = calibrate(space, list(label_list), rank=reduced)
-    loo = {**loo, "calibration_queries": loo.get("queries"), **_unfitted_precision(reduced, labels, fit_mask)}
+    # the metric memorised its fitted images: calibrated on them, the confidence would be too sure of itself
+    unfitted = np.flatnonzero((labels != "") & ~fit_mask)
+    enough = labelled_enough(labels[unfitted])
+    cal, loo = calibrate(space, list(label_list), rank=reduced, query_rows=unfitted if enough else None)
+    loo = {**loo, "calibration_queries": loo.get("queries"),
+           "calibration_asked": "the images the metric was not fitted on" if enough
+           else "every image, the fitted ones included (too few others)",
+           **_unfitted_precision(reduced, labels, fit_mask)}
     params = {"encoder": base["params"].get("encoder"), "base_run": base_run, "pca_dims": pca.dims,
               "metric": {"method": "regularised LDA blended with the encoder space", "shrinkage": shrinkage,
                          "blend": blend, "learned_dims": int(metric.projection.shape[1]),

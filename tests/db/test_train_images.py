@@ -105,6 +105,8 @@ def test_demo_serves_a_metric_fitted_on_the_first_photos_and_eval_scores_only_th
     assert metric["chosen_by_validation"] and metric["blend"] > 0
     honest = run.metrics["leave_one_out"]  # what the status shows: photos 11-15 of each label, not the fitted ones
     assert honest["queries"] == 30 and "not fitted" in honest["asked"] and 0.8 <= honest["P@1"] <= 1
+    # the confidence is calibrated on the same unfitted photos (the fitted ones it would find too easily)
+    assert honest["calibration_queries"] == 30 and "not fitted" in honest["calibration_asked"]
     with c.engine.connect() as conn:
         run_id, fitted = serving_fitted_ids(conn)
         first_ten = set(conn.execute(sa.text(  # photos 1-10 of each label: the first ten ids of each label

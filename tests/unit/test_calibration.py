@@ -96,6 +96,16 @@ def test_calibrate_ranks_by_the_given_vectors():
     assert by_full["P@1"] >= 0.98 and by_noise["P@1"] < 0.5
 
 
+def test_calibrate_asks_only_the_given_query_rows():
+    x, labels = _clustered(seed=3)  # 8 classes x 25
+    noise = np.random.default_rng(33).normal(scale=1e-3, size=(25, x.shape[1]))
+    x[:25] = x[25:50] + noise  # class0's photos are twins of class1's: each finds its twin, of the other label
+    _, class0 = calibrate(x, labels, sample=1000, query_rows=np.arange(25))
+    _, everyone = calibrate(x, labels, sample=1000)
+    assert class0["queries"] == 25 and everyone["queries"] == 200
+    assert class0["P@1"] < 0.1 and everyone["P@1"] > 0.7
+
+
 def test_calibrate_without_labels_or_encoder_falls_back_to_top_similarity():
     x, _ = _clustered(classes=3, per_class=10)
     cal_dict, report = calibrate(x, [None] * len(x), sample=30)
