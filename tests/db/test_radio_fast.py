@@ -1,5 +1,6 @@
-"""Migration 0013 makes radio() cheaper per candidate without changing a single answer: every row (key, distance,
-score, reason) equals the 0011 function's, for seeds, artists, tags, modes, caps per artist, variety and exclude."""
+"""Migrations 0013 and 0014 make radio() cheaper without changing a single answer: every row (key, distance, score,
+reason) equals the 0011 and the 0013 function's, for seeds, artists, tags, modes, caps per artist, variety and
+exclude, on the exact (cube) and the approximate (HNSW) kNN path."""
 
 from __future__ import annotations
 
@@ -7,21 +8,36 @@ import importlib.util
 import random
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from marconi.db import migrate
 
 MIGRATIONS = Path(migrate.__file__).resolve().parents[2] / "migrations" / "versions"
-CALL = ("SELECT * FROM {fn}(CAST(:seeds AS text[]), :n, :cap, :variety, true, 400, CAST(:exclude AS text[]), "
+CALL = ("SELECT * FROM {fn}(CAST(:seeds AS text[]), :n, :cap, :variety, :exact, 400, CAST(:exclude AS text[]), "
         "CAST(:artists AS text[]), CAST(:tags AS text[]), :mode)")
 
 
-def _radio_0011() -> str:
-    """The 0011 radio() as pg_temp.radio_0011 (gone with the session)."""
-    spec = importlib.util.spec_from_file_location("m0011", MIGRATIONS / "0011_artist_tag_radio.py")
+def _migration(file_name: str):
+    spec = importlib.util.spec_from_file_location(file_name[:-3], MIGRATIONS / file_name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.RADIO.replace("CREATE FUNCTION radio(", "CREATE FUNCTION pg_temp.radio_0011(", 1)
+    return module
+
+
+def _old_radio(file_name: str) -> tuple[list[str], str]:
+    """An earlier revision's radio() (and its kNN step, where that revision changed it) as pg_temp functions (gone
+    with the session): (statements to run, the radio's name)."""
+    module = _migration(file_name)
+    tag = file_name[:4]
+    radio = module.RADIO.replace("CREATE OR REPLACE FUNCTION", "CREATE FUNCTION", 1)
+    radio = radio.replace("CREATE FUNCTION radio(", f"CREATE FUNCTION pg_temp.radio_{tag}(", 1)
+    statements = []
+    if "OR REPLACE FUNCTION radio_candidates_near(" in module.CANDIDATES_NEAR:  # changed by that revision
+        statements.append(module.CANDIDATES_NEAR.replace("OR REPLACE FUNCTION radio_candidates_near(",
+                                                         f"FUNCTION pg_temp.near_{tag}(", 1))
+        radio = radio.replace("radio_candidates_near(", f"pg_temp.near_{tag}(", 1)
+    return [*statements, radio], f"pg_temp.radio_{tag}"
 
 
 def _requests(conn) -> list[dict]:
@@ -50,15 +66,48 @@ def _requests(conn) -> list[dict]:
     return asks
 
 
-def test_radio_answers_exactly_as_the_0011_radio(trained_engine):
+def _has_hnsw(conn) -> bool:
+    return conn.execute(sa.text("SELECT to_regclass('song_vectors_hvec_hnsw') IS NOT NULL")).scalar()
+
+
+@pytest.mark.parametrize("exact", [True, False], ids=["cube", "hnsw"])
+@pytest.mark.parametrize("revision", ["0011_artist_tag_radio.py", "0013_radio_fast.py"])
+def test_radio_answers_exactly_as_the_earlier_radio(trained_engine, revision, exact):
     with trained_engine.connect() as conn:
-        assert migrate.revisions(trained_engine)[0] >= "0013"
-        conn.execute(sa.text(_radio_0011()))
+        assert migrate.revisions(trained_engine)[0] >= "0014"
+        if not exact and not _has_hnsw(conn):
+            pytest.skip("no pgvector HNSW index on this server")
+        statements, old_radio = _old_radio(revision)
+        for statement in statements:
+            conn.execute(sa.text(statement))
         asks = _requests(conn)
+        plain = 0
         for ask in asks:
+            ask["exact"] = exact
             new = conn.execute(sa.text(CALL.format(fn="radio")), ask).all()
-            old = conn.execute(sa.text(CALL.format(fn="pg_temp.radio_0011")), ask).all()
+            old = conn.execute(sa.text(CALL.format(fn=old_radio)), ask).all()
             assert new == old, ask
             assert new, ask  # a real answer, not two empty ones
+            plain += ask["mode"] == "medium" and not ask["artists"] and ask["cap"] is None
         assert any(ask["cap"] for ask in asks) and any(ask["artists"] for ask in asks)
+        assert any(ask["tags"] for ask in asks) and any(ask["exclude"] for ask in asks)
+        assert plain >= 3  # 0014's plain path (tracks read best first) is compared too
+        conn.rollback()
+
+
+def test_radio_converts_its_query_vector_once(trained_engine):
+    """With one plan kept per session (0014), the HNSW sort key must still be computed once per radio, not once per
+    candidate row (0013's query did that under a generic plan)."""
+    with trained_engine.connect() as conn:
+        if not _has_hnsw(conn):
+            pytest.skip("no pgvector HNSW index on this server")
+        conn.execute(sa.text("SET track_functions = 'all'"))
+        seeds = conn.execute(sa.text("SELECT t.key FROM tracks t JOIN song_vectors sv ON sv.track_id = t.id "
+                                     "ORDER BY t.key LIMIT 3")).scalars().all()
+        for seed in seeds:  # several calls: the session's generic plans are in use by the last ones
+            rows = conn.execute(sa.text("SELECT * FROM radio(CAST(:s AS text[]), 25)"), {"s": [seed]}).all()
+            assert len(rows) == 25
+        calls = conn.execute(sa.text("SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions "
+                                     "WHERE funcname = 'marconi_cube_to_vector'")).scalar()
+        assert 1 <= calls <= len(seeds), calls
         conn.rollback()
