@@ -9,8 +9,9 @@ an earlier run built (same seed, so the same vectors), then measures per query o
 * ``--ann-ef``: the radio's own kNN step, ``radio_candidates_near(radio_query_vector(seeds), k, false, ef)``, which
   reads the IVFFlat index when the run has one (probes = ef / 20), else HNSW; and the HNSW index alone at the same
   ef, side by side; recall@10 and times reported for 1-seed and 3-seed queries apart
-* ``--inside``: inside PostgreSQL (EXPLAIN ANALYZE's Execution Time), query by query side by side, the 0011 kNN step
-  and radio() (loaded from that migration as pg_temp functions) against the current ones
+* ``--inside``: inside PostgreSQL (EXPLAIN ANALYZE's Execution Time), query by query side by side (which goes first
+  alternates), the kNN step and radio() of an earlier migration (``--before``, loaded as pg_temp functions) against
+  the current ones
 * numpy brute force: the exact answer in process (the reference for recall@10)
 * the whole radio as the API asks it (one statement: seeds, candidates, neighbours, scores, filters), in process;
   each song has ``--neighbours`` synthetic co-occurring songs (radio v2 blends them in)
@@ -184,29 +185,31 @@ def server_ms(cur, sql: str, params: dict) -> float:
     return float(next(r[0] for r in cur.fetchall() if r[0].startswith("Execution Time")).split()[2])
 
 
-def bench_inside_vs_0011(url: str, n: int, queries: int, efs, seed: int) -> dict:
-    """Inside PostgreSQL, query by query side by side: the 0011 kNN step and radio() (loaded as pg_temp copies)
-    against the current ones, for 1- and 3-seed radios: p50/p95 ms of EXPLAIN ANALYZE's Execution Time."""
+def bench_inside_vs(url: str, n: int, queries: int, efs, seed: int, before: str = "0013_radio_fast.py") -> dict:
+    """Inside PostgreSQL, query by query side by side: the kNN step and radio() of migration ``before`` (loaded as
+    pg_temp copies) against the current ones, for 1- and 3-seed radios: p50/p95 ms of EXPLAIN ANALYZE's Execution
+    Time (which includes the planning radio() does inside, for itself and the functions it calls)."""
     import psycopg2
 
-    m0011 = migration("0011_artist_tag_radio.py")
+    old = migration(before)
     conn = psycopg2.connect(url)
     conn.autocommit = True
     cur = conn.cursor()
-    cur.execute(m0011.CANDIDATES_NEAR.replace("FUNCTION radio_candidates_near(", "FUNCTION pg_temp.near_0011(", 1))
-    cur.execute(m0011.RADIO.replace("FUNCTION radio(", "FUNCTION pg_temp.radio_0011(", 1)
-                .replace("radio_candidates_near(", "pg_temp.near_0011(", 1))
+    cur.execute(old.CANDIDATES_NEAR.replace("FUNCTION radio_candidates_near(", "FUNCTION pg_temp.near_before(", 1))
+    cur.execute(old.RADIO.replace("FUNCTION radio(", "FUNCTION pg_temp.radio_before(", 1)
+                .replace("radio_candidates_near(", "pg_temp.near_before(", 1))
     rng = np.random.default_rng(seed)
     res = {}
     for n_seeds in (1, 3):
         picks = [[f"bench:{i}" for i in rng.choice(n, n_seeds, replace=False)] for _ in range(queries)]
         asks = [(f"knn_ef{ef}", f"SELECT * FROM {{fn}}(radio_query_vector(%(s)s), 10, false, {ef})",
-                 ("pg_temp.near_0011", "radio_candidates_near")) for ef in efs]
-        asks.append(("radio", "SELECT * FROM {fn}(%(s)s, 25)", ("pg_temp.radio_0011", "radio")))
-        for tag, sql, (old, new) in asks:
-            times = {"0011": [], "now": []}
+                 ("pg_temp.near_before", "radio_candidates_near")) for ef in efs]
+        asks.append(("radio", "SELECT * FROM {fn}(%(s)s, 25)", ("pg_temp.radio_before", "radio")))
+        for tag, sql, (old_fn, new_fn) in asks:
+            times = {"before": [], "now": []}
             for i, s in enumerate(picks):
-                for name, fn in (("0011", old), ("now", new)):
+                pair = (("before", old_fn), ("now", new_fn))
+                for name, fn in (pair if i % 2 else pair[::-1]):  # the first one reads the seeds' pages cold
                     ms = server_ms(cur, sql.format(fn=fn), {"s": s})
                     if i >= 3:
                         times[name].append(ms)
@@ -219,7 +222,7 @@ def bench_inside_vs_0011(url: str, n: int, queries: int, efs, seed: int) -> dict
 
 def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: bool, neighbours: int,
                reuse: bool = False, methods: bool = True, whole_radio: bool = True, ann_efs=(),
-               inside: bool = False) -> dict:
+               inside: bool = False, before: str = "0013_radio_fast.py") -> dict:
     """Measure one size; return its figures."""
     rng = np.random.default_rng(n)
     eng, url, qv, iv, ids, keys = open_size(base_url, n, dims, rng, neighbours, reuse)
@@ -256,7 +259,7 @@ def bench_size(base_url: str, n: int, dims: int, queries: int, k: int, http: boo
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             res.update(bench_ann(conn, qv, iv[:, :dims].astype(np.float32), ids, keys, queries, k, ann_efs, n + 2))
     if inside:
-        res.update(bench_inside_vs_0011(url, n, queries, ann_efs or (400,), n + 3))
+        res.update(bench_inside_vs(url, n, queries, ann_efs or (400,), n + 3, before))
     if whole_radio:
         with eng.connect() as conn:
             t = []
@@ -300,13 +303,16 @@ def main() -> None:
     ap.add_argument("--no-methods", action="store_true", help="skip the cube / HNSW 100 / HNSW 400 comparison")
     ap.add_argument("--no-radio", action="store_true", help="skip the whole radio in process")
     ap.add_argument("--inside", action="store_true",
-                    help="times inside PostgreSQL: the 0011 kNN step and radio() against the current ones")
+                    help="times inside PostgreSQL: the --before kNN step and radio() against the current ones")
+    ap.add_argument("--before", default="0013_radio_fast.py",
+                    help="the migration file whose radio() --inside compares with (default: %(default)s)")
     ap.add_argument("--ann-ef", type=int, nargs="*", default=[],
                     help="ef_search values for the radio's kNN step against HNSW alone, by seed count")
     args = ap.parse_args()
     base = with_database(database_url(from_env()), "postgres")
     rows = [bench_size(base, n, args.dims, args.queries, args.k, not args.no_http, args.neighbours, args.reuse,
-                       not args.no_methods, not args.no_radio, args.ann_ef, args.inside) for n in args.sizes]
+                       not args.no_methods, not args.no_radio, args.ann_ef, args.inside, args.before)
+            for n in args.sizes]
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; command: {' '.join(sys.argv)}")
     if not args.no_methods:
@@ -331,13 +337,13 @@ def main() -> None:
                              f"({r[f'{m}{ef}_{n_seeds}seed_recall@{args.k}']:.3f})" for m in ("ann", "hnsw")]
                     print(f"| {r['n']:,} | {n_seeds} | {ef} | {cells[0]} | {cells[1]} |")
     if args.inside:
-        print("\n| songs | seeds | inside PostgreSQL | 0011 p50 / p95 ms | now p50 / p95 ms |")
+        print(f"\n| songs | seeds | inside PostgreSQL | {args.before[:4]} p50 / p95 ms | now p50 / p95 ms |")
         print("|---|---|---|---|---|")
         for r in rows:
             for n_seeds in (1, 3):
                 for tag in [f"knn_ef{ef}" for ef in (args.ann_ef or [400])] + ["radio"]:
                     cells = [f"{r[f'inside_{tag}_{n_seeds}seed_{v}_p50_ms']:.2f} / "
-                             f"{r[f'inside_{tag}_{n_seeds}seed_{v}_p95_ms']:.2f}" for v in ("0011", "now")]
+                             f"{r[f'inside_{tag}_{n_seeds}seed_{v}_p95_ms']:.2f}" for v in ("before", "now")]
                     print(f"| {r['n']:,} | {n_seeds} | {tag} | {cells[0]} | {cells[1]} |")
 
 
