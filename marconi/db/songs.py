@@ -44,74 +44,11 @@ def search_songs(conn: sa.Connection, q: str, limit: int = 20, offset: int = 0) 
                    for r in rows]
 
 
+# radio_answer() (migration 0014): radio() and what the request named, in one statement; a function so that its
+# plan is kept per session instead of made on every request
 _RADIO = sa.text(
-    """
-    WITH seeds AS (
-        SELECT s.key, s.ord, t.title, t.artist, sv.run_id
-        FROM unnest(CAST(:seeds AS text[])) WITH ORDINALITY AS s(key, ord)
-        LEFT JOIN tracks t ON t.key = s.key
-        LEFT JOIN song_vectors sv ON sv.track_id = t.id
-    ), asked_artists AS (
-        SELECT a.asked, a.ord, av.name, av.songs
-        FROM unnest(CAST(:artists AS text[])) WITH ORDINALITY AS a(asked, ord)
-        LEFT JOIN artist_vectors av ON av.artist = marconi_fold(btrim(a.asked))
-    ), asked_tags AS (
-        SELECT x.asked, x.ord, g.name, g.songs
-        FROM unnest(CAST(:tags AS text[])) WITH ORDINALITY AS x(asked, ord)
-        LEFT JOIN LATERAL (SELECT g.name, tv.songs FROM tags g JOIN tag_vectors tv ON tv.tag_id = g.id
-                           WHERE g.folded = marconi_fold(btrim(x.asked))
-                           ORDER BY tv.songs DESC, g.name LIMIT 1) g ON true
-    ), excluded AS (  -- what each exclude entry names, matched as radio() matches it: a track key, else an artist
-        SELECT x.value, x.ord, t.title, coalesce(t.artist, a.artist) AS artist,
-               CASE WHEN t.key IS NOT NULL THEN 'song' WHEN a.artist IS NOT NULL THEN 'artist' ELSE 'unknown' END
-                 AS kind
-        FROM unnest(CAST(:exclude AS text[])) WITH ORDINALITY AS x(value, ord)
-        LEFT JOIN tracks t ON t.key = x.value
-        LEFT JOIN LATERAL (  -- the folded-artist index finds the candidates, radio()'s own test decides
-            SELECT min(o.artist) AS artist FROM tracks o
-            WHERE t.key IS NULL AND btrim(x.value) <> ''
-              AND marconi_fold(btrim(o.artist)) = marconi_fold(btrim(x.value))
-              AND lower(btrim(o.artist)) = lower(btrim(x.value))) a ON true
-    ), all_known AS (
-        SELECT NOT EXISTS (SELECT 1 FROM asked_artists WHERE name IS NULL)
-               AND NOT EXISTS (SELECT 1 FROM asked_tags WHERE name IS NULL) AS yes
-    )
-    SELECT EXISTS (SELECT 1 FROM song_vectors) AS serving,
-           (SELECT sv.run_id FROM song_vectors sv LIMIT 1) AS run_id,
-           EXISTS (SELECT 1 FROM artist_vectors) AS has_artist_vectors,
-           EXISTS (SELECT 1 FROM tag_vectors) AS has_tag_vectors,
-           to_regclass('song_vectors_hvec_hnsw') IS NOT NULL AS hnsw,
-           (SELECT json_agg(json_build_object('key', key, 'title', title, 'artist', artist, 'run_id', run_id)
-                            ORDER BY ord) FROM seeds) AS seeds,
-           (SELECT json_agg(json_build_object(
-                       'asked', a.asked, 'name', a.name, 'songs', a.songs,
-                       'closest', CASE WHEN a.name IS NULL THEN
-                           (SELECT json_agg(c.name) FROM (
-                               SELECT av.name FROM artist_vectors av
-                               ORDER BY similarity(av.artist, marconi_fold(btrim(a.asked))) DESC, av.songs DESC,
-                                        av.name
-                               LIMIT :closest) c) END) ORDER BY a.ord)
-            FROM asked_artists a) AS artists,
-           (SELECT json_agg(json_build_object(
-                       'asked', x.asked, 'name', x.name, 'songs', x.songs,
-                       'closest', CASE WHEN x.name IS NULL THEN
-                           (SELECT json_agg(c.name) FROM (
-                               SELECT g.name FROM tags g JOIN tag_vectors tv ON tv.tag_id = g.id
-                               ORDER BY similarity(g.folded, marconi_fold(btrim(x.asked))) DESC, tv.songs DESC,
-                                        g.name
-                               LIMIT :closest) c) END) ORDER BY x.ord)
-            FROM asked_tags x) AS tags,
-           (SELECT json_agg(json_build_object('value', e.value, 'kind', e.kind, 'title', e.title,
-                                              'artist', e.artist) ORDER BY e.ord)
-            FROM excluded e) AS excluded,
-           CASE WHEN (SELECT yes FROM all_known) THEN
-               (SELECT json_agg(json_build_object('key', r.key, 'title', r.title, 'artist', r.artist,
-                                                  'distance', r.distance, 'score', r.score, 'run_id', r.run_id,
-                                                  'reason', r.reason))
-                FROM radio(CAST(:seeds AS text[]), :size, :max_per_artist, :variety, :exact, :ef_search,
-                           CAST(:exclude AS text[]), CAST(:artists AS text[]), CAST(:tags AS text[]), :mode) r)
-           END AS playlist
-    """
+    "SELECT * FROM radio_answer(CAST(:seeds AS text[]), :size, :max_per_artist, :variety, :exact, :ef_search, "
+    "CAST(:exclude AS text[]), CAST(:artists AS text[]), CAST(:tags AS text[]), :mode, :closest)"
 )
 
 
