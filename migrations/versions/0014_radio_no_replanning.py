@@ -1,7 +1,7 @@
 """Radio at 100k songs, faster again (issue #14): the same answers with no planning per call and fewer lookups.
 
 Profiled at 100k synthetic songs (bench/bench_radio.py; auto_explain, EXPLAIN ANALYZE of the body as a prepared
-statement, perf on the backend), three costs came before the candidates' own work:
+statement, perf on the backend), four costs came before the candidates' own work:
 
 * planning on every call: radio()'s body (about 1 ms), radio_query_vector's and radio_candidates_near's statements
   were planned afresh each time (custom plans). radio() now runs with ``plan_cache_mode = force_generic_plan``, so
@@ -11,7 +11,9 @@ statement, perf on the backend), three costs came before the candidates' own wor
   computed once;
 * every candidate's track row was read to filter it, though only the best n are kept: in the plain case (medium
   mode, no asked artists, no cap per artist: no artist can change a score or a rank) the candidates are sorted by
-  score first and their tracks are read best first until n pass the filters.
+  score first and their tracks are read best first until n pass the filters;
+* the API's own statement around radio() (seeds, artists, tags and excludes described, marconi/db/songs.py) was
+  planned on every request too (about 0.5 ms): it is now the function radio_answer(), planned once per session.
 
 Smaller ones: the kNN step's distance is reused for its candidates (cube_distance only for the others, once each);
 the per-candidate tag lookup runs only when tags were asked; the excluded artists are one array, not a join.
