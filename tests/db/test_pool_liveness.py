@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from marconi.db import make_engine, socket_has_news
@@ -71,3 +72,30 @@ def test_pre_ping_can_still_be_asked_for(db_url, base_config):
         assert len(pings) == 1  # SQLAlchemy's pre-ping: every checkout of a pooled (not fresh) connection
     finally:
         engine.dispose()
+
+
+def test_the_socket_check_works_under_gevent_too(monkeypatch):
+    """`marconi serve` runs gevent workers, whose monkey-patching replaces select.poll with a cooperative one."""
+    import select
+    import socket
+
+    gevent_select = pytest.importorskip("gevent.select")
+
+    class Conn:  # what the check needs of a DBAPI connection
+        closed = 0
+
+        def __init__(self, sock):
+            self.sock = sock
+
+        def fileno(self):
+            return self.sock.fileno()
+
+    for poll in (select.poll, gevent_select.poll):
+        monkeypatch.setattr(select, "poll", poll)
+        ours, theirs = socket.socketpair()
+        try:
+            assert not socket_has_news(Conn(ours))
+            theirs.close()  # the server ends the connection
+            assert socket_has_news(Conn(ours))
+        finally:
+            ours.close()
