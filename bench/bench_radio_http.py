@@ -1,8 +1,9 @@
 """Time POST /api/radio against a running Marconi, so two versions can be compared on the same machine.
 
 Each request asks for a 25-song radio from 1 to 3 random seeds ``<prefix>:<i>`` (i below ``--songs``), the same
-sequence for every run (fixed seed). Prints p50 / p95 / mean latency in ms and the requests per second of one
-client. Start the servers first, e.g. on a database built by ``bench/bench_radio.py --sizes 100000 --no-http``:
+sequence for every run of one ``--seed`` (7 unless given). Prints p50 / p95 / mean latency in ms and the requests
+per second of one client. Start the servers first, e.g. on a database built by
+``bench/bench_radio.py --sizes 100000 --no-http``:
 
     DATABASE_URL=postgresql://…/marconi_bench_100000 .venv/bin/marconi serve --port 5001
     .venv/bin/python bench/bench_radio_http.py --url http://127.0.0.1:5001 --requests 300
@@ -27,8 +28,9 @@ def main() -> None:
     ap.add_argument("--songs", type=int, default=100_000, help="seed keys are <prefix>:0 .. <prefix>:songs-1")
     ap.add_argument("--prefix", default="bench")
     ap.add_argument("--variety", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=7, help="random seed of the request sequence (another: other seeds)")
     args = ap.parse_args()
-    rng = random.Random(7)
+    rng = random.Random(args.seed)
     session = requests.Session()
     bodies = [{"seeds": [f"{args.prefix}:{rng.randrange(args.songs)}" for _ in range(rng.randint(1, 3))],
                "size": 25, **({"variety": args.variety} if args.variety else {})} for _ in range(args.requests)]
