@@ -83,7 +83,8 @@ def demo_images(c: Ctx, retrain: bool) -> None:
     with c.engine.connect() as conn:
         run = serving_run(conn, "images")
     without_words = run is not None and "words" not in (run["metrics"] or {})  # encoded before tags existed
-    if run is None or retrain or s["inserted"] or without_words:
+    other_encoder = run is not None and run["model"] != cfg.encoder  # e.g. the default changed, or MARCONI_ENCODER
+    if run is None or retrain or s["inserted"] or without_words or other_encoder:
         click.echo(f"==> encoding images with {cfg.encoder}")
         out = encode_images(c.engine, config=cfg, encoder=cfg.encoder)
         click.echo(f"    model run {out['run_id']}: {out['vectors']} images, {out['words'].get('tags', 0)} tags")

@@ -28,7 +28,7 @@ def labelled(new_database, base_config, image_sets):
 
 def _serving(eng):
     with eng.connect() as conn:
-        return conn.execute(sa.text("SELECT id, params, metrics FROM model_runs WHERE kind = 'images' "
+        return conn.execute(sa.text("SELECT id, model, params, metrics FROM model_runs WHERE kind = 'images' "
                                     "AND status = 'serving'")).one()
 
 
@@ -129,4 +129,10 @@ def test_demo_serves_a_metric_fitted_on_the_first_photos_and_eval_scores_only_th
     assert ranked["queries"] == 30 and ranked["excluded_fitted"] == 60 and ranked["served"]["P@1"] >= 0.8
     new = eval_images(c.engine, image_sets[1], cfg, progress=False)  # photos 16-20: never imported
     assert new["excluded_fitted"] == 0 and new["queries"] == 30 and new["P@1"] >= 0.8
+
+    other = Ctx(cfg.with_overrides(encoder="efficientnet-lite0-256"))  # the configured encoder changed: re-encode
+    demo_images(other, retrain=False)
+    switched = _serving(other.engine)
+    assert switched.id > run.id and switched.model == "efficientnet-lite0-256" and switched.params["metric"]
+    other.engine.dispose()
     c.engine.dispose()

@@ -74,9 +74,11 @@ def vgg_conv(cache_dir) -> Encoder:
 def test_registry():
     from marconi.encoders import IMAGE_ENCODERS
 
-    assert set(ENCODERS) == {"vgg16", "vgg16-conv", "efficientnet-lite0", "efficientnet-lite2", "minilm"}
+    assert set(ENCODERS) == {"vgg16", "vgg16-conv", "efficientnet-lite0", "efficientnet-lite0-256",
+                             "efficientnet-lite2", "minilm"}
     assert {n: s.dims for n, s in IMAGE_ENCODERS.items()} == {"vgg16": 4096, "vgg16-conv": 512,
-                                                             "efficientnet-lite0": 1280, "efficientnet-lite2": 1280}
+                                                             "efficientnet-lite0": 1280, "efficientnet-lite0-256": 1280,
+                                                             "efficientnet-lite2": 1280}
     assert all(s.modality == "image" for s in IMAGE_ENCODERS.values()) and ENCODERS["minilm"].modality == "text"
     assert get_spec("vgg16-conv") is ENCODERS["vgg16-conv"]
     with pytest.raises(ValueError, match="efficientnet-lite0"):
@@ -88,7 +90,21 @@ def test_registry():
 def test_default_encoder_is_the_configured_default():
     from marconi.config import Config
 
-    assert DEFAULT_ENCODER == "efficientnet-lite0" == Config().encoder
+    assert DEFAULT_ENCODER == "efficientnet-lite0-256" == Config().encoder
+
+
+def test_the_default_is_lite0_on_the_whole_image_at_256(lite0):
+    """Same weights as efficientnet-lite0, another geometry: the whole photo squashed to 256x256, no crop."""
+    wide = Image.new("RGB", (600, 200), (0, 0, 0))
+    wide.paste((255, 255, 255), (0, 0, 100, 200))  # a white band at the left edge, which a centre crop cuts off
+    whole = ENCODERS["efficientnet-lite0-256"].preprocess.prepare(wide)
+    crop = ENCODERS["efficientnet-lite0"].preprocess.prepare(wide)
+    assert whole.shape == (3, 256, 256) and crop.shape == (3, 224, 224)
+    assert whole[:, :, :30].min() == 255 and crop.max() == 0  # the band is kept whole, and cropped away
+    default = load_encoder("efficientnet-lite0-256", device="cpu")
+    assert default.model.net.state_dict()["_conv_stem.weight"].equal(lite0.model.net.state_dict()["_conv_stem.weight"])
+    img = Image.new("RGB", (320, 240), (30, 120, 200))
+    assert default.encode_image(img).shape == (1280,)
 
 
 def test_unavailable_errors_are_marconi_errors():
