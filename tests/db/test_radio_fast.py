@@ -1,6 +1,7 @@
 """Migrations 0013 and 0014 make radio() cheaper without changing a single answer: every row (key, distance, score,
 reason) equals the 0011 and the 0013 function's, for seeds, artists, tags, modes, caps per artist, variety and
-exclude, on the exact (cube) and the approximate (HNSW) kNN path."""
+exclude, on the exact (cube) and the approximate (HNSW) kNN path. Migration 0015 changes tag radios only (more
+of their songs carry the tag): every request without tags still answers as 0011's, 0013's and 0014's radio()."""
 
 from __future__ import annotations
 
@@ -71,10 +72,11 @@ def _has_hnsw(conn) -> bool:
 
 
 @pytest.mark.parametrize("exact", [True, False], ids=["cube", "hnsw"])
-@pytest.mark.parametrize("revision", ["0011_artist_tag_radio.py", "0013_radio_fast.py"])
+@pytest.mark.parametrize("revision", ["0011_artist_tag_radio.py", "0013_radio_fast.py",
+                                      "0014_radio_no_replanning.py"])
 def test_radio_answers_exactly_as_the_earlier_radio(trained_engine, revision, exact):
     with trained_engine.connect() as conn:
-        assert migrate.revisions(trained_engine)[0] >= "0014"
+        assert migrate.revisions(trained_engine)[0] >= "0015"
         if not exact and not _has_hnsw(conn):
             pytest.skip("no pgvector HNSW index on this server")
         statements, old_radio = _old_radio(revision)
@@ -85,12 +87,14 @@ def test_radio_answers_exactly_as_the_earlier_radio(trained_engine, revision, ex
         for ask in asks:
             ask["exact"] = exact
             new = conn.execute(sa.text(CALL.format(fn="radio")), ask).all()
+            assert new, ask  # a real answer, not two empty ones
+            if ask["tags"]:  # 0015 changed tag radios (test_tag_radio_keeps_to_its_tag)
+                continue
             old = conn.execute(sa.text(CALL.format(fn=old_radio)), ask).all()
             assert new == old, ask
-            assert new, ask  # a real answer, not two empty ones
             plain += ask["mode"] == "medium" and not ask["artists"] and ask["cap"] is None
         assert any(ask["cap"] for ask in asks) and any(ask["artists"] for ask in asks)
-        assert any(ask["tags"] for ask in asks) and any(ask["exclude"] for ask in asks)
+        assert any(ask["tags"] for ask in asks) and any(ask["exclude"] and not ask["tags"] for ask in asks)
         assert plain >= 3  # 0014's plain path (tracks read best first) is compared too
         conn.rollback()
 
@@ -111,3 +115,52 @@ def test_radio_converts_its_query_vector_once(trained_engine):
                                      "WHERE funcname = 'marconi_cube_to_vector'")).scalar()
         assert 1 <= calls <= len(seeds), calls
         conn.rollback()
+
+
+def _tagged_in_top(conn, fn: str, tag: str, n: int = 20) -> tuple[int, list[str]]:
+    """(how many of a tag radio's first ``n`` songs carry the tag, the radio's reasons)."""
+    rows = conn.execute(sa.text(f"SELECT r.key, r.reason FROM {fn}(tags => CAST(:tags AS text[]), n => :n, "
+                                "exact => true) r"), {"tags": [tag], "n": n}).all()
+    tagged = conn.execute(sa.text("SELECT count(*) FROM tracks t JOIN track_tags tt ON tt.track_id = t.id "
+                                  "JOIN tags g ON g.id = tt.tag_id WHERE t.key = ANY (:keys) AND g.name = :tag"),
+                          {"keys": [r.key for r in rows], "tag": tag}).scalar()
+    assert len(rows) == n, (tag, rows)
+    return tagged, [r.reason for r in rows]
+
+
+def test_tag_radio_keeps_to_its_tag(trained_engine):
+    """Migration 0015: a tag radio's top 20 holds more songs carrying the tag than 0014's, and the tag's songs share
+    out their co-occurrence neighbours (reasons 'often played with <tag> songs' or 'tag: <tag>')."""
+    with trained_engine.connect() as conn:
+        statements, old_radio = _old_radio("0014_radio_no_replanning.py")
+        for statement in statements:
+            conn.execute(sa.text(statement))
+        tags = conn.execute(sa.text("SELECT g.name FROM tags g JOIN tag_vectors tv ON tv.tag_id = g.id "
+                                    "ORDER BY tv.songs DESC, g.name LIMIT 10")).scalars().all()
+        assert len(tags) == 10
+        new = {tag: _tagged_in_top(conn, "radio", tag) for tag in tags}
+        old = {tag: _tagged_in_top(conn, old_radio, tag) for tag in tags}
+        assert sum(n for n, _ in new.values()) > sum(n for n, _ in old.values()), (new, old)
+        assert all(new[tag][0] >= old[tag][0] for tag in tags), (new, old)
+        reasons = [r for _, rs in new.values() for r in rs]
+        assert sum(r.startswith("tag: ") for r in reasons) > sum(r.startswith("tag: ") for _, rs in old.values()
+                                                                 for r in rs)
+        conn.rollback()
+
+
+def test_migration_0015_downgrades_to_the_0014_radio_and_back(new_database):
+    from marconi.config import Config
+    from marconi.db import make_engine
+
+    eng = make_engine(Config(), url=new_database())
+    source = sa.text("SELECT prosrc FROM pg_proc WHERE proname = 'radio'")
+    try:
+        migrate.downgrade(eng, "0014")
+        with eng.connect() as conn:
+            assert "tag_sources" not in conn.execute(source).scalar()
+        migrate.upgrade(eng)
+        with eng.connect() as conn:
+            assert "tag_sources" in conn.execute(source).scalar()
+            assert conn.execute(sa.text("SELECT count(*) FROM radio(tags => ARRAY['nothing'])")).scalar() == 0
+    finally:
+        eng.dispose()
