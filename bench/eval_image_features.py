@@ -1,0 +1,124 @@
+"""Feature variants of EfficientNet-Lite0 for image search, under the demo's protocol (hand-run).
+
+Each variant is chosen or rejected on photos 1-10 of each Caltech label (the two-fold validation of
+``marconi.training.image_metric_choice.choose_setting``, which also picks the learned metric's setting), then
+reported once on photos 11-20, each ranking the other 1,999 photos in the PCA-100 space of the learned metric, as
+the served index does (same arithmetic as bench/eval_served_learned.py). Variants: input geometry (224 centre
+crop, the whole photo at 256 or 288), GeM pooling (p = 3) instead of the average, a horizontal flip averaged in,
+the ImageNet probabilities (√p) appended, and re-ordering the top 50 by a vote of the top 10's labels.
+
+    nice -n 10 .venv/bin/python bench/eval_image_features.py       # encodes 2,000 photos 3 ways (cached in /tmp)
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from marconi.encoders import load_encoder  # noqa: E402
+from marconi.encoders.preprocess import Preprocess  # noqa: E402
+from marconi.evaluation.image_metrics import nearest  # noqa: E402
+from marconi.image_search.metric import LearnedMetric  # noqa: E402
+from marconi.image_search.pca import PCA  # noqa: E402
+from marconi.training.image_metric_choice import choose_setting, first_of_each_label  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data" / "images" / "caltech101"
+CACHE = Path("/tmp/marconi-eval-features")
+GEOMETRIES = {"224 crop": (224, 256, True), "256 whole": (256, None, False), "288 whole": (288, None, False)}
+
+
+def encode(name: str, size: int, resize: int | None, flip: bool) -> dict[str, np.ndarray]:
+    """Average and GeM-pooled head features and logits of every photo (and of its mirror with ``flip``), cached."""
+    file = CACHE / f"lite0-{size}-{resize or 'whole'}.npz"
+    if file.is_file():
+        return dict(np.load(file))
+    torch.set_num_threads(2)
+    encoder = load_encoder("efficientnet-lite0", device="cpu")
+    net, head = encoder.model.net, encoder.model.classifier
+    pre = Preprocess(size=size, resize=resize, mean=(127.0,) * 3, std=(128.0,) * 3)
+    paths = sorted(DATA.glob("*/*.jpg"))
+    out: dict[str, list] = {}
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(paths), 16):
+            x = torch.stack([pre(Image.open(p)) for p in paths[start:start + 16]])
+            x = x.contiguous(memory_format=torch.channels_last)
+            for suffix, batch in (("", x), ("_flip", x.flip(-1)))[: 2 if flip else 1]:
+                maps = net.extract_features(batch).float()
+                avg = maps.mean(dim=(2, 3))
+                out.setdefault("avg" + suffix, []).append(avg.numpy())
+                gem = maps.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1 / 3)
+                out.setdefault("gem3" + suffix, []).append(gem.numpy())
+                out.setdefault("logits" + suffix, []).append(head(avg).numpy())
+            print(f"{name}: {start + len(x)}/{len(paths)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    arrays = {k: np.concatenate(v) for k, v in out.items()}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(file, keys=np.array([f"{p.parent.name}/{p.name}" for p in paths]), **arrays)
+    return encode(name, size, resize, flip)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1."""
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def sqrt_probs(logits: np.ndarray) -> np.ndarray:
+    """√ of the softmax of each row."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return np.sqrt(e / e.sum(axis=1, keepdims=True))
+
+
+def served(space: np.ndarray, labels: np.ndarray, queries: np.ndarray, vote: bool = False) -> tuple[float, float]:
+    """P@1, P@10 of ``queries`` ranking every other photo in ``space``'s PCA-100 (Euclidean, as the cube index);
+    with ``vote``, the top 50 re-ordered so that photos of the top 10's most frequent label come first."""
+    reduced = PCA.fit(space, 100).transform(space)
+    ranked = labels[nearest(reduced, queries, "euclidean", 50)]
+    if vote:
+        for row in ranked:
+            names, counts = np.unique(row[:10], return_counts=True)
+            row[:] = row[np.argsort(row != names[np.argmax(counts)], kind="stable")]
+    hits = ranked[:, :10] == labels[queries][:, None]
+    return float(hits[:, 0].mean()), float(hits.mean())
+
+
+def main() -> None:
+    """Encode (or load), validate and report every variant."""
+    print("$ .venv/bin/python bench/eval_image_features.py " + shlex.join(sys.argv[1:]))
+    cached = {name: encode(name, *geometry) for name, geometry in GEOMETRIES.items()}
+    labels = np.array([k.split("/")[0] for k in cached["224 crop"]["keys"]], dtype=object)
+    fit = first_of_each_label(labels, np.ones(len(labels), dtype=bool), 10)
+    queries = np.flatnonzero(~fit)
+    crop = cached["224 crop"]
+    variants = {f"{name}, average pooling": (z["avg"], False) for name, z in cached.items()}
+    variants |= {
+        "224 crop, GeM p = 3": (crop["gem3"], False),
+        "224 crop, flip averaged in": (unit(crop["avg"]) + unit(crop["avg_flip"]), False),
+        "224 crop, √p appended (×0.5)": (np.hstack([unit(crop["avg"]), 0.5 * sqrt_probs(crop["logits"])]), False),
+        "224 crop, top-10 label vote": (crop["avg"], True),
+    }
+    print("| variant | validation on photos 1-10, best setting: P@1 / P@10 | setting | photos 11-20: P@1 / P@10 |")
+    print("|---|---|---|---|")
+    for name, (feats, vote) in variants.items():
+        feats = feats.astype(np.float32)
+        choice = choose_setting(feats[fit], labels[fit])
+        best = choice["validation"][0]
+        if choice["blend"] is None:
+            space = unit(feats)
+        else:
+            space = LearnedMetric.fit(feats[fit], labels[fit], choice["shrinkage"], choice["blend"]).transform(feats)
+        p1, p10 = served(space, labels, queries, vote)
+        print(f"| {name} | {best['P@1']:.3f} / {best['P@10']:.3f} | shrinkage {choice['shrinkage']}, blend "
+              f"{choice['blend']} | {p1:.3f} / {p10:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
