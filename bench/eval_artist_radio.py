@@ -6,15 +6,20 @@ song model), for every held-out playlist:
 * artist radio: the seed is the artist of the playlist's first song (one the model knows); the targets are the
   playlist's other songs. recall@50 (share of the targets in the 50-song radio) and HR@10 (a target in the top 10);
 * tag radio: the seed is the tag most of the playlist's songs carry (ties: the rarer tag); the targets are the
-  playlist's songs. recall@50, HR@10 and tag precision@50 (share of the radio carrying the tag).
+  playlist's songs. recall@50, HR@10, tag precision@50 (share of the radio carrying the tag) and distinct@10
+  (different songs in all the top 10s).
 
 Artist methods: the served radio (pooled mean vectors through SQL radio(artists => ...), blend and exposure
 included), pooled vectors scored by song2vec alone (plain and play-weighted mean, numpy), an artist-only song2vec
 (playlists as sequences of artists; songs ranked by their artist's cosine to the seed, then plays), and popularity.
-Tag methods: the served radio(tags => ...), and the most played songs carrying the tag.
+Tag methods: the served radio(tags => ...) (medium mode, and ``--other-modes``), the variants of its medium-mode
+score in numpy (TagScoring: candidates from the kNN of the tag vector, the tag's songs, the co-occurrence neighbours
+of the tag's songs; a bonus b for songs carrying the tag; the served rows are checked against them), and the most
+played songs carrying the tag.
 
     .venv/bin/python bench/eval_artist_radio.py --url postgresql://... \
         --holdout $MARCONI_HOME/datasets/yes_small/holdout.txt
+    .venv/bin/python bench/eval_artist_radio.py --url postgresql://... --holdout ... --part tag --other-modes easy hard
 """
 
 from __future__ import annotations
@@ -96,20 +101,28 @@ class TagScoring:
         self.neighbours = sparse.csr_matrix((w, (src, dst)), shape=(len(ids), len(ids)))
         self.member = {t: np.array([t in tags.get(k, ()) for k in keys]) for t in self.qvec}
 
-    def radio(self, tag: str, join: bool, share: str, bonus: float, n: int = 50) -> np.ndarray:
+    def radio(self, tag: str, join: bool, share: str, bonus: float, co_top: int = 0, n: int = 50) -> np.ndarray:
         """Rows of the ``n``-song radio: candidates are the kNN of the tag vector, the tag's songs when ``join``
         and the co-occurrence neighbours of the tag's songs when ``share`` ("all" of them, or only those "in the
-        kNN"; each source gives 1/sources of its neighbour weights); songs carrying the tag gain ``bonus`` (inf:
+        kNN", or the S nearest the tag vector among those; each source gives 1/sources of its neighbour weights;
+        only the ``co_top`` heaviest neighbours join when it is set); songs carrying the tag gain ``bonus`` (inf:
         only they)."""
         member = self.member[tag]
         ip = np.round(self.iv @ self.qvec[tag], 6)
         cand = np.zeros(len(ip), dtype=bool)
         cand[np.argpartition(-ip, KNN)[:KNN]] = True
         co = np.zeros(len(ip))
-        sources = member & cand if share == "in the kNN" else member
+        sources = member & cand if share.startswith("in the kNN") else member
+        if share.startswith("in the kNN, nearest "):  # only the S tag songs nearest the tag vector
+            rows = np.flatnonzero(sources)
+            sources = np.zeros(len(ip), dtype=bool)
+            sources[rows[np.argsort(-ip[rows], kind="stable")][:int(share.rsplit(" ", 1)[1])]] = True
         if share and sources.any():
             co = self.neighbours.T @ (sources / sources.sum())
-            cand |= co > 0
+            joining = np.flatnonzero(co > 0)
+            if co_top:
+                joining = joining[np.lexsort((joining, -co[joining]))][:co_top]
+            cand[joining] = True
         if join:
             cand |= member
         if np.isinf(bonus):
@@ -130,32 +143,34 @@ def tag_queries(holdout: list[list[str]], tags: dict[str, set[str]]) -> list[tup
     return out
 
 
-def tag_radio(conn, holdout, ids, keys, iv, plays, tags, bonuses: list[float]) -> None:
+def tag_radio(conn, holdout, ids, keys, iv, plays, tags, bonuses: list[float], nearest: list[int],
+              co_top: list[int], modes: list[str]) -> None:
     """Print recall@50, HR@10, tag precision@50 and distinct@10 of the served tag radio, its variants and the
     popularity-within-tag baseline."""
     queries = tag_queries(holdout, tags)
     targets = [q[1] for q in queries]
     scoring = TagScoring(conn, ids, iv, tags, keys)
-    radios = {"served (SQL radio(tags => ...))": [conn.execute(
-        sa.text("SELECT key FROM radio(tags => :t, n => 50, exact => true)"), {"t": [t]}).scalars().all()
-        for t, _ in queries]}
-    grid = [("kNN of the tag vector (0011-0014)", False, "", 0.0),
-            ("kNN + the tag's songs", True, "", 0.0)]
-    grid += [(f"kNN, tag bonus {b:g}", False, "", b) for b in bonuses]
-    grid += [(f"kNN + the tag's songs, tag bonus {b:g}", True, "", b) for b in bonuses]
-    for share in ("all", "in the kNN"):
-        grid += [(f"kNN + co-occurrence of the tag's songs ({share}), tag bonus {b:g}", False, share, b)
+    radios = {f"served, {mode} mode (SQL radio(tags => ...))": [conn.execute(
+        sa.text("SELECT key FROM radio(tags => :t, n => 50, exact => true, mode => :mode)"),
+        {"t": [t], "mode": mode}).scalars().all() for t, _ in queries] for mode in modes}
+    grid = [("kNN of the tag vector (0011-0014)", False, "", 0.0, 0),
+            ("kNN + the tag's songs", True, "", 0.0, 0)]
+    grid += [(f"kNN, tag bonus {b:g}", False, "", b, 0) for b in bonuses]
+    grid += [(f"kNN + the tag's songs, tag bonus {b:g}", True, "", b, 0) for b in bonuses]
+    for share in ("all", "in the kNN", *(f"in the kNN, nearest {k}" for k in nearest)):
+        grid += [(f"kNN + co-occurrence of the tag's songs ({share}), tag bonus {b:g}", False, share, b, 0)
                  for b in [0.0, *bonuses]]
-        grid += [(f"kNN + the tag's songs + their co-occurrence ({share}), tag bonus {b:g}", True, share, b)
-                 for b in [0.0, *bonuses]]
-    grid += [("only the tag's songs (bonus inf)", True, "", np.inf),
-             ("only the tag's songs, co-occurrence of all (bonus inf)", True, "all", np.inf)]
+    for top in co_top:
+        grid += [(f"kNN + the {top} heaviest co-occurrence neighbours of the tag's songs (in the kNN), tag bonus "
+                  f"{b:g}", False, "in the kNN", b, top) for b in bonuses]
+    grid += [("only the tag's songs (bonus inf)", True, "", np.inf, 0),
+             ("only the tag's songs, co-occurrence of all (bonus inf)", True, "all", np.inf, 0)]
     cache = {}
-    for label, join, share, bonus in grid:
+    for label, join, share, bonus, top in grid:
         for t in {t for t, _ in queries}:
-            cache[t] = [keys[i] for i in scoring.radio(t, join, share, bonus)]
+            cache[t] = [keys[i] for i in scoring.radio(t, join, share, bonus, top)]
         radios[label] = [cache[t] for t, _ in queries]
-    served = radios["served (SQL radio(tags => ...))"]
+    served = radios["served, medium mode (SQL radio(tags => ...))"]
     same = {label: sum(a == b for a, b in zip(served, radios[label], strict=True)) for label, *_ in grid}
     closest = max(same, key=same.get)
     print(f"  the served radio's 50 songs, in order, are those of '{closest}' for {same[closest]} of "
@@ -220,6 +235,12 @@ def main() -> None:
     ap.add_argument("--part", choices=("artist", "tag", "both"), default="both")
     ap.add_argument("--bonuses", type=float, nargs="+", default=[0.25, 0.5, 0.75, 1.0, 2.0],
                     help="tag radio: the score bonuses b tried for songs carrying the asked tag")
+    ap.add_argument("--nearest", type=int, nargs="*", default=[10, 25, 50],
+                    help="tag radio: also try only the S tag songs nearest the tag vector as co-occurrence sources")
+    ap.add_argument("--co-top", type=int, nargs="*", default=[100, 200],
+                    help="tag radio: also try only the C heaviest co-occurrence neighbours as candidates")
+    ap.add_argument("--other-modes", nargs="*", default=[], choices=("easy", "hard"),
+                    help="tag radio: also measure the served radio in these modes")
     args = ap.parse_args()
     print("# " + " ".join(sys.argv))
     eng = sa.create_engine(args.url.replace("postgresql://", "postgresql+psycopg2://"))
@@ -229,7 +250,8 @@ def main() -> None:
         if args.part in ("artist", "both"):
             artist_radio(conn, holdout, keys, artists, qv, iv, plays, seqs)
         if args.part in ("tag", "both"):
-            tag_radio(conn, holdout, ids, keys, iv, plays, tags, args.bonuses)
+            tag_radio(conn, holdout, ids, keys, iv, plays, tags, args.bonuses, args.nearest, args.co_top,
+                      ["medium", *args.other_modes])
 
 
 if __name__ == "__main__":
