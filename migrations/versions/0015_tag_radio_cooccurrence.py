@@ -45,14 +45,16 @@ def _migration(file_name: str):
     return module
 
 
+_V0011 = _migration("0011_artist_tag_radio.py")
 _V0014 = _migration("0014_radio_no_replanning.py")
 CANDIDATES_NEAR = _V0014.CANDIDATES_NEAR  # unchanged
 
 
 def _replace_once(text: str, old: str, new: str) -> str:
-    """``text`` with its one ``old`` replaced; an error when 0014's radio() no longer holds it."""
+    """``text`` with its one ``old`` replaced; an error when the earlier revision's text no longer holds it."""
     if text.count(old) != 1:
-        raise RuntimeError(f"0015 expects one {old.strip()[:60]!r} in 0014's radio(): write radio() out in 0015")
+        raise RuntimeError(f"0015 expects one {old.strip()[:60]!r} in an earlier radio() or its comment: write it out "
+                           "in 0015")
     return text.replace(old, new, 1)
 
 
@@ -87,11 +89,17 @@ RADIO = _replace_once(  # medium mode: + TAG_BONUS for a song carrying an asked 
                         ELSE 0 END AS base,
 """)
 
+COMMENT = _replace_once(_V0011.COMMENT, "is played near the seed songs)", "is played near the seed songs, the "
+                        f"asked artists'' songs and an asked tag''s {TAG_SOURCES} songs nearest the query)")
+COMMENT = _replace_once(COMMENT, "medium (as given)", f"medium (as given, songs with an asked tag +{TAG_BONUS})")
+
 
 def upgrade() -> None:
-    # same signature: CREATE OR REPLACE keeps the comment and the reader's grants
+    # same signature: CREATE OR REPLACE keeps the reader's grants
     op.execute(RADIO)
+    op.execute(COMMENT)
 
 
 def downgrade() -> None:
     op.execute(_V0014.RADIO)
+    op.execute(_V0011.COMMENT)  # 0012-0014 kept 0011's

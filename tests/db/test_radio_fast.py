@@ -153,14 +153,16 @@ def test_migration_0015_downgrades_to_the_0014_radio_and_back(new_database):
     from marconi.db import make_engine
 
     eng = make_engine(Config(), url=new_database())
-    source = sa.text("SELECT prosrc FROM pg_proc WHERE proname = 'radio'")
+    source = sa.text("SELECT prosrc || obj_description(oid, 'pg_proc') FROM pg_proc WHERE proname = 'radio'")
     try:
         migrate.downgrade(eng, "0014")
         with eng.connect() as conn:
-            assert "tag_sources" not in conn.execute(source).scalar()
+            text = conn.execute(source).scalar()
+            assert "tag_sources" not in text and "with an asked tag +0.75" not in text
         migrate.upgrade(eng)
         with eng.connect() as conn:
-            assert "tag_sources" in conn.execute(source).scalar()
+            text = conn.execute(source).scalar()
+            assert "tag_sources" in text and "with an asked tag +0.75" in text
             assert conn.execute(sa.text("SELECT count(*) FROM radio(tags => ARRAY['nothing'])")).scalar() == 0
     finally:
         eng.dispose()
