@@ -59,8 +59,15 @@ def _reads(conn) -> dict:
 
 
 def test_radio_function_is_driven_by_the_indexes(trained_engine):
-    """radio() asks its kNN question through the GiST index (exact) or the HNSW index, and only that one."""
-    with trained_engine.connect() as conn:
+    """radio() asks its kNN question in a form the GiST index (exact) or the HNSW index answers, and only that one.
+
+    On this small catalogue the planner may rightly prefer a sequential scan and a sort (exact, and as fast), so the
+    test turns sequential scans off: what it checks is that the statements can use their index (a sort key the
+    index cannot order by would leave it unread), as they will on a large catalogue (docs/benchmarks.md).
+    """
+    own = sa.create_engine(trained_engine.url.render_as_string(hide_password=False), poolclass=sa.pool.NullPool)
+    with own.connect() as conn:  # a new session: its functions' plans are made with sequential scans off
+        conn.execute(sa.text("SET enable_seqscan = off"))
         seed = conn.execute(sa.text("SELECT t.key FROM tracks t JOIN song_vectors sv ON sv.track_id = t.id "
                                     "ORDER BY t.id LIMIT 1")).scalar()
         indexes = ["song_vectors_vec_gist"]
@@ -72,8 +79,9 @@ def test_radio_function_is_driven_by_the_indexes(trained_engine):
                                 {"s": [seed], "e": index.endswith("gist")}).all()
             assert len(rows) == 10
             after = _reads(conn)
-            assert after[index] > before[index], index
+            assert after[index] - before[index] >= 10, index  # a search, not the metapage read while planning
             assert all(after[i] == before[i] for i in indexes if i != index)
+    own.dispose()
 
 
 def _reference_radio(conn, seeds, n, max_per_artist=None, variety=0.0):
