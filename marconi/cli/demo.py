@@ -21,7 +21,7 @@ def demo(ctx, port, host, serve_, images, retrain):
     1. create/upgrade the schema (embedded PostgreSQL unless DATABASE_URL is set)
     2. split yes_small into training playlists and a 10% holdout ($MARCONI_HOME/datasets/yes_small)
     3. import the training playlists and train song2vec (skipped when a song model serves)
-    4. import Caltech-101 and encode it with the default encoder (skipped when an image model serves)
+    4. import Caltech-101 and encode it with the configured encoder (skipped when an image model of that encoder serves)
     4b. learn a distance from photos 1-10 of each label and serve it (skipped when a learned one serves;
         photos 11-20 stay unseen queries for marconi eval images)
     5. serve the API and pages on http://HOST:PORT/
