@@ -605,6 +605,7 @@ def test_radio_shared_link_names_its_skips(page, app):
     expect(chips.nth(1)).to_contain_text("no-such-song:1 (not found)")
     expect(page.get_by_role("button", name=f"Bring back {second['title']} by {second['artist']}")).to_be_visible()
     assert second["key"] not in _playlist_keys(page)
+    expect(page.locator("#radio-status")).to_contain_text("1 skip left out, 1 skip not found")
 
 
 def test_radio_shared_link_with_an_unknown_seed_says_which_was_ignored(page, app):

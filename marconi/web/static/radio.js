@@ -537,7 +537,10 @@
     if (!from.length && prompt) from.push(`the prompt “${prompt.text}”`);
     let text = `${plural(body.size, "song")} from ${from.join("; ")}`;
     if (body.mode) text += ` (${body.mode} mode)`;
-    if ((body.exclude || []).length) text += `, ${plural(body.exclude.length, "skip")} left out`;
+    const excluded = body.excluded || [];
+    const notFound = excluded.filter((x) => x.kind === "unknown").length;
+    if (excluded.length > notFound) text += `, ${plural(excluded.length - notFound, "skip")} left out`;
+    if (notFound) text += `, ${plural(notFound, "skip")} not found`;
     statusLine.textContent = `${text}.`;
     if (ignored.size) {
       const names = picks.filter((p) => p.ignored).map((p) => (p.title && p.title !== p.key ? describe(p) : p.key));
