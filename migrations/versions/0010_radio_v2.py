@@ -25,7 +25,10 @@ Revises: 0009
 Create Date: 2026-12-05
 """
 
+from pathlib import Path
+
 from alembic import op
+from alembic.util import load_python_file
 
 revision = "0010"
 down_revision = "0009"
@@ -160,10 +163,4 @@ def downgrade() -> None:
 
 def _migration(file_name: str):
     """Load an earlier revision's module (revision files are not importable by name)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(file_name[:-3], Path(__file__).with_name(file_name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_python_file(Path(__file__).parent, file_name)

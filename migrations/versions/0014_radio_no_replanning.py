@@ -24,10 +24,10 @@ Revises: 0013
 Create Date: 2026-12-08
 """
 
-import importlib.util
 from pathlib import Path
 
 from alembic import op
+from alembic.util import load_python_file
 
 revision = "0014"
 down_revision = "0013"
@@ -37,10 +37,7 @@ depends_on = None
 
 def _migration(file_name: str):
     """Load an earlier revision's module (revision files are not importable by name)."""
-    spec = importlib.util.spec_from_file_location(file_name[:-3], Path(__file__).with_name(file_name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_python_file(Path(__file__).parent, file_name)
 
 
 _V0013 = _migration("0013_radio_fast.py")

@@ -5,12 +5,12 @@ of their songs carry the tag): every request without tags still answers as 0011'
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.util import load_python_file
 
 from marconi.db import migrate
 
@@ -20,10 +20,7 @@ CALL = ("SELECT * FROM {fn}(CAST(:seeds AS text[]), :n, :cap, :variety, :exact, 
 
 
 def _migration(file_name: str):
-    spec = importlib.util.spec_from_file_location(file_name[:-3], MIGRATIONS / file_name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_python_file(MIGRATIONS, file_name)
 
 
 def _old_radio(file_name: str) -> tuple[list[str], str]:
