@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from hidden_labels import hidden_labels
 
 from marconi.training.image_metric_choice import choose_setting, first_of_each_label
 
 
-def _hidden_labels(seed=0, labels=6, per=10, dims=40):
-    """Labels that differ along a few directions, hidden under larger noise shared by all."""
-    rng = np.random.default_rng(seed)
-    centres = np.zeros((labels, dims))
-    centres[:, :labels] = 2.0 * np.eye(labels)
-    noise = rng.standard_normal((labels * per, dims)) * np.r_[np.full(labels, 0.4), np.full(dims - labels, 3.0)]
-    return centres.repeat(per, axis=0) + noise, np.repeat([f"l{i}" for i in range(labels)], per)
+def _hidden_labels(seed=0):
+    return hidden_labels(seed, labels=6, per=10)
 
 
 def test_first_of_each_label_keeps_the_first_rows_of_each_label_in_row_order():

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hidden_labels import hidden_labels
 
 from marconi.image_search.metric import LearnedMetric
 
 
-def _data(seed=0, labels=5, per=20, dims=40):
-    """Labels that differ along a few directions, hidden under larger noise shared by all."""
-    rng = np.random.default_rng(seed)
-    centres = np.zeros((labels, dims))
-    centres[:, :labels] = 2.0 * np.eye(labels)
-    noise = rng.standard_normal((labels * per, dims)) * np.r_[np.full(labels, 0.4), np.full(dims - labels, 3.0)]
-    return centres.repeat(per, axis=0) + noise, np.repeat([f"l{i}" for i in range(labels)], per)
+def _data(seed=0):
+    return hidden_labels(seed, labels=5, per=20)
 
 
 def _p1(x, y):
