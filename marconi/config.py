@@ -129,7 +129,7 @@ class Config(BaseSettings, metaclass=_DefaultsOnTheClass):
         "`images/`)", shown="`../shared/data` beside a clone *(installed: unset)*")
     device: Annotated[str, Strict(), LOWERCASE, Field(pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")] = \
         _setting("auto", "`auto` uses CUDA when present", expected="auto, cpu, cuda or cuda:N")
-    encoder: Text = _setting("efficientnet-lite0-256", "image encoder for `marconi encode images` and the demo")
+    encoder: Text = _setting("efficientnet-lite0-2view", "image encoder for `marconi encode images` and the demo")
     max_upload_bytes: Integer = _setting(16 * 1024 * 1024, "larger uploads (and images fetched by URL) get 413", ge=1)
     max_image_pixels: Integer = _setting(40_000_000, "images declaring more pixels are refused before decoding (413)",
                                          ge=1)

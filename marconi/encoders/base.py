@@ -67,8 +67,8 @@ class Encoder:
         # hundreds of small kernel launches, which a busy host (decoders, the COPY writer) cannot issue fast enough
         mode = "reduce-overhead" if device.type == "cuda" else None
         self._forward = torch.compile(model, mode=mode) if compile else model
-        self._mean = torch.tensor(self.preprocess.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(self.preprocess.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self._mean = torch.tensor(self.preprocess.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self._std = torch.tensor(self.preprocess.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
 
     def __repr__(self) -> str:
         """Return a short description."""
@@ -114,6 +114,9 @@ class Encoder:
     def encode_batch(self, batch: torch.Tensor, with_classes: bool = False):
         """Return (N, dims) float32 L2-normalised features; with ``with_classes``, (features, class probabilities).
 
+        A multi-view model (its input packed by :class:`marconi.encoders.preprocess.MultiView`) returns (N, views,
+        D): the views' features are each scaled to length 1 and summed, and their class probabilities averaged.
+
         ``batch`` is N stacked :meth:`preprocess` outputs (float32), or uint8 pixels from
         :meth:`Preprocess.prepare`, which are then normalised on the device. Pinned CPU memory is copied
         asynchronously. Class probabilities (N, :attr:`classes`) come from the model's classifier head applied to
@@ -143,10 +146,13 @@ class Encoder:
                 step = self._compiled_rows
             with torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 feats = torch.cat([self._run(x[i : i + step], step) for i in range(0, len(x), step)])
-            probs = None
+            feats, probs = feats.float(), None
             if with_classes:
-                probs = torch.softmax(self.model.classifier(feats.float()), dim=1).cpu().numpy().astype(np.float32)
-            feats = F.normalize(feats.float(), dim=1)
+                probs = torch.softmax(self.model.classifier(feats), dim=-1)
+                probs = (probs.mean(dim=1) if feats.dim() == 3 else probs).cpu().numpy().astype(np.float32)
+            if feats.dim() == 3:  # a multi-view model's (N, views, D): each view at length 1, summed
+                feats = F.normalize(feats, dim=2).sum(dim=1)
+            feats = F.normalize(feats, dim=1)
             feats = feats.cpu().numpy().astype(np.float32, copy=False)
             return (feats, probs) if with_classes else feats
 

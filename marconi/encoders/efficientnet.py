@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from marconi.encoders.base import EncoderSpec, EncoderUnavailable, Loader
-from marconi.encoders.preprocess import Preprocess
+from marconi.encoders.preprocess import MultiView, Preprocess
 
 
 def _pip(variant: str) -> str:
@@ -34,6 +34,34 @@ class PooledEfficientNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return pooled features (N, 1280)."""
         return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+class MultiViewPooled(nn.Module):
+    """One network over several geometries of each photo: input packed by :class:`MultiView`, output (N, views,
+    1280) pooled features, which :meth:`marconi.encoders.base.Encoder.encode_batch` combines."""
+
+    def __init__(self, pooled: PooledEfficientNet, views: MultiView):
+        """Wrap a loaded :class:`PooledEfficientNet`; ``views`` says how its input is packed."""
+        super().__init__()
+        self.pooled = pooled
+        self.classifier = pooled.classifier
+        self.views = views
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return each view's pooled features, (N, views, 1280)."""
+        channels_last = x.is_contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        return torch.stack([self.pooled(v.contiguous(memory_format=fmt)) for v in self.views.split(x)], dim=1)
+
+
+def multi_view(load: Loader, views: MultiView) -> Loader:
+    """A loader of the same weights whose model runs over ``views`` (see :class:`MultiViewPooled`)."""
+
+    def load_views(cache_dir: Path, weights_path: Path | None) -> tuple[nn.Module, dict]:
+        pooled, source = load(cache_dir, weights_path)
+        return MultiViewPooled(pooled, views), source
+
+    return load_views
 
 
 def _packaged_weights(variant: str) -> Path:
@@ -121,4 +149,17 @@ LITE2_SPEC = EncoderSpec(
 LITE0_256_SPEC = dataclasses.replace(
     SPEC, name="efficientnet-lite0-256",
     preprocess=Preprocess(size=256, resize=None, mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0)),
+)
+
+# Two views of each photo through Lite0: the 224 centre crop (SPEC's geometry) and the whole photo at 256x256
+# (LITE0_256_SPEC's), each pooled vector scaled to length 1 and summed; the ImageNet probabilities averaged. On
+# Caltech photos 1-10 of each label (the learned metric's two-fold validation, bench/eval_image_features.py) P@1
+# 0.904 against 0.896 for the whole photo alone and 0.885 for the crop; the whole photo plus its flip or plus
+# the centre of the squashed photo measured 0.899 and 0.896. The cost: both passes, about 1.8x the model time
+# of efficientnet-lite0-256.
+_TWO_VIEWS = MultiView((SPEC.preprocess, LITE0_256_SPEC.preprocess))
+LITE0_2VIEW_SPEC = dataclasses.replace(
+    SPEC, name="efficientnet-lite0-2view", preprocess=_TWO_VIEWS, loader=multi_view(loader("lite0"), _TWO_VIEWS),
+    features=_FEATURES.replace("global average pool", "global average pool, for a 224 centre crop and the whole "
+                               "photo at 256x256, each scaled to length 1 and summed"),
 )

@@ -15,6 +15,15 @@ IMAGENET_MEAN_255 = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # torchvision: RGB,
 IMAGENET_STD_255 = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 
+def upright_rgb(img: Image.Image) -> Image.Image:
+    """The photo turned as its EXIF orientation says (left as it is when that tag is malformed), in RGB."""
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # malformed EXIF: keep the pixels as they are
+        pass
+    return to_rgb(img)
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Picklable image → tensor transform: RGB, resize, centre crop, then normalise as the weights expect.
@@ -38,11 +47,10 @@ class Preprocess:
 
     def prepare(self, img: Image.Image) -> np.ndarray:
         """Return uint8 RGB pixels, shape (3, size, size): EXIF-transposed, RGB, resized and cropped."""
-        try:
-            img = ImageOps.exif_transpose(img)
-        except Exception:  # malformed EXIF: keep the pixels as they are
-            pass
-        img = to_rgb(img)
+        return self.geometry(upright_rgb(img))
+
+    def geometry(self, img: Image.Image) -> np.ndarray:
+        """Return uint8 pixels (3, size, size) of an already upright RGB image: resized and cropped."""
         width, height = img.size
         if self.resize is None:
             img = img.resize((self.size, self.size), Image.Resampling.BILINEAR)
@@ -60,8 +68,8 @@ class Preprocess:
         x = pixels.float()
         if self.bgr:
             x = x.flip(-3)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
         return (x - mean) / std
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
@@ -87,6 +95,83 @@ class Preprocess:
             "colour": "BGR" if self.bgr else "RGB",
             "geometry": geometry,
             "normalisation": norm,
+            "mean_255": list(self.mean),
+            "std_255": list(self.std),
+        }
+
+
+@dataclass(frozen=True)
+class MultiView:
+    """Several geometries of one photo for one network, packed as one input so that decode workers, batches and
+    the device handle them as they handle one view.
+
+    ``prepare`` returns uint8 pixels (3·V, S, S), S the largest view's size: view i's 3 channels, centred on an
+    S x S canvas (zeros around a smaller view). The model takes each view back out with :meth:`split` and pools
+    the views' features (:class:`marconi.encoders.efficientnet.MultiViewPooled`). ``mean``/``std`` repeat each
+    view's per channel, so :meth:`normalize` and the encoder's on-device normalisation work unchanged.
+    """
+
+    views: tuple[Preprocess, ...]
+
+    def __post_init__(self):
+        """Refuse what cannot be packed: no view, a view in BGR order (the channels would be flipped across views)."""
+        if not self.views or any(v.bgr for v in self.views):
+            raise ValueError("MultiView needs at least one view, all in RGB order")
+
+    @property
+    def size(self) -> int:
+        """Side of the packed canvas: the largest view's."""
+        return max(v.size for v in self.views)
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel mean of the packed input (each view's three, in order)."""
+        return tuple(m for v in self.views for m in v.mean)
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel standard deviation of the packed input."""
+        return tuple(s for v in self.views for s in v.std)
+
+    bgr = False
+
+    @property
+    def draft_size(self) -> tuple[int, int]:
+        """Smallest (w, h) the decoder may shrink a JPEG to: the most any view needs."""
+        return max(v.draft_size for v in self.views)
+
+    def prepare(self, img: Image.Image) -> np.ndarray:
+        """Return uint8 pixels (3·V, S, S): each view's geometry of the upright RGB photo, centred on the canvas."""
+        img = upright_rgb(img)
+        side = self.size
+        out = np.zeros((3 * len(self.views), side, side), dtype=np.uint8)
+        for i, view in enumerate(self.views):
+            o = (side - view.size) // 2
+            out[3 * i:3 * i + 3, o:o + view.size, o:o + view.size] = view.geometry(img)
+        return out
+
+    def split(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The views of a packed batch (N, 3·V, S, S), each (N, 3, size_i, size_i)."""
+        side = self.size
+        parts = []
+        for i, view in enumerate(self.views):
+            o = (side - view.size) // 2
+            parts.append(x[:, 3 * i:3 * i + 3, o:o + view.size, o:o + view.size])
+        return parts
+
+    normalize = Preprocess.normalize
+    __call__ = Preprocess.__call__
+
+    def describe(self) -> dict:
+        """Return a JSON-able description: each view's steps, and how they are packed and pooled."""
+        views = [v.describe() for v in self.views]
+        return {
+            "input_size": [3 * len(views), self.size, self.size],
+            "colour": "RGB",
+            "geometry": "; ".join(f"view {i + 1}: {v['geometry']}" for i, v in enumerate(views)),
+            "normalisation": "; ".join(sorted({v["normalisation"] for v in views})),
+            "views": views,
+            "pooling": "each view's pooled features scaled to length 1 and summed; class probabilities averaged",
             "mean_255": list(self.mean),
             "std_255": list(self.std),
         }

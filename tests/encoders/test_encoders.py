@@ -75,9 +75,10 @@ def test_registry():
     from marconi.encoders import IMAGE_ENCODERS
 
     assert set(ENCODERS) == {"vgg16", "vgg16-conv", "efficientnet-lite0", "efficientnet-lite0-256",
-                             "efficientnet-lite2", "minilm"}
+                             "efficientnet-lite0-2view", "efficientnet-lite2", "minilm"}
     assert {n: s.dims for n, s in IMAGE_ENCODERS.items()} == {"vgg16": 4096, "vgg16-conv": 512,
                                                              "efficientnet-lite0": 1280, "efficientnet-lite0-256": 1280,
+                                                             "efficientnet-lite0-2view": 1280,
                                                              "efficientnet-lite2": 1280}
     assert all(s.modality == "image" for s in IMAGE_ENCODERS.values()) and ENCODERS["minilm"].modality == "text"
     assert get_spec("vgg16-conv") is ENCODERS["vgg16-conv"]
@@ -90,10 +91,36 @@ def test_registry():
 def test_default_encoder_is_the_configured_default():
     from marconi.config import Config
 
-    assert DEFAULT_ENCODER == "efficientnet-lite0-256" == Config().encoder
+    assert DEFAULT_ENCODER == "efficientnet-lite0-2view" == Config().encoder
 
 
-def test_the_default_is_lite0_on_the_whole_image_at_256(lite0):
+def test_the_default_reads_the_centre_crop_and_the_whole_image(lite0):
+    """efficientnet-lite0-2view packs both geometries of one photo into one input, runs Lite0's weights over each,
+    and gives the unit sum of their features and the mean of their class probabilities."""
+    from marconi.encoders.preprocess import MultiView
+
+    wide = Image.new("RGB", (600, 200), (0, 0, 0))
+    wide.paste((255, 255, 255), (0, 0, 100, 200))  # a white band at the left edge, which the centre crop cuts off
+    packed = ENCODERS["efficientnet-lite0-2view"].preprocess.prepare(wide)
+    assert packed.shape == (6, 256, 256)
+    assert packed[:3, 16:240, 16:240].max() == 0 and packed[:3, :16].max() == 0  # the crop, centred on zeros
+    assert (packed[3:] == ENCODERS["efficientnet-lite0-256"].preprocess.prepare(wide)).all()  # the whole photo
+    both = load_encoder("efficientnet-lite0-2view", device="cpu")
+    whole = load_encoder("efficientnet-lite0-256", device="cpu")
+    photo = Image.new("RGB", (320, 240), (30, 120, 200))
+    photo.paste((250, 200, 10), (0, 0, 60, 240))
+    feats, probs = both.encode_image(photo, with_classes=True)
+    crop_f, crop_p = lite0.encode_image(photo, with_classes=True)
+    whole_f, whole_p = whole.encode_image(photo, with_classes=True)
+    expected = (crop_f + whole_f) / np.linalg.norm(crop_f + whole_f)
+    assert feats.shape == (1280,) and float(feats @ expected) > 0.9999
+    assert np.allclose(probs, (crop_p + whole_p) / 2, atol=1e-5)
+    assert float(crop_f @ whole_f) < 0.9999  # the two views differ, so the test can tell them apart
+    with pytest.raises(ValueError, match="RGB"):
+        MultiView((ENCODERS["vgg16-conv"].preprocess,))
+
+
+def test_lite0_256_is_lite0_on_the_whole_image_at_256(lite0):
     """Same weights as efficientnet-lite0, another geometry: the whole photo squashed to 256x256, no crop."""
     wide = Image.new("RGB", (600, 200), (0, 0, 0))
     wide.paste((255, 255, 255), (0, 0, 100, 200))  # a white band at the left edge, which a centre crop cuts off
