@@ -109,6 +109,20 @@ def variants() -> list[Variant]:
                 for w in (0.3, 0.5, 1.0)]
     out.append(Variant("default: blend w 0.5 decay 1 + cap 0.05, as served (candidates: 200 nearest + neighbours)",
                        scoring=replace(DEFAULT, candidates=200)))
+    out += training_variants()
+    return out
+
+
+def training_variants() -> list[Variant]:
+    """Longer training (more epochs spreads the output vectors: fewer hubs) and more negatives, with blend and cap."""
+    out = []
+    for train in ({"epochs": 30}, {"epochs": 40}, {"negative": 20}, {"epochs": 40, "negative": 20}):
+        name = " ".join(f"{k} {v}" for k, v in train.items())
+        out.append(Variant(name, train=train))
+        for cap in (0.07, 0.1):
+            out.append(Variant(f"{name} + cap {cap}", train=train, scoring=Scoring(cap=cap, candidates=200)))
+            out += [Variant(f"{name} + blend w {w} decay 1 + cap {cap}", train=train,
+                            scoring=Scoring(w=w, decay=1.0, cap=cap, candidates=200)) for w in (0.1, 0.2, 0.3, 0.5)]
     return out
 
 
