@@ -96,6 +96,8 @@ def learned_variants() -> list[Learned]:
             for cap in (0.07, 0.1):
                 out.append(Learned(f"fixed ip + {w} lc + {nb} nb, cap {cap}", ("ip", "lc", "nb"), cap=cap,
                                    fixed={"ip": 1.0, "lc": w, "nb": nb}))
+    out.append(Learned("ip+lc+nb, cap 0.07", ("ip", "lc", "nb"), cap=0.07))
+    out.append(Learned("served formula with blend 0.1, cap 0.07", ("ip", "lc"), cap=0.07, fixed={"ip": 1.0, "lc": 0.1}))
     for near in (100, 400):
         out.append(Learned(f"ip+lc+nb+lp, near {near}", ("ip", "lc", "nb", "lp"), near=near))
     return out
@@ -322,6 +324,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="variant names separated by ';' (default: all)")
     ap.add_argument("--queries", type=int, default=5000)
     ap.add_argument("--fit-pairs", type=int, default=6000)
+    ap.add_argument("--model", default="{}", help="song2vec options as JSON, e.g. {\"epochs\": 40}")
     ap.add_argument("--coverage", action="store_true", help="also print how often the next song is a candidate")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
@@ -335,10 +338,11 @@ def main() -> None:
     artists = {i: t.artist.lower() for i, t in songs.items()}
     n_songs = max(songs) + 1
     t0 = time.time()
-    inner = Features(Model(fit_dir / "train.txt", artists, n_songs, {}, args.work), artists)
-    full = Features(Model(train, artists, n_songs, {}, args.work), artists)
+    options = json.loads(args.model)
+    inner = Features(Model(fit_dir / "train.txt", artists, n_songs, options, args.work), artists)
+    full = Features(Model(train, artists, n_songs, options, args.work), artists)
     for feats, path in ((inner, fit_dir / "train.txt"), (full, train)):
-        feats.others = [Model(path, artists, n_songs, {"seed": seed}, args.work) for seed in (2, 3)]
+        feats.others = [Model(path, artists, n_songs, {**options, "seed": seed}, args.work) for seed in (2, 3)]
         feats.tags = {int(k.split(":")[1]): v for k, v in load_tags(args.data / "tags.txt", PREFIX).items()}
     fit_pairs = [(inner.m.row[int(a.split(":")[1])], inner.m.row[int(b.split(":")[1])])
                  for a, b in next_song_queries(load_holdout(fit_dir / "holdout.txt", PREFIX), args.fit_pairs, seed=11)
