@@ -271,6 +271,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/marconi-radio-variety"))
     ap.add_argument("--split", choices=("val", "demo", "unseen"), default="val")
     ap.add_argument("--only", default="", help="variant names separated by ';' (default: all)")
+    ap.add_argument("--training", action="store_true", help="only the longer-training rows (training_variants())")
     ap.add_argument("--queries", type=int, default=5000)
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
@@ -281,7 +282,8 @@ def main() -> None:
     artists = {i: t.artist.lower() for i, t in songs.items()}
     plists = load_holdout(holdout, PREFIX)
     pairs = next_song_queries(plists, args.queries)
-    chosen = [v for v in variants() if not args.only or v.name in args.only.split(";")]
+    chosen = [v for v in (training_variants() if args.training else variants())
+              if not args.only or v.name in args.only.split(";")]
     models: dict[str, Model] = {}
     print(f"# {' '.join(sys.argv)}\n# split {args.split}: train {train}, holdout {holdout} "
           f"({len(plists)} playlists, {len(pairs)} next-song queries)")
