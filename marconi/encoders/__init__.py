@@ -26,6 +26,7 @@ import torch
 
 from marconi.encoders import efficientnet, text, vgg16
 from marconi.encoders.base import Encoder, EncoderSpec, EncoderUnavailable
+from marconi.encoders.cpu_memory import keep_freed_memory
 from marconi.encoders.device import DeviceUnavailable, choose_device, resolve_dtype
 from marconi.encoders.preprocess import Preprocess
 
@@ -92,6 +93,8 @@ def load_encoder(
 
         cache_dir = from_env().model_dir
     model, source = spec.loader(Path(cache_dir), Path(weights_path) if weights_path is not None else None)
+    if dev.type == "cpu":
+        keep_freed_memory()  # each forward pass reuses the memory of the last instead of faulting it in again
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed 224x224 input: let cuDNN pick the fastest kernels once
     use_channels_last = True if channels_last is None else bool(channels_last)

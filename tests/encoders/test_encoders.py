@@ -535,15 +535,22 @@ def test_class_probabilities_come_from_the_same_forward_pass(lite0):
     assert keys == ["a"] and f.shape == (1, 1280) and p.shape == (1, 1000) and not failures
 
 
-def test_batch_norms_are_folded_into_the_convolutions_without_changing_the_features(lite0):
-    """The loaded EfficientNet has no BatchNorm left, and gives the features of the network as published."""
+def test_the_streamlined_network_gives_the_published_features(lite0):
+    """The loaded EfficientNet has no BatchNorm left, fewer padding copies and in-place ReLU6, and gives the features
+    of the network as published."""
     from efficientnet_lite_pytorch import EfficientNet
 
     from marconi.encoders.efficientnet import _packaged_weights
 
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lite0.model.modules())
     published = EfficientNet.from_name("efficientnet-lite0")
     published.load_state_dict(torch.load(_packaged_weights("lite0"), map_location="cpu", weights_only=True))
+
+    def count(net, kind):
+        return sum(isinstance(m, kind) for m in net.modules())
+
+    assert count(lite0.model, torch.nn.BatchNorm2d) == 0 < count(published, torch.nn.BatchNorm2d)
+    assert 0 < count(lite0.model, torch.nn.ZeroPad2d) < count(published, torch.nn.ZeroPad2d)  # asymmetric ones stay
+    assert all(m.inplace for m in lite0.model.modules() if isinstance(m, torch.nn.ReLU6))
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
         want = published.eval().extract_features(x).mean(dim=(2, 3))
