@@ -36,7 +36,7 @@ def sync(device: torch.device) -> None:
 def model_only(encoder, batch_size: int, n: int, warmup: int) -> float:
     """Return images/s of encode_batch on random device-resident input (best of 3 timed runs)."""
     size = encoder.preprocess.size
-    x = torch.randn(batch_size, 3, size, size, device=encoder.device)
+    x = torch.randn(batch_size, len(encoder.preprocess.mean), size, size, device=encoder.device)  # 3 per view
     for _ in range(warmup):
         encoder.encode_batch(x)
     sync(encoder.device)
