@@ -447,7 +447,8 @@ def main(argv=None) -> None:
                 save()
                 result["model_only_images_per_second"] = round(model_only(enc, args.batch_size, args.model_images,
                                                                           warmup=3), 1)
-                for dec in device_decoders:
+                # the device decoders' resize knows one geometry; a multi-view input is packed on the CPU only
+                for dec in device_decoders if not hasattr(enc.preprocess, "views") else ():
                     if photos:
                         result[f"{dec}_match"] = match(reference[name], np.vstack([
                             f for _, f, _ in device_decoded_batches(dec, enc, photos, args.batch_size)]))

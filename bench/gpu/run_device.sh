@@ -28,11 +28,12 @@ cp .device/pack.json "$OUT/" 2>/dev/null
 "$PY" bench/gpu/bundle.py unpack || exit 1
 W=.device/weights
 WEIGHTS=()
-for pair in efficientnet-lite0=$W/efficientnet-lite0.pth efficientnet-lite2=$W/efficientnet-lite2.pth vgg16-conv=$W/vgg16-conv.pt; do
+for pair in efficientnet-lite0=$W/efficientnet-lite0.pth efficientnet-lite0-2view=$W/efficientnet-lite0.pth \
+            efficientnet-lite2=$W/efficientnet-lite2.pth vgg16-conv=$W/vgg16-conv.pt; do
   [ -f "${pair#*=}" ] && WEIGHTS+=(--weights "$pair")
 done
 "$PY" bench/bench_gpu_pipeline.py --make-jpegs /tmp/marconi-jpegs --n "$N" --device "${DEVICE:-cuda}" \
   --workers "${WORKERS:-14}" --batch-size "${BATCH:-256}" --model-images "${MODEL_IMAGES:-4096}" \
-  --encoders "${ENCODERS:-efficientnet-lite0,vgg16-conv,efficientnet-lite2}" --compile "${COMPILE:-off,on}" \
+  --encoders "${ENCODERS:-efficientnet-lite0,efficientnet-lite0-2view,vgg16-conv,efficientnet-lite2}" --compile "${COMPILE:-off,on}" \
   "${WEIGHTS[@]}" --check-photos .device/photos --pgdata /tmp/marconi-bench-pg/data \
   --device-decode "${DEVICE_DECODE:-nvjpeg}" --out "$OUT/gpu.json" 2>&1 | tee "$OUT/log.txt"
