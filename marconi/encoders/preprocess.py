@@ -140,24 +140,25 @@ class MultiView:
         """Smallest (w, h) the decoder may shrink a JPEG to: the most any view needs."""
         return max(v.draft_size for v in self.views)
 
+    def _places(self) -> list[tuple[Preprocess, slice, slice]]:
+        """Each view with its channels and its (centred) rows/columns on the packed canvas."""
+        places = []
+        for i, view in enumerate(self.views):
+            offset = (self.size - view.size) // 2
+            places.append((view, slice(3 * i, 3 * i + 3), slice(offset, offset + view.size)))
+        return places
+
     def prepare(self, img: Image.Image) -> np.ndarray:
         """Return uint8 pixels (3·V, S, S): each view's geometry of the upright RGB photo, centred on the canvas."""
         img = upright_rgb(img)
-        side = self.size
-        out = np.zeros((3 * len(self.views), side, side), dtype=np.uint8)
-        for i, view in enumerate(self.views):
-            o = (side - view.size) // 2
-            out[3 * i:3 * i + 3, o:o + view.size, o:o + view.size] = view.geometry(img)
+        out = np.zeros((3 * len(self.views), self.size, self.size), dtype=np.uint8)
+        for view, channels, span in self._places():
+            out[channels, span, span] = view.geometry(img)
         return out
 
     def split(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The views of a packed batch (N, 3·V, S, S), each (N, 3, size_i, size_i)."""
-        side = self.size
-        parts = []
-        for i, view in enumerate(self.views):
-            o = (side - view.size) // 2
-            parts.append(x[:, 3 * i:3 * i + 3, o:o + view.size, o:o + view.size])
-        return parts
+        return [x[:, channels, span, span] for _, channels, span in self._places()]
 
     normalize = Preprocess.normalize
     __call__ = Preprocess.__call__
