@@ -5,7 +5,8 @@ Each variant is chosen or rejected on photos 1-10 of each Caltech label (the two
 reported once on photos 11-20, each ranking the other 1,999 photos in the PCA-100 space of the learned metric, as
 the served index does (same arithmetic as bench/eval_served_learned.py). Variants: input geometry (224 centre
 crop, the whole photo at 256 or 288), GeM pooling (p = 3) instead of the average, a horizontal flip averaged in,
-the ImageNet probabilities (√p) appended, and re-ordering the top 50 by a vote of the top 10's labels.
+the ImageNet probabilities (√p) appended, re-ordering the top 50 by a vote of the top 10's labels, and several
+views of each photo summed (the 224 crop and the whole photo: what efficientnet-lite0-2view serves).
 
     nice -n 10 .venv/bin/python bench/eval_image_features.py       # encodes 2,000 photos 3 ways (cached in /tmp)
 """
@@ -66,6 +67,31 @@ def encode(name: str, size: int, resize: int | None, flip: bool) -> dict[str, np
     return encode(name, size, resize, flip)
 
 
+def encode_more_views() -> dict[str, np.ndarray]:
+    """Average-pooled features and logits of two more views of the whole photo at 256x256: its mirror ("flip") and
+    its centre 224x224 ("centre224", taken from the squashed photo, so one decode serves both), cached."""
+    file = CACHE / "lite0-256-views.npz"
+    if file.is_file():
+        return dict(np.load(file))
+    torch.set_num_threads(2)
+    encoder = load_encoder("efficientnet-lite0", device="cpu")
+    net, head = encoder.model.net, encoder.model.classifier
+    pre = Preprocess(size=256, resize=None, mean=(127.0,) * 3, std=(128.0,) * 3)
+    paths = sorted(DATA.glob("*/*.jpg"))
+    out: dict[str, list] = {}
+    with torch.inference_mode():
+        for start in range(0, len(paths), 16):
+            x = torch.stack([pre(Image.open(p)) for p in paths[start:start + 16]])
+            for name, batch in (("centre224", x[:, :, 16:240, 16:240]), ("flip", x.flip(-1))):
+                avg = net.extract_features(batch.contiguous(memory_format=torch.channels_last)).float().mean(dim=(2, 3))
+                out.setdefault(name, []).append(avg.numpy())
+                out.setdefault("logits_" + name, []).append(head(avg).numpy())
+    arrays = {k: np.concatenate(v) for k, v in out.items()}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(file, keys=np.array([f"{p.parent.name}/{p.name}" for p in paths]), **arrays)
+    return encode_more_views()
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     """Rows scaled to length 1."""
     return x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -104,6 +130,20 @@ def main() -> None:
         "224 crop, flip averaged in": (unit(crop["avg"]) + unit(crop["avg_flip"]), False),
         "224 crop, √p appended (×0.5)": (np.hstack([unit(crop["avg"]), 0.5 * sqrt_probs(crop["logits"])]), False),
         "224 crop, top-10 label vote": (crop["avg"], True),
+    }
+    # several views of one photo through the same network, each pooled vector at length 1, summed
+    # (efficientnet-lite0-2view serves the first)
+    whole, wider, more = cached["256 whole"], cached["288 whole"], encode_more_views()
+    variants |= {
+        "224 crop + 256 whole (two views)": (unit(crop["avg"]) + unit(whole["avg"]), False),
+        "224 crop + its mirror + 2 × 256 whole": (unit(crop["avg"]) + unit(crop["avg_flip"]) + 2 * unit(whole["avg"]),
+                                                  False),
+        "256 whole + 288 whole": (unit(whole["avg"]) + unit(wider["avg"]), False),
+        "224 crop + 256 whole + 288 whole": (unit(crop["avg"]) + unit(whole["avg"]) + unit(wider["avg"]), False),
+        "256 whole + its mirror": (unit(whole["avg"]) + unit(more["flip"]), False),
+        "256 whole + the centre 224 of the squashed photo": (unit(whole["avg"]) + unit(more["centre224"]), False),
+        "256 whole + centre 224 + mirror": (unit(whole["avg"]) + unit(more["centre224"]) + unit(more["flip"]), False),
+        "224 crop + 256 whole, raw features averaged": ((crop["avg"] + whole["avg"]) / 2, False),
     }
     print("| variant | validation on photos 1-10, best setting: P@1 / P@10 | setting | photos 11-20: P@1 / P@10 |")
     print("|---|---|---|---|")
