@@ -43,15 +43,16 @@ def sql(c: Ctx, file, command, print_url):
     """Open psql as the read-only role `marconi_reader` (or run FILE / -c COMMAND).
 
     \b
-    The role can SELECT tracks, playlists, playlist_tracks, song_vectors, images, image_vectors, image_classes,
+    The role can read tracks, playlists, playlist_tracks, song_vectors, images, image_vectors, image_classes,
     image_tags, classes, model_runs and wikidata_classes and call radio(), radio_candidates(), similar_images(),
     song_query_vector(); it cannot write, and statements stop after 30 s (while psql runs, this command cancels a
     query that runs on after `SET statement_timeout = 0`). FILE may also name one of the examples in sql/examples/
-    (which an installed Marconi carries too): `marconi sql radio_from_seeds`.
+    (which an installed Marconi carries too): `marconi sql radio_from_seeds`. Statements to try, with their
+    answers: docs/sql.md.
     \b
       marconi sql
       marconi sql sql/examples/radio_from_seeds.sql
-      marconi sql -c "SELECT * FROM radio(ARRAY['yes_small:61'], 10)"
+      marconi sql -c '\\d image_tags'
     """
     from marconi.db import database_url
 
