@@ -34,12 +34,17 @@ from marconi.training.image_metric_choice import choose_setting, first_of_each_l
 
 DATA = REPO.parent / "shared" / "data" / "images" / "caltech101"
 CACHE = Path("/tmp/marconi-eval-features")
-GEOMETRIES = {"224 crop": (224, 256, True), "256 whole": (256, None, False), "288 whole": (288, None, False)}
+# name: (input size, shorter side before a centre crop or None for the whole photo, more views of each batch)
+GEOMETRIES = {"224 crop": (224, 256, ("flip",)), "256 whole": (256, None, ("flip", "centre224")),
+              "288 whole": (288, None, ())}
+# more views of a batch: its mirror, and its centre 224x224 (from the photo as already resized: no second decode)
+VIEWS = {"flip": lambda x: x.flip(-1), "centre224": lambda x: x[:, :, 16:240, 16:240]}
 
 
-def encode(name: str, size: int, resize: int | None, flip: bool) -> dict[str, np.ndarray]:
-    """Average and GeM-pooled head features and logits of every photo (and of its mirror with ``flip``), cached."""
-    file = CACHE / f"lite0-{size}-{resize or 'whole'}.npz"
+def encode(name: str, size: int, resize: int | None, views: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Average and GeM-pooled head features and logits of every photo, and of each of its ``views`` (VIEWS; keys
+    suffixed with the view's name), cached."""
+    file = CACHE / f"lite0-{size}-{resize or 'whole'}{''.join('-' + v for v in views)}.npz"
     if file.is_file():
         return dict(np.load(file))
     torch.set_num_threads(2)
@@ -52,9 +57,8 @@ def encode(name: str, size: int, resize: int | None, flip: bool) -> dict[str, np
     with torch.inference_mode():
         for start in range(0, len(paths), 16):
             x = torch.stack([pre(Image.open(p)) for p in paths[start:start + 16]])
-            x = x.contiguous(memory_format=torch.channels_last)
-            for suffix, batch in (("", x), ("_flip", x.flip(-1)))[: 2 if flip else 1]:
-                maps = net.extract_features(batch).float()
+            for suffix, batch in (("", x), *((f"_{v}", VIEWS[v](x)) for v in views)):
+                maps = net.extract_features(batch.contiguous(memory_format=torch.channels_last)).float()
                 avg = maps.mean(dim=(2, 3))
                 out.setdefault("avg" + suffix, []).append(avg.numpy())
                 gem = maps.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1 / 3)
@@ -64,32 +68,7 @@ def encode(name: str, size: int, resize: int | None, flip: bool) -> dict[str, np
     arrays = {k: np.concatenate(v) for k, v in out.items()}
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(file, keys=np.array([f"{p.parent.name}/{p.name}" for p in paths]), **arrays)
-    return encode(name, size, resize, flip)
-
-
-def encode_more_views() -> dict[str, np.ndarray]:
-    """Average-pooled features and logits of two more views of the whole photo at 256x256: its mirror ("flip") and
-    its centre 224x224 ("centre224", taken from the squashed photo, so one decode serves both), cached."""
-    file = CACHE / "lite0-256-views.npz"
-    if file.is_file():
-        return dict(np.load(file))
-    torch.set_num_threads(2)
-    encoder = load_encoder("efficientnet-lite0", device="cpu")
-    net, head = encoder.model.net, encoder.model.classifier
-    pre = Preprocess(size=256, resize=None, mean=(127.0,) * 3, std=(128.0,) * 3)
-    paths = sorted(DATA.glob("*/*.jpg"))
-    out: dict[str, list] = {}
-    with torch.inference_mode():
-        for start in range(0, len(paths), 16):
-            x = torch.stack([pre(Image.open(p)) for p in paths[start:start + 16]])
-            for name, batch in (("centre224", x[:, :, 16:240, 16:240]), ("flip", x.flip(-1))):
-                avg = net.extract_features(batch.contiguous(memory_format=torch.channels_last)).float().mean(dim=(2, 3))
-                out.setdefault(name, []).append(avg.numpy())
-                out.setdefault("logits_" + name, []).append(head(avg).numpy())
-    arrays = {k: np.concatenate(v) for k, v in out.items()}
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez(file, keys=np.array([f"{p.parent.name}/{p.name}" for p in paths]), **arrays)
-    return encode_more_views()
+    return encode(name, size, resize, views)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -133,16 +112,17 @@ def main() -> None:
     }
     # several views of one photo through the same network, each pooled vector at length 1, summed
     # (efficientnet-lite0-2view serves the first)
-    whole, wider, more = cached["256 whole"], cached["288 whole"], encode_more_views()
+    whole, wider = cached["256 whole"], cached["288 whole"]
+    mirror, centre = unit(whole["avg_flip"]), unit(whole["avg_centre224"])
     variants |= {
         "224 crop + 256 whole (two views)": (unit(crop["avg"]) + unit(whole["avg"]), False),
         "224 crop + its mirror + 2 × 256 whole": (unit(crop["avg"]) + unit(crop["avg_flip"]) + 2 * unit(whole["avg"]),
                                                   False),
         "256 whole + 288 whole": (unit(whole["avg"]) + unit(wider["avg"]), False),
         "224 crop + 256 whole + 288 whole": (unit(crop["avg"]) + unit(whole["avg"]) + unit(wider["avg"]), False),
-        "256 whole + its mirror": (unit(whole["avg"]) + unit(more["flip"]), False),
-        "256 whole + the centre 224 of the squashed photo": (unit(whole["avg"]) + unit(more["centre224"]), False),
-        "256 whole + centre 224 + mirror": (unit(whole["avg"]) + unit(more["centre224"]) + unit(more["flip"]), False),
+        "256 whole + its mirror": (unit(whole["avg"]) + mirror, False),
+        "256 whole + the centre 224 of the squashed photo": (unit(whole["avg"]) + centre, False),
+        "256 whole + centre 224 + mirror": (unit(whole["avg"]) + centre + mirror, False),
         "224 crop + 256 whole, raw features averaged": ((crop["avg"] + whole["avg"]) / 2, False),
     }
     print("| variant | validation on photos 1-10, best setting: P@1 / P@10 | setting | photos 11-20: P@1 / P@10 |")
