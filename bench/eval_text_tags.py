@@ -8,8 +8,11 @@ are chosen on the images of the 50 even-indexed folders and reported on the odd 
   nearest hypernyms of the 5 strongest classes, exact words;
 - the same with WordNet base forms on both sides ("Leopards" = "leopard") and with every name of the hypernyms
   (moped → "minibike, motorbike");
-- the 5 best tags of tagging.tags_for as served (a word scores the summed probability of the top-5 classes that
-  carry it, so broader words such as "animal" rank first);
+- the 5 best tags of tagging.tags_for by score (a word scores the summed probability of the top-5 classes that
+  carry it, so broader words such as "animal" rank first), as shown until migration 0016;
+- the 5 tags shown first since 0016 (tags_for's order: score / breadth ** power, breadth = how many classes the
+  word covers; a class's other names last), for each power, and with broader words that are not among GloVe's n
+  most frequent words shown last;
 - broader words as tags of their own, scored by the summed probability of every class under them (of the top 10
   stored), for hypernyms covering at most K of the 1,000 classes, divided by (classes under it) ** power so that
   a specific word can outrank a general one.
@@ -71,8 +74,24 @@ def main() -> None:
     top, p = top_classes(smoothed)
     for all_names in (False, True):
         tagging.BROADER_ALL_NAMES = all_names
-        show(f"5 best tags of tagging.tags_for, {'every name' if all_names else 'first name (served)'}, base forms",
+        show(f"5 best tags of tagging.tags_for by score, "
+             f"{'every name' if all_names else 'first name, base forms (served until migration 0016)'}",
+             [bool(q & words([t for t, _, _ in sorted(tags_for(r, s, vocabulary), key=lambda t: -t[1])[:5]], True))
+              for q, r, s in zip(asked, top, p, strict=True)])
+    tagging.BROADER_ALL_NAMES = False
+    served_power = tagging.SPECIFICITY_POWER
+    for power in (0.0, 0.25, 0.5, 0.75, 1.0):  # the shown order since 0016: score / breadth ** power
+        tagging.SPECIFICITY_POWER = power
+        show(f"5 tags shown first (tags_for: score / breadth^{power:g}, other names of a class last)",
              [bool(q & words([t for t, _, _ in tags_for(r, s, vocabulary)[:5]], True))
+              for q, r, s in zip(asked, top, p, strict=True)])
+    tagging.SPECIFICITY_POWER = served_power
+    from marconi.text.words import common_words
+
+    for n in (50_000, 100_000, 200_000):  # broader words outside GloVe's n most frequent shown last
+        served = " (**served**)" if n == tagging.COMMON_WORDS else ""
+        show(f"the same (power {served_power:g}), broader words outside GloVe's {n:,} most frequent last{served}",
+             [bool(q & words([t for t, _, _ in tags_for(r, s, vocabulary, common=common_words(n))[:5]], True))
               for q, r, s in zip(asked, top, p, strict=True)])
     _, hypernym_names, matrix = ancestor_matrix()
     sizes = matrix.sum(axis=1)

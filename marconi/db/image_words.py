@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 CLASS_COLUMNS = ("class_index", "wnid", "name", "names", "definition", "broader")
 IMAGE_CLASS_COLUMNS = ("image_id", "run_id", "class_index", "p", "score")
-IMAGE_TAG_COLUMNS = ("image_id", "run_id", "tag", "score", "direct")
+IMAGE_TAG_COLUMNS = ("image_id", "run_id", "tag", "score", "direct", "rank")
 
 
 def upsert_classes(conn: sa.Connection, classes: Sequence[dict]) -> None:
@@ -45,7 +45,7 @@ _BY_CLASSES = sa.text(
     )
     SELECT s.image_id, s.run_id, s.score, i.label, i.description, i.source, i.source_url, i.page_url,
            i.wikidata_item, i.licence, i.licence_url, i.author, i.attribution, i.width, i.height, i.format,
-           ARRAY(SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.score DESC, t.tag LIMIT 5) AS tags
+           ARRAY(SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.rank LIMIT 5) AS tags
     FROM scored s JOIN images i ON i.id = s.image_id
     ORDER BY s.score DESC, s.image_id
     """
@@ -68,19 +68,29 @@ def images_by_classes(conn: sa.Connection, classes: Sequence[int], weights: Sequ
 
 
 def tags_of(conn: sa.Connection, image_id: int, limit: int = 20) -> tuple[bool, list[dict]]:
-    """(image exists, its tags best first: tag, score, direct, run_id) from the serving image run."""
+    """(image exists, its tags in the order shown: tag, score, direct, run_id) from the serving image run."""
     rows = conn.execute(sa.text(
         """
         SELECT i.id, t.tag, t.score, t.direct, t.run_id
         FROM images i LEFT JOIN image_tags t ON t.image_id = i.id
         WHERE i.id = :i
-        ORDER BY t.score DESC NULLS LAST, t.tag
+        ORDER BY t.rank NULLS LAST
         LIMIT :n
         """), {"i": image_id, "n": limit}).mappings().all()
     if not rows:
         return False, []
     return True, [{"tag": r["tag"], "score": round(float(r["score"]), 4), "direct": r["direct"],
                    "run_id": r["run_id"]} for r in rows if r["tag"] is not None]
+
+
+def shown_tags_of(conn: sa.Connection, image_ids: Sequence[int], k: int) -> dict[int, list[str]]:
+    """{image id: the ``k`` tags it shows first} in the serving image run (image_tags.rank)."""
+    rows = conn.execute(sa.text(
+        """
+        SELECT image_id, array_agg(tag ORDER BY rank) FROM image_tags
+        WHERE image_id = ANY(:ids) AND rank <= :k GROUP BY image_id
+        """), {"ids": list(image_ids), "k": k}).all()
+    return {r[0]: list(r[1]) for r in rows}
 
 
 def top_classes_of(conn: sa.Connection, image_ids: Sequence[int], k: int) -> dict[int, list[int]]:

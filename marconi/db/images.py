@@ -40,9 +40,8 @@ class ImageRecord:
 _IMAGE_META = ("label", "description", "source", "source_url", "page_url", "wikidata_item", "licence",
                "licence_url", "author", "attribution", "width", "height", "format")
 _META_COLUMNS = ", ".join(f"i.{c}" for c in _IMAGE_META)
-# an image's five best tags (same statement as its vectors, so from the same run)
-TAGS_COLUMN = ("ARRAY(SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.score DESC, t.tag LIMIT 5) "
-               "AS tags")
+# the five tags an image shows first (same statement as its vectors, so from the same run)
+TAGS_COLUMN = "ARRAY(SELECT t.tag FROM image_tags t WHERE t.image_id = i.id ORDER BY t.rank LIMIT 5) AS tags"
 
 
 def upsert_image(conn: sa.Connection, rec: ImageRecord) -> tuple[int, bool]:

@@ -7,8 +7,10 @@ share of images whose top-5 tags (class names and broader words of their 5 most 
 with their folder name. ``tag_match@5`` is the first definition (exact words; the first name of each of the 3
 nearest hypernyms); ``tag_match@5_served_words`` counts the words the tags are served with (every name of those
 hypernyms: "motorbike" for a moped) and compares WordNet base forms ("Leopards" matches "leopard").
-``tag_match_ceiling`` is the share of images whose folder name shares a word (base forms) with *any* tag the
-tagger can give, whatever the pixels: the most any tagger over this vocabulary could reach on these labels.
+``tag_match@5_shown`` is the share of images whose five tags shown first (``image_tags.rank``, what a page and an
+answer show) share a word (base forms) with their folder name. ``tag_match_ceiling`` is the share of images whose
+folder name shares a word (base forms) with *any* tag the tagger can give, whatever the pixels: the most any tagger
+over this vocabulary could reach on these labels.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def eval_text_images(engine: sa.Engine, folder: Path, config: Config | None = No
             p10.append(float(np.mean(hits[:10])) if hits else 0.0)
             aps.append(average_precision(hits, sum(1 for v in truth.values() if v == label)))
         top = words_db.top_classes_of(conn, list(truth), tagging.TAG_CLASSES)
+        shown = words_db.shown_tags_of(conn, list(truth), 5)
     vocabulary = imagenet_classes()
     wordnet = WordNetNouns()
 
@@ -87,7 +90,7 @@ def eval_text_images(engine: sa.Engine, folder: Path, config: Config | None = No
         return {f for w in words for f in (w, *wordnet.base_forms(w))}
 
     vocabulary_words = forms({t for entry in vocabulary for tag, _ in tagging.tag_words(entry) for t in tokens(tag)})
-    matched, matched_forms, reachable = [], [], []
+    matched, matched_forms, matched_shown, reachable = [], [], [], []
     for image_id, label in truth.items():
         words, served = set(), set()
         for c in top.get(image_id, []):
@@ -99,8 +102,10 @@ def eval_text_images(engine: sa.Engine, folder: Path, config: Config | None = No
         asked = set(tokens(query_of(label)))
         matched.append(bool(words & asked))
         matched_forms.append(bool(forms(served) & forms(asked)))
+        matched_shown.append(bool(forms({t for tag in shown.get(image_id, []) for t in tokens(tag)}) & forms(asked)))
         reachable.append(bool(forms(asked) & vocabulary_words))
     return {"queries": len(labels), "images": len(truth), "P@10": round(float(np.mean(p10)), 4),
             f"mAP@{RANKED}": round(float(np.mean(aps)), 4), "tag_match@5": round(float(np.mean(matched)), 4),
             "tag_match@5_served_words": round(float(np.mean(matched_forms)), 4),
+            "tag_match@5_shown": round(float(np.mean(matched_shown)), 4),
             "tag_match_ceiling": round(float(np.mean(reachable)), 4)}

@@ -108,8 +108,8 @@ def _stage_words(run, conn_engine: sa.Engine, ids: list[int], probs: np.ndarray 
     n_classes = run.stage(words_db.IMAGE_CLASS_COLUMNS, tagging.class_rows(ids, run.id, classes, own, scores),
                           table="image_classes")
     tag_classes, tag_p = tagging.top_classes(smoothing.smoothed(probs, neighbours))
-    n_tags = run.stage(words_db.IMAGE_TAG_COLUMNS, tagging.tag_rows(ids, run.id, tag_classes, tag_p, vocabulary),
-                       table="image_tags")
+    tag_rows = tagging.tag_rows(ids, run.id, tag_classes, tag_p, vocabulary, tagging.everyday_words())
+    n_tags = run.stage(words_db.IMAGE_TAG_COLUMNS, tag_rows, table="image_tags")
     return {"classes": len(vocabulary), "image_classes": n_classes, "tags": n_tags}
 
 

@@ -120,4 +120,5 @@ def photo_tags(encoder, img, limit: int = 20) -> list[dict]:
     _, probs = off_loop(encoder.encode_image, img, with_classes=True)
     classes, p = tagging.top_classes(probs[None, :])
     return [{"tag": t, "score": s, "direct": d}
-            for t, s, d in tagging.tags_for(classes[0], p[0], imagenet_classes())][:limit]
+            for t, s, d in tagging.tags_for(classes[0], p[0], imagenet_classes(), common=tagging.everyday_words())
+            ][:limit]

@@ -127,6 +127,13 @@ class WordVectors:
         return [(self.words[i], round(float(scores[i]), 6)) for i in top]
 
 
+@functools.cache
+def common_words(n: int = 50_000) -> frozenset[str]:
+    """Return GloVe's ``n`` most frequent words (its vocabulary is in order of frequency in the 6B-token corpus):
+    "feline" and "canine" are among the first 50,000, "angiosperm" and "chordate" are not. Cached per process."""
+    return frozenset(read_words(_data_file(WORDS_FILE))[:n])
+
+
 def query_words(text: str, vectors: WordVectors | None = None) -> list[str]:
     """Return the lower-case words of a query that have vectors, stop words dropped, in order, without repeats."""
     vectors = vectors if vectors is not None else WordVectors.load()

@@ -85,6 +85,11 @@ def test_an_image_has_readable_tags_with_broader_words(client, images_engine):
     match = client.get("/api/images/search?q=dalmatian&k=1").get_json()["matches"][0]
     assert "dog" in match["tags"] or "dalmatian" in match["tags"]
     assert "dog" in tags and not tags["dog"]["direct"] and tags["dog"]["score"] >= tags["dalmatian"]["score"]
+    assert body["tags"][0]["tag"] == "dalmatian"  # shown first: specific, though "dog" is more probable
+    with images_engine.connect() as conn:  # every image's ranks run 1, 2, ... n
+        gaps = conn.execute(sa.text("SELECT count(*) FROM (SELECT image_id FROM image_tags GROUP BY image_id "
+                                    "HAVING min(rank) <> 1 OR max(rank) <> count(*)) g")).scalar()
+    assert gaps == 0
     assert sum(labels[i] == "dalmatian" for i in sql_dogs) >= 10 and len(sql_dogs) <= 20  # the SQL way: dogs
     assert client.get("/api/images/999999/tags").status_code == 404
 

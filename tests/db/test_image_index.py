@@ -28,7 +28,7 @@ def _rebuild(engine: sa.Engine, dims: int) -> int:
             "SELECT v.image_id, v.full_vec, i.label FROM image_vectors v JOIN images i ON i.id = v.image_id "
             "ORDER BY v.image_id")).all()
         classes = conn.execute(sa.text("SELECT image_id, class_index, p, score FROM image_classes")).all()
-        tags = conn.execute(sa.text("SELECT image_id, tag, score, direct FROM image_tags")).all()
+        tags = conn.execute(sa.text("SELECT image_id, tag, score, direct, rank FROM image_tags")).all()
     ids = [r[0] for r in rows]
     full = np.array([r[1] for r in rows], dtype=np.float32)
     pca = PCA.fit(full, dims)
@@ -38,7 +38,7 @@ def _rebuild(engine: sa.Engine, dims: int) -> int:
         run.save_artifact("pca.npz", pca.to_bytes())
         n = run.stage(COLUMNS, ((iid, run.id, to_cube(reduced[i]), to_pg_array(full[i])) for i, iid in enumerate(ids)))
         run.stage(IMAGE_CLASS_COLUMNS, ((r[0], run.id, r[1], r[2], r[3]) for r in classes), table="image_classes")
-        run.stage(IMAGE_TAG_COLUMNS, ((r[0], run.id, r[1], r[2], r[3]) for r in tags), table="image_tags")
+        run.stage(IMAGE_TAG_COLUMNS, ((r[0], run.id, *r[1:]) for r in tags), table="image_tags")
         run.publish(n, {"calibration": cal, "leave_one_out": report, "pca_dims": pca.dims})
     return run.id
 

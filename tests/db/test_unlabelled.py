@@ -177,4 +177,5 @@ def test_text_eval_measures_an_index_built_without_labels(flat, flat_folder, bas
     assert out["images"] == len(list(flat_folder.iterdir())) and out["queries"] == 20
     assert 0 < out["P@10"] <= 1 and 0 <= out["tag_match@5"] <= out["tag_match@5_served_words"] <= 1
     assert out["tag_match@5_served_words"] <= out["tag_match_ceiling"] <= 1  # served words are vocabulary words
+    assert 0 < out["tag_match@5_shown"] <= out["tag_match_ceiling"]  # so are the five tags shown first
     assert json.dumps(out, allow_nan=False)  # plain numbers: no NaN

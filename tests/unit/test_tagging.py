@@ -38,10 +38,35 @@ def test_tags_sum_the_probability_of_classes_sharing_a_word():
     assert tags["dalmatian"] == (pytest.approx(0.5), True) and tags["coach dog"][1] is True
     assert "organism" not in tags  # beyond the nearest three hypernyms
     assert tags["teapot"][0] == pytest.approx(0.2)
-    ranked = [t for t, _, _ in tags_for([0, 1, 3], [0.5, 0.3, 0.2], VOCAB)]
-    assert ranked[:2] == ["animal", "dog"]  # 0.8 each: ties are alphabetical
-    assert ranked.index("dalmatian") < ranked.index("teapot")
     assert all(s >= 0.01 for _, s, _ in tags_for([0, 3], [0.995, 0.005], VOCAB))  # negligible classes give no tags
+
+
+def test_tags_are_shown_specific_first_and_other_names_last():
+    """Shown order: score / breadth ** 0.5. "dog" (0.8, two classes) comes before "dalmatian" (0.5, one), but a
+    dalmatian at 0.7 comes before "dog" at 0.8; a class's other names ("coach dog") come after every other tag."""
+    ranked = [t for t, _, _ in tags_for([0, 1, 3], [0.5, 0.3, 0.2], VOCAB)]
+    assert ranked[:2] == ["animal", "dog"]  # 0.8 / 2 ** 0.5 each: ties are alphabetical
+    assert ranked[2:4] == ["dalmatian", "canine"]  # 0.5 / 1 each: the class name first
+    assert ranked[-1] == "coach dog" and ranked.index("teapot") < ranked.index("coach dog")
+    ranked = [t for t, _, _ in tags_for([0, 1], [0.7, 0.1], VOCAB)]
+    assert ranked.index("dalmatian") < ranked.index("dog")  # 0.7 against 0.8 / 2 ** 0.5
+    by_score = [t for t, _, _ in sorted(tags_for([0, 1], [0.7, 0.1], VOCAB), key=lambda t: -t[1])]
+    assert by_score.index("dog") < by_score.index("dalmatian")  # the scores themselves are unchanged
+
+
+def test_broader_words_outside_everyday_english_come_last():
+    ranked = [t for t, _, _ in tags_for([0, 1, 3], [0.5, 0.3, 0.2], VOCAB, common={"dog", "animal", "pot"})]
+    assert ranked[:4] == ["animal", "dog", "dalmatian", "beagle"]  # canine and hound are not everyday words here
+    assert ranked[-4:] == ["canine", "hound", "container", "vessel"]  # after the other names, by score / breadth
+    assert ranked.index("coach dog") < ranked.index("canine") and "teapot" in ranked[:6]  # class names never move
+
+
+def test_word_breadth_counts_the_classes_under_a_word():
+    from marconi.image_search.tagging import word_breadth
+
+    breadth = word_breadth(VOCAB)
+    assert breadth["dog"] == 2 and breadth["animal"] == 2 and breadth["canine"] == 1 and breadth["vessel"] == 1
+    assert word_breadth(VOCAB) is breadth  # computed once per vocabulary
 
 
 def test_rows_for_the_run_tables():
@@ -50,7 +75,8 @@ def test_rows_for_the_run_tables():
     assert list(class_rows([42], 7, idx, p, scores)) == [(42, 7, 0, pytest.approx(0.9), pytest.approx(0.8)),
                                                          (42, 7, 1, pytest.approx(0.1), pytest.approx(0.5))]
     rows = list(tag_rows([42], 7, idx, p, VOCAB))
-    assert rows[0][:3] == (42, 7, "animal") and all(r[1] == 7 for r in rows)
+    assert rows[0][:3] == (42, 7, "dalmatian") and all(r[1] == 7 for r in rows)  # 0.9: specific and likely
+    assert [r[5] for r in rows] == list(range(1, len(rows) + 1))  # rank: the order shown
     assert {r[2] for r in rows} >= {"dalmatian", "coach dog", "dog", "beagle"}
 
 
