@@ -13,6 +13,9 @@ Splits (never tune on the holdout you report):
 * ``demo``: train on the demo's training part, evaluate on the demo's holdout (what `marconi eval radio` reports).
 * ``unseen``: yes_small split with seed 2024, minus every playlist that was in the ``val`` holdout (those were
   looked at while choosing); train on its training part.
+* ``val2``: a second validation split for choosing among the candidates ``val`` shortlisted, once the holdouts had
+  been seen: the demo's training part split again with seed 7, minus the playlists of the ``val`` holdout. The
+  demo's holdout is not read.
 
 A variant is a model (training parameters) and a scoring. Scores for seeds S and song j:
 
@@ -130,19 +133,20 @@ def training_variants() -> list[Variant]:
 
 def prepare(work: Path, source: Path) -> dict[str, tuple[Path, Path]]:
     """Write the splits under ``work``; return {name: (training file, holdout file)}."""
-    demo, val, unseen = work / "demo", work / "val", work / "unseen"
+    demo, val, unseen, val2 = work / "demo", work / "val", work / "unseen", work / "val2"
     if not (demo / "holdout.txt").exists():
         split_yes(source, demo, seed=42)
     if not (val / "holdout.txt").exists():
         split_yes(demo, val, seed=1)
-    if not (unseen / "holdout.txt").exists():
-        split_yes(source, unseen, seed=2024)
-        looked_at = set((val / "holdout.txt").read_text().splitlines()[2:])
-        lines = (unseen / "holdout.txt").read_text().splitlines()
-        kept = [line for line in lines[2:] if line not in looked_at]
-        (unseen / "holdout.txt").write_text("\n".join(lines[:2] + kept) + "\n")
+    for folder, parent, seed in ((unseen, source, 2024), (val2, demo, 7)):
+        if not (folder / "holdout.txt").exists():
+            split_yes(parent, folder, seed=seed)
+            looked_at = set((val / "holdout.txt").read_text().splitlines()[2:])
+            lines = (folder / "holdout.txt").read_text().splitlines()
+            kept = [line for line in lines[2:] if line not in looked_at]
+            (folder / "holdout.txt").write_text("\n".join(lines[:2] + kept) + "\n")
     return {name: (d / "train.txt", d / "holdout.txt") for name, d in (("val", val), ("demo", demo),
-                                                                         ("unseen", unseen))}
+                                                                         ("unseen", unseen), ("val2", val2))}
 
 
 def training_playlists(train: Path, artists: dict[int, str], p: SongParams) -> list[list[int]]:
@@ -269,7 +273,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data/playlists/yes_small"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/marconi-radio-variety"))
-    ap.add_argument("--split", choices=("val", "demo", "unseen"), default="val")
+    ap.add_argument("--split", choices=("val", "demo", "unseen", "val2"), default="val")
     ap.add_argument("--only", default="", help="variant names separated by ';' (default: all)")
     ap.add_argument("--training", action="store_true", help="only the longer-training rows (training_variants())")
     ap.add_argument("--queries", type=int, default=5000)
