@@ -55,16 +55,16 @@ class SongParams:
     negative: int = 10
     ns_exponent: float = 0.0
     sample: float = 0.0
-    epochs: int = 20
+    epochs: int = 40  # with blend 0.1 and exposure_cap 0.07: the radio default since 2026-12-05 (docs/evaluation.md)
     min_count: int = 2
     alpha: float = 0.025
     max_playlist_length: int = 200
     min_playlist_length: int = 2
     max_artist_share: float = 0.5
     scoring: str = "ip"
-    blend: float = 0.5
+    blend: float = 0.1
     neighbours: int = 100
-    exposure_cap: float = 0.05
+    exposure_cap: float = 0.07
     seed: int = 1
     workers: int = 2
 

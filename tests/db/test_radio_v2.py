@@ -13,7 +13,7 @@ from marconi.db import make_engine, migrate
 from marconi.importers.playlists import import_playlists
 from marconi.recommenders.request import RadioRequest
 from marconi.recommenders.song2vec import radio
-from marconi.training.song2vec import train_songs, vector_rows
+from marconi.training.song2vec import SongParams, train_songs, vector_rows
 
 
 def _seeds(conn, n: int, offset: int = 0) -> list[str]:
@@ -135,7 +135,7 @@ def test_neighbours_are_swapped_in_with_their_run(small_engine):
     assert list(per_run) == [second["run_id"]] and first["run_id"] != second["run_id"]
     assert most == 5 and staging is None and reader
     assert run_ids == [second["run_id"]]
-    assert second["radio"]["blend"] == 0.5 and second["radio"]["neighbours"] == per_run[second["run_id"]]
+    assert second["radio"]["blend"] == SongParams().blend and second["radio"]["neighbours"] == per_run[second["run_id"]]
 
 
 def test_a_run_without_neighbours_serves_an_empty_table_and_plain_scores(small_engine):
