@@ -36,8 +36,8 @@ BROADER_DEPTH = 3  # broader words from the 3 nearest WordNet hypernyms (dalmati
 # word (0.31 of them name the folder, against 0.41 with first names; bench/eval_text_tags.py, issue #11)
 BROADER_ALL_NAMES = False
 # the shown order divides a tag's score by (classes it covers) ** this: chosen among 0, 0.25, 0.5, 0.75, 1 on the
-# even Caltech folders (the five shown tags name the folder for 0.400 of their images, against 0.354 by score alone)
-# and measured on the odd ones: 0.491 against 0.473 (bench/eval_text_tags.py, issue #11)
+# even Caltech folders (the five shown tags name the folder for 0.402 of their images, against 0.372 by score alone)
+# and measured on the odd ones: 0.495 against 0.482 (bench/eval_text_tags.py, issue #11)
 SPECIFICITY_POWER = 0.5
 # broader words with a word outside GloVe's this many most frequent are shown last: chosen among 50k, 100k and 200k
 # on the even folders (0.410 against 0.402 without the rule), 0.501 against 0.495 on the odd ones
