@@ -1,9 +1,10 @@
 """The issue's example queries, served rule against the variants tried for them: the folders of the 10 best images.
 
 Images as the index stores them (EfficientNet-Lite0, √p smoothed over the 5 nearest images; bench/eval_text_methods.py's
-cache). "dog on a beach" should find the dalmatians (Caltech's only dogs), "a vehicle with two wheels" Motorbikes.
+cache), or with ``--database URL`` the serving index of a demo home (its labels name the folders). "dog on a beach"
+should find the dalmatians (Caltech's only dogs), "a vehicle with two wheels" Motorbikes.
 
-    .venv/bin/python bench/eval_text_examples.py ["another query" ...]
+    .venv/bin/python bench/eval_text_examples.py [--database URL] ["another query" ...]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images, stored_class_scores  # noqa: E402
+from eval_text_methods import DATA, encode_images, index_scores, served_index, stored_class_scores  # noqa: E402
 
 from marconi.config import from_env  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
@@ -29,18 +30,24 @@ QUERIES = ["a vehicle with two wheels", "dog on a beach", "dog", "leopard", "aer
 
 def main() -> None:
     """Print, per variant and query, how many of the 10 best images come from each folder."""
-    labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
-    stored = stored_class_scores(probs, feats)
+    args = sys.argv[1:]
+    if args[:1] == ["--database"]:
+        labels, stored = served_index(args[1])
+        args = args[2:]
+    else:
+        labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
+        stored = stored_class_scores(probs, feats)
     model_dir = from_env().model_dir
     encoder = load_encoder("minilm", device="cpu", cache_dir=model_dir)
     vectors = class_text_vectors(encoder, model_dir)
     served = ClassSpaceParams()
-    variants = {"served": served, "numbers counted": replace(served, count_words=True),
-                "head noun's classes kept (≤ 130)": replace(served, head_classes=130)}
+    variants = {"served": served, "numbers not counted": replace(served, count_words=False),
+                "head noun's classes not kept": replace(served, head_classes=0),
+                "neither (served before 2026-12-05)": replace(served, count_words=False, head_classes=0)}
     for name, params in variants.items():
         space = ClassSpace(encoder, vectors, params=params)
-        for query in sys.argv[1:] or QUERIES:
-            top = np.argsort(-space.score_images(space.query(query), stored), kind="stable")[:10]
+        for query in args or QUERIES:
+            top = np.argsort(-index_scores(space.query(query), stored), kind="stable")[:10]
             folders = ", ".join(f"{f} {n}" for f, n in Counter(labels[i] for i in top).most_common())
             print(f"| {name} | {query} | {folders} |")
 

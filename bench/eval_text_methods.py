@@ -106,6 +106,37 @@ def stored_class_scores(probs: np.ndarray, feats: np.ndarray) -> np.ndarray:
     return stored
 
 
+def index_scores(query, stored: np.ndarray) -> np.ndarray:
+    """Each image's score for a :class:`marconi.text.query.QueryClasses` as the served SQL computes it over
+    ``image_classes`` (marconi.db.image_words.images_by_classes): Σ stored score × weight, the stored score being
+    √p already smoothed, so no power is applied again. (Until 2026-12-05 these benches ranked by
+    ``ClassSpace.score_images`` on the stored scores, which takes a second square root; the tables measured
+    before then in docs/evaluation.md were made that way.)"""
+    if not len(query.classes):
+        return np.zeros(len(stored), dtype=np.float32)
+    return stored[:, query.classes] @ query.weights
+
+
+def served_index(url: str) -> tuple[list[str], np.ndarray]:
+    """(label per image, stored class scores (N, 1000)) of the serving image run of the database at ``url``: the
+    index a demo home serves (its encoder, its smoothing), instead of this script's Lite0 cache."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    with engine.connect() as conn:
+        labels = dict(conn.execute(sa.text(
+            "SELECT id, coalesce(label, '') FROM images i "
+            "WHERE EXISTS (SELECT 1 FROM image_classes c WHERE c.image_id = i.id)")).all())
+        rows = conn.execute(sa.text("SELECT image_id, class_index, coalesce(score, sqrt(p)) FROM image_classes")).all()
+    engine.dispose()
+    ids = sorted(labels)
+    row = {image_id: i for i, image_id in enumerate(ids)}
+    stored = np.zeros((len(ids), 1000), dtype=np.float32)
+    for image_id, c, score in rows:
+        stored[row[image_id], c] = score
+    return [labels[i] for i in ids], stored
+
+
 def top_k(probs: np.ndarray, k: int) -> np.ndarray:
     """Return ``probs`` with all but each row's k largest entries set to 0."""
     if k >= probs.shape[1]:
