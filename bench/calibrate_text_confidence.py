@@ -10,6 +10,7 @@ folders and half of the absent classes, its AUC reported on the other half next 
 weights go into marconi/image_search/text_search.py.
 
     .venv/bin/python bench/calibrate_text_confidence.py      # reuses bench/eval_text_methods.py's image cache
+    .venv/bin/python bench/calibrate_text_confidence.py --database URL   # a demo home's serving index instead
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images, stored_class_scores  # noqa: E402
+from eval_text_methods import DATA, encode_images, served_index, stored_class_scores  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
@@ -36,17 +37,20 @@ def features(space: ClassSpace, roots: np.ndarray, query: str) -> tuple[np.ndarr
     q = space.query(query)
     if not q.known:
         return np.zeros(1), -1
-    scores = roots[:, q.classes] @ q.weights
+    scores = space.score_stored(q, roots)
     best = int(np.argmax(scores))
     return np.array([scores[best] / float(q.weights.max())]), best
 
 
 def main() -> None:
     """Fit on one half, report on the other, print the weights."""
-    labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
+    if "--database" in sys.argv:
+        labels, roots = served_index(sys.argv[sys.argv.index("--database") + 1])
+    else:
+        labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
+        # as the index stores them: each image's top 10 classes by √p smoothed over its 5 nearest images
+        roots = stored_class_scores(probs, feats)
     labels = np.array(labels)
-    # as the index stores them: each image's top 10 classes by √p smoothed over its 5 nearest images
-    roots = stored_class_scores(probs, feats)
     folders = sorted(set(labels.tolist()))
     folder_words = {t for f in folders for t in tokens(f.replace("_", " "))}
     absent = [c.name for c in imagenet_classes() if not set(tokens(" ".join(c.names))) & folder_words]

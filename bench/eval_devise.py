@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images, index_scores, metrics, stored_class_scores  # noqa: E402
+from eval_text_methods import DATA, encode_images, metrics, stored_class_scores  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
     devise = qvec @ projected.T
     space = ClassSpace(encoder, class_text_vectors(encoder, Config().model_dir))
     stored = stored_class_scores(probs, feats)
-    served = np.stack([index_scores(space.query(q), stored) for q in queries])
+    served = np.stack([space.score_stored(space.query(q), stored) for q in queries])
     print("| ranking | P@10 trained folders | P@10 folders never seen | mAP never seen |\n|---|---|---|---|")
 
     def z(s):

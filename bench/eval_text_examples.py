@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images, index_scores, served_index, stored_class_scores  # noqa: E402
+from eval_text_methods import DATA, encode_images, served_index, stored_class_scores  # noqa: E402
 
 from marconi.config import from_env  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
@@ -47,7 +47,7 @@ def main() -> None:
     for name, params in variants.items():
         space = ClassSpace(encoder, vectors, params=params)
         for query in args or QUERIES:
-            top = np.argsort(-index_scores(space.query(query), stored), kind="stable")[:10]
+            top = np.argsort(-space.score_stored(space.query(query), stored), kind="stable")[:10]
             folders = ", ".join(f"{f} {n}" for f, n in Counter(labels[i] for i in top).most_common())
             print(f"| {name} | {query} | {folders} |")
 

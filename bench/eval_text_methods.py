@@ -106,17 +106,6 @@ def stored_class_scores(probs: np.ndarray, feats: np.ndarray) -> np.ndarray:
     return stored
 
 
-def index_scores(query, stored: np.ndarray) -> np.ndarray:
-    """Each image's score for a :class:`marconi.text.query.QueryClasses` as the served SQL computes it over
-    ``image_classes`` (marconi.db.image_words.images_by_classes): Σ stored score × weight, the stored score being
-    √p already smoothed, so no power is applied again. (Until 2026-12-05 these benches ranked by
-    ``ClassSpace.score_images`` on the stored scores, which takes a second square root; the tables measured
-    before then in docs/evaluation.md were made that way.)"""
-    if not len(query.classes):
-        return np.zeros(len(stored), dtype=np.float32)
-    return stored[:, query.classes] @ query.weights
-
-
 def served_index(url: str) -> tuple[list[str], np.ndarray]:
     """(label per image, stored class scores (N, 1000)) of the serving image run of the database at ``url``: the
     index a demo home serves (its encoder, its smoothing), instead of this script's Lite0 cache."""

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images, index_scores, metrics, served_index, stored_class_scores  # noqa: E402
+from eval_text_methods import DATA, encode_images, metrics, served_index, stored_class_scores  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
@@ -100,7 +100,8 @@ def main() -> None:
     is_phrase = np.arange(len(phrases)) < n_phrases
     results = []
     served = ClassSpaceParams()
-    base = replace(served, count_words=False, head_classes=0)  # the two rules below, off: served until 2026-12-05
+    # the two rules below off, and the stored score taken as it is: served until 2026-12-05
+    base = replace(served, count_words=False, head_classes=0, score_power=1.0)
     before = replace(base, phrase_minilm_weight=1.0)
     grid = [("before (MiniLM weight 1 for every query)", ClassSpace(encoder, vectors, params=before))]
     for lam in (2.0, 4.0, 8.0, 16.0, 32.0):
@@ -114,13 +115,20 @@ def main() -> None:
             if head or count:
                 params = replace(base, head_classes=head, count_words=count)
                 name = (f"MiniLM weight 16 {f'+ every class under the head noun when at most {head} ' if head else ''}"
-                        f"{'+ numbers counted in definitions' if count else ''}".strip()
-                        + (" (served)" if params == served else ""))
+                        f"{'+ numbers counted in definitions' if count else ''}".strip())
                 grid.append((name, ClassSpace(encoder, vectors, params=params)))
+    grid.append(("served: MiniLM weight 16 + numbers + head noun, stored score ** 0.5 for short queries",
+                 ClassSpace(encoder, vectors, params=served)))
+    for power in (0.25, 0.75, 1.0):  # the exponent on the stored scores, for queries of one or two words
+        grid.append((f"MiniLM weight 16 + numbers + head noun, stored score ** {power:g} for short queries",
+                     ClassSpace(encoder, vectors, params=replace(served, score_power=power))))
+    for power in (0.5, 0.75, 1.25, 1.5):  # ... and for descriptions
+        grid.append((f"MiniLM weight 16 + numbers + head noun, stored score ** {power:g} for descriptions",
+                     ClassSpace(encoder, vectors, params=replace(served, phrase_score_power=power))))
     if "--new" in sys.argv:  # only the served rule and the variants added for issue #11
-        grid = [g for g in grid if g[0].startswith(("before", "MiniLM weight 16 "))]
+        grid = [g for g in grid if g[0].startswith(("before", "MiniLM weight 16 ", "served"))]
     for name, space in grid:
-        ranked = np.stack([index_scores(space.query(p), stored) for p, _ in phrases])
+        ranked = np.stack([space.score_stored(space.query(p), stored) for p, _ in phrases])
         p10, ap = metrics(ranked, relevant)
         results.append((name, p10, ap))
 

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, index_scores, metrics  # noqa: E402
+from eval_text_methods import DATA, metrics  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
@@ -157,7 +157,7 @@ def main() -> None:
         rows = []
         for temperature in (0.7, 1.0, 1.5, 2.0):
             dense, classes = stored(tempered(raw, temperature), feats)
-            scores = np.stack([index_scores(q, dense) for q in asked])
+            scores = np.stack([space.score_stored(q, dense) for q in asked])
             _, ap = metrics(scores, relevant)
             p10 = precision_at(scores, relevant, PER_FOLDER)
             rows.append((ap[tune].mean(), temperature, p10, ap, classes))

@@ -37,7 +37,7 @@ _BY_CLASSES = sa.text(
     WITH q AS (
         SELECT * FROM unnest(CAST(:classes AS int[]), CAST(:weights AS real[])) AS q(class_index, weight)
     ), scored AS (
-        SELECT ic.image_id, ic.run_id, sum(coalesce(ic.score, power(ic.p, :power)) * q.weight) AS score
+        SELECT ic.image_id, ic.run_id, sum(power(coalesce(ic.score, sqrt(ic.p)), :power) * q.weight) AS score
         FROM image_classes ic JOIN q USING (class_index)
         GROUP BY ic.image_id, ic.run_id
         ORDER BY score DESC, ic.image_id
@@ -54,10 +54,10 @@ _BY_CLASSES = sa.text(
 
 def images_by_classes(conn: sa.Connection, classes: Sequence[int], weights: Sequence[float], k: int,
                       power: float = 1.0) -> list[dict]:
-    """The ``k`` images scoring highest by Σ score(class, image) × weight(class), with their run and metadata.
+    """The ``k`` images scoring highest by Σ score(class, image) ** power × weight(class), with their run and metadata.
 
-    ``score`` is the stored, neighbour-smoothed weight (migration 0008); rows stored before it have none and use
-    p(class | image) ** power instead.
+    ``score`` is the stored, neighbour-smoothed √p (migration 0008); rows stored before it have none and use
+    sqrt(p(class | image)) instead.
 
     ``image_classes`` is the inverted index: only the images holding one of ``classes`` among their top classes are
     read. Every row carries its ``run_id`` (one statement, so one run).

@@ -3,8 +3,9 @@
 Each indexed image stores its top ImageNet classes with their probabilities (``image_classes``). A query becomes a
 weight per class (:class:`marconi.text.query.ClassSpace`: the WordNet senses of its words, so "dog" reaches every
 breed, plus the sentence-vector match of the query with each class's texts, all-MiniLM-L6-v2), and an image scores
-Σ weight(class) × score(class, image) over its stored classes: one SQL statement over the inverted index. The
-score is sqrt(p(class | image)) averaged with that of the image's 5 nearest images (:mod:`.smoothing`).
+Σ weight(class) × score(class, image) ** power over its stored classes: one SQL statement over the inverted index.
+The score is sqrt(p(class | image)) averaged with that of the image's 5 nearest images (:mod:`.smoothing`); the
+power is 0.5 for a query of one or two words and 1 for a description (:class:`marconi.text.query.ClassSpaceParams`).
 Labels and descriptions stored with images are never used, so a collection without labels is searchable too.
 The confidence is P(the best image matches the words), a logistic over the best score, fitted on held-apart
 queries (:data:`TEXT_CALIBRATION`); each match shows its score relative to the best, times the
@@ -30,10 +31,10 @@ log = logging.getLogger(__name__)
 
 TEXT_ENCODER = "minilm"
 # P(the best image matches the words) from the best score over the query's largest class weight: fitted by
-# bench/calibrate_text_confidence.py on half of the Caltech folders plus ImageNet classes the collection lacks, on
-# neighbour-smoothed scores as the index stores them, with the description rule of marconi.text.query; held-out
-# AUC 0.920, mean confidence 0.81 when right, 0.25 when wrong.
-TEXT_CALIBRATION = Calibration(np.array([6.056]), -4.0353)
+# `bench/calibrate_text_confidence.py --database <a demo home>` on half of the Caltech folders plus ImageNet classes
+# the collection lacks, on the served two-view index scored as served (ClassSpaceParams.score_power); on the other
+# half AUC 0.873, mean confidence 0.71 when right, 0.26 when wrong (0.883 / 0.74 / 0.25 before score_power, 2026-12-05)
+TEXT_CALIBRATION = Calibration(np.array([5.6102]), -4.8601)
 NO_WORDS = "none of these words is known; try other words (for example 'dog', 'bicycle' or 'a red car')"
 
 
@@ -72,7 +73,7 @@ class TextSearcher:
         query = off_loop(space.query, text)
         rows = []
         if query.known:
-            rows = words_db.images_by_classes(conn, query.classes, query.weights, k, space.params.image_power)
+            rows = words_db.images_by_classes(conn, query.classes, query.weights, k, query.score_power)
         runs = {r["run_id"] for r in rows}
         if len(runs) > 1:
             raise AssertionError(f"a text answer mixed image runs {sorted(runs)}")

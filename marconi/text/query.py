@@ -15,8 +15,11 @@ A query weighs each of the 1,000 classes by two signals, added:
   (bench/eval_text_phrases.py).
 
 An image then scores Σ_c w(query, c) · sqrt(p(c | image)): the square root flattens the classifier's confident
-peaks so that the second and third classes count too (measured better than p itself). ``top_classes`` keeps the
-query's strongest classes only, so that the score is a short sum (a SQL join on stored top classes).
+peaks so that the second and third classes count too (measured better than p itself). The index stores that root
+smoothed over each image's nearest images (``image_classes.score``); a query of one or two words raises it to
+``score_power`` once more, a description to ``phrase_score_power`` (:attr:`QueryClasses.score_power`).
+``top_classes`` keeps the query's strongest classes only, so that the score is a short sum (a SQL join on stored top
+classes).
 """
 
 from __future__ import annotations
@@ -44,7 +47,13 @@ class ClassSpaceParams:
     power: float = 2.0  # MiniLM: ((cos - floor) / (1 - floor)) ** power
     minilm_weight: float = 1.0  # MiniLM's share, added to WordNet's
     top_classes: int = 50  # classes a query keeps (0: all 1,000)
-    image_power: float = 0.5  # images score Σ w · p ** image_power
+    image_power: float = 0.5  # images score Σ w · p ** image_power (raw probabilities: score_images)
+    # the stored score (smoothed √p) is raised to this for a query of fewer than phrase_words content words, and to
+    # phrase_score_power for a description: chosen on the even folder names and phrases of the served two-view
+    # index (names 0.676 -> 0.706 at 0.5), held on the odd ones (0.608 -> 0.616; descriptions best left at 1;
+    # docs/evaluation.md)
+    score_power: float = 0.5
+    phrase_score_power: float = 1.0
     phrase_words: int = 3  # a query of this many content words or more is a description ...
     phrase_minilm_weight: float = 16.0  # ... and MiniLM's share is this instead of minilm_weight
     # the two rules below: chosen on the even phrases and folder names of the served two-view index, 2026-12-05
@@ -64,6 +73,7 @@ class QueryClasses:
     senses: tuple[str, ...] = ()
     best_cosine: float = 0.0
     dense: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32), repr=False)
+    score_power: float = 1.0  # the exponent on an image's stored class score (ClassSpaceParams.score_power)
 
     @property
     def known(self) -> bool:
@@ -217,8 +227,16 @@ class ClassSpace:
             top = np.union1d(top, head)
             top = top[np.argsort(-dense[top], kind="stable")]
         top = top[dense[top] > 0]
+        power = self.params.phrase_score_power if described else self.params.score_power
         return QueryClasses(top, dense[top].astype(np.float32), tuple(senses), float(cosines.max(initial=0.0)),
-                            dense.astype(np.float32))
+                            dense.astype(np.float32), power)
+
+    def score_stored(self, query: QueryClasses, stored: np.ndarray) -> np.ndarray:
+        """Return each image's score as the served SQL computes it from stored class scores (N, 1000), the index's
+        smoothed √p (marconi.db.image_words.images_by_classes): Σ w · stored ** query.score_power."""
+        if not len(query.classes):
+            return np.zeros(len(stored), dtype=np.float32)
+        return (stored[:, query.classes] ** query.score_power) @ query.weights
 
     def score_images(self, query: QueryClasses, probs: np.ndarray) -> np.ndarray:
         """Return each image's score Σ w · p ** image_power over the query's classes, for probabilities (N, 1000)."""

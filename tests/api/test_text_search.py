@@ -150,3 +150,29 @@ def test_eval_images_compares_distance_metrics_on_the_stored_vectors(images_engi
     assert bad.exit_code != 0 and "unknown metric 'hamming'" in bad.output
     neither = CliRunner().invoke(main, ["--database-url", url, "eval", "images"])
     assert neither.exit_code == 2 and "--queries" in neither.output
+
+
+def test_sql_scores_the_stored_classes_as_the_class_space_says(images_engine):
+    """images_by_classes (the served SQL) ranks by Σ weight × stored score ** the query's power, the arithmetic of
+    ClassSpace.score_stored that the text benches measure: 0.5 for a short query, 1 for a description."""
+    import numpy as np
+
+    from marconi.db import image_words
+    from marconi.text.query import ClassSpace
+
+    space = ClassSpace(encoder=None)  # WordNet weights only: enough to compare the arithmetic
+    with images_engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT image_id, class_index, score FROM image_classes")).all()
+        ids = sorted({r[0] for r in rows})
+        stored = np.zeros((len(ids), 1000), dtype=np.float32)
+        for image_id, c, score in rows:
+            stored[ids.index(image_id), c] = score
+        for text, power in (("dog", 0.5), ("a dog with black spots", 1.0)):
+            query = space.query(text)
+            assert query.score_power == power
+            expected = space.score_stored(query, stored)
+            got = image_words.images_by_classes(conn, query.classes, query.weights, 10, query.score_power)
+            assert np.allclose([r["score"] for r in got], np.sort(expected)[::-1][:10], rtol=1e-4)
+            assert [ids.index(r["image_id"]) for r in got][:3] == list(np.argsort(-expected, kind="stable")[:3])
+        unpowered = image_words.images_by_classes(conn, query.classes, query.weights, 10, 0.5)
+        assert not np.allclose([r["score"] for r in unpowered], [r["score"] for r in got])  # the power reaches SQL
