@@ -101,19 +101,21 @@ def shorten(value: Any, step: Step, depth: int = 0) -> Any:
     return value
 
 
-def render(value: Any, indent: int = 0) -> str:
-    """JSON on one line when it fits the page, else its items packed into lines; "…" is written bare."""
+def render(value: Any, indent: int = 0, tail: int = 0) -> str:
+    """JSON on one line when it fits the page, else its items packed into lines; "…" is written bare. ``tail``: how
+    many characters will follow the value on its last line (the closing brackets around it, a comma)."""
     one_line = json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace(f'"{ELLIPSIS}"', ELLIPSIS)
-    if indent + len(one_line) <= WIDTH or not isinstance(value, (dict, list)) or not value:
+    if indent + len(one_line) + tail <= WIDTH or not isinstance(value, (dict, list)) or not value:
         return one_line
-    if isinstance(value, dict):
-        parts = [(prefix := json.dumps(k, ensure_ascii=False) + ":") + render(v, indent + 1 + len(prefix))
-                 for k, v in value.items()]
-    else:
-        parts = [render(v, indent + 1) for v in value]
+    items = list(value.items()) if isinstance(value, dict) else [(None, v) for v in value]
+    parts = []
+    for i, (key, item) in enumerate(items):
+        after = tail + 1 if i == len(items) - 1 else 1  # the last item is followed by the closer, others by ","
+        prefix = "" if key is None else json.dumps(key, ensure_ascii=False) + ":"
+        parts.append((prefix + render(item, indent + 1 + len(prefix), after), after))
     lines, line = [], ""
-    for part in parts:  # as many items on a line as fit; an item that spans lines gets lines of its own
-        if line and ("\n" in part or indent + 1 + len(line) + 1 + len(part) > WIDTH):
+    for part, after in parts:  # as many items on a line as fit; an item that spans lines gets lines of its own
+        if line and ("\n" in part or indent + 1 + len(line) + 1 + len(part) + after > WIDTH):
             lines.append(line)
             line = ""
         line = f"{line},{part}" if line else part

@@ -84,6 +84,15 @@ def test_render_breaks_long_answers_at_items_and_stays_json():
     assert json.loads(text) == value
 
 
+def test_render_leaves_room_for_the_closing_brackets():
+    """The last item's line also carries "…" and the closers of every value around it ("…]}"): a title of any
+    length stays within the page (an 80s radio's Tom Petty song once ran 2 characters over)."""
+    for n in range(40, 72):  # up to the longest title whose item fits on one line
+        value = {"mode": "easy", "playlist": [{"key": "yes_small:1", "title": "t" * n}, tour.ELLIPSIS]}
+        lines = tour.render(value).splitlines()
+        assert all(len(line) <= tour.WIDTH for line in lines), (n, max(lines, key=len))
+
+
 def test_replace_block_swaps_only_the_text_between_the_markers():
     readme = f"intro\n{tour.BEGIN}\nold\n{tour.END}\noutro\n"
     new = tour.replace_block(readme, "$ curl x\n{}")
