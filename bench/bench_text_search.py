@@ -27,9 +27,16 @@ def main() -> None:
     ap.add_argument("--url", required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--caltech", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" /
-                    "images" / "caltech101", help="folder whose subfolder names are used as queries")
+    ap.add_argument("--caltech", type=Path, default=None,
+                    help="folder whose subfolder names are used as queries (default: images/caltech101 of the sample "
+                         "data, MARCONI_DATA_DIR or ../shared/data)")
     args = ap.parse_args()
+    if args.caltech is None:
+        from marconi.config import from_env
+
+        args.caltech = from_env().data_dir / "images" / "caltech101"
+    if not args.caltech.is_dir():
+        ap.error(f"{args.caltech} is not a folder: give --caltech DIR or set MARCONI_DATA_DIR")
     names = sorted(p.name.replace("_", " ").lower() for p in args.caltech.iterdir() if p.is_dir())
     queries = names + PHRASES
     session = requests.Session()
