@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from synthetic_playlists import synthetic_playlists
 
 from marconi import runs
 from marconi.db import make_engine, migrate
@@ -113,14 +114,6 @@ def test_sql_radio_matches_the_v2_score_computed_in_numpy(trained_engine):
     order = [k for k in sorted(by_key, key=by_key.get, reverse=True) if k not in seeds][:20]
     assert [r.key for r in sql] == order
     assert np.allclose([r.score for r in sql], [by_key[k] for k in order], atol=1e-4)
-
-
-def synthetic_playlists(directory, n_songs: int = 200):
-    """A small yes.com-format data set with structure to learn."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "song_hash.txt").write_text("".join(f"{i}\tsong {i}\tartist {i % 20}\n" for i in range(n_songs)))
-    lines = [" ".join(str((j * 7 + k * (1 + j % 3)) % n_songs) for k in range(8)) for j in range(1500)]
-    (directory / "train.txt").write_text("h\nh\n" + "\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="module")

@@ -15,22 +15,12 @@ from collections import defaultdict
 import pytest
 import requests
 import sqlalchemy as sa
+from synthetic_playlists import synthetic_playlists
 
 from marconi.db import make_engine
 from marconi.serving import background_gunicorn
 
 N_SONGS = 400
-
-
-def synthetic_playlists(directory):
-    """A yes.com-format data set: 400 songs by 40 artists in 3,000 playlists with some structure to learn."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "song_hash.txt").write_text("".join(f"{i}\tsong {i}\tartist {i % 40}\n" for i in range(N_SONGS)))
-    lines = []
-    for j in range(3000):
-        start = (j * 7) % N_SONGS
-        lines.append(" ".join(str((start + k * (1 + j % 3)) % N_SONGS) for k in range(8)))
-    (directory / "train.txt").write_text("h\nh\n" + "\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +32,7 @@ def served(new_database, base_config, data_dir, tmp_path_factory):
     from marconi.training.song2vec import train_songs
 
     root = tmp_path_factory.mktemp("swaps")
-    synthetic_playlists(root / "synth")
+    synthetic_playlists(root / "synth", n_songs=N_SONGS, n_artists=40, n_playlists=3000)
     for cls in ("cup", "sunflower"):
         (root / "caltech101" / cls).mkdir(parents=True)
         for f in sorted((data_dir / "images" / "caltech101" / cls).glob("*.jpg"))[:10]:
