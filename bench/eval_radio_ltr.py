@@ -44,7 +44,7 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_radio_variety import PREFIX, Model, Scoring, prepare  # noqa: E402
+from eval_radio_variety import PREFIX, Model, Scoring, prepare, table_header, table_row  # noqa: E402
 
 from marconi.evaluation.radio import evaluate, load_holdout, load_tags, next_song_queries, split_yes  # noqa: E402
 from marconi.importers.playlists import read_yes_songs  # noqa: E402
@@ -357,7 +357,7 @@ def main() -> None:
             rows = [(full.m.row.get(int(a.split(":")[1])), full.m.row.get(int(b.split(":")[1]))) for a, b in pairs]
             n_in = sum(1 for a, b in rows if a is not None and b is not None and b in full.query([a], ("ip",), near)[0])
             print(f"# next song among the candidates (near {near} + neighbours): {n_in / len(pairs):.4f}")
-    print(f"{'variant':<48}{'HR@10':>8}{'HR@50':>8}{'recall@50':>11}{'distinct@10':>13}{'max_share@10':>14}  weights")
+    print(f"{table_header(48)}  weights")
     out = []
     chosen = [v for v in learned_variants() if not args.only or v.name in args.only.split(";")]
     cache: dict = {}
@@ -379,8 +379,7 @@ def main() -> None:
         norm = {k: round(x / weights["ip"], 3) for k, x in weights.items()} if weights.get("ip") else weights
         out.append({**r, "features": v.features, "cap": v.cap, "near": v.near, "weights": weights,
                     "fit_coverage": found})
-        print(f"{v.name[:47]:<48}{r['HR@10']:>8.4f}{r['HR@50']:>8.4f}{r['recall@50']:>11.4f}{r['distinct@10']:>13,}"
-              f"{r['max_share@10']:>14.4f}  {json.dumps(norm)}", flush=True)
+        print(f"{table_row(v.name, r, 48)}  {json.dumps(norm)}", flush=True)
     if args.json_out:
         args.json_out.write_text(json.dumps(out, indent=2))
 

@@ -213,6 +213,17 @@ class Model:
         return self._neighbours[key]
 
 
+def table_header(width: int = 44) -> str:
+    """The header of the printed table: the variant's name in ``width`` characters, then the five metrics."""
+    return f"{'variant':<{width}}{'HR@10':>8}{'HR@50':>8}{'recall@50':>11}{'distinct@10':>13}{'max_share@10':>14}"
+
+
+def table_row(name: str, r: dict, width: int = 44) -> str:
+    """One variant's row under :func:`table_header` (``r``: marconi.evaluation.radio.evaluate's result)."""
+    return (f"{name[:width - 1]:<{width}}{r['HR@10']:>8.4f}{r['HR@50']:>8.4f}{r['recall@50']:>11.4f}"
+            f"{r['distinct@10']:>13,}{r['max_share@10']:>14.4f}")
+
+
 class NumpyRadio:
     """A :class:`marconi.recommenders.Recommender` that scores every song of a :class:`Model` in numpy."""
 
@@ -293,7 +304,7 @@ def main() -> None:
     models: dict[str, Model] = {}
     print(f"# {' '.join(sys.argv)}\n# split {args.split}: train {train}, holdout {holdout} "
           f"({len(plists)} playlists, {len(pairs)} next-song queries)")
-    print(f"{'variant':<44}{'HR@10':>8}{'HR@50':>8}{'recall@50':>11}{'distinct@10':>13}{'max_share@10':>14}")
+    print(table_header())
     rows = []
     for v in chosen:
         key = json.dumps(v.train, sort_keys=True)
@@ -301,8 +312,7 @@ def main() -> None:
             models[key] = Model(train, artists, max(songs) + 1, v.train, args.work)
         r = evaluate(NumpyRadio(models[key], v.scoring, v.name), pairs, plists, progress=False)
         rows.append({**r, "train": v.train, "scoring": asdict(v.scoring)})
-        print(f"{v.name[:43]:<44}{r['HR@10']:>8.4f}{r['HR@50']:>8.4f}{r['recall@50']:>11.4f}{r['distinct@10']:>13,}"
-              f"{r['max_share@10']:>14.4f}", flush=True)
+        print(table_row(v.name, r), flush=True)
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=2))
 
