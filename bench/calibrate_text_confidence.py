@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images, served_index, stored_class_scores  # noqa: E402
+from eval_text_methods import index_for  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
@@ -44,12 +44,8 @@ def features(space: ClassSpace, roots: np.ndarray, query: str) -> tuple[np.ndarr
 
 def main() -> None:
     """Fit on one half, report on the other, print the weights."""
-    if "--database" in sys.argv:
-        labels, roots = served_index(sys.argv[sys.argv.index("--database") + 1])
-    else:
-        labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
-        # as the index stores them: each image's top 10 classes by √p smoothed over its 5 nearest images
-        roots = stored_class_scores(probs, feats)
+    # as the index stores them: each image's top 10 classes by √p smoothed over its 5 nearest images
+    labels, roots = index_for(sys.argv)
     labels = np.array(labels)
     folders = sorted(set(labels.tolist()))
     folder_words = {t for f in folders for t in tokens(f.replace("_", " "))}

@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images, served_index, stored_class_scores  # noqa: E402
+from eval_text_methods import index_for  # noqa: E402
 
 from marconi.config import from_env  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
@@ -30,13 +30,8 @@ QUERIES = ["a vehicle with two wheels", "dog on a beach", "dog", "leopard", "aer
 
 def main() -> None:
     """Print, per variant and query, how many of the 10 best images come from each folder."""
-    args = sys.argv[1:]
-    if args[:1] == ["--database"]:
-        labels, stored = served_index(args[1])
-        args = args[2:]
-    else:
-        labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
-        stored = stored_class_scores(probs, feats)
+    labels, stored = index_for(sys.argv)
+    args = sys.argv[3:] if sys.argv[1:2] == ["--database"] else sys.argv[1:]
     model_dir = from_env().model_dir
     encoder = load_encoder("minilm", device="cpu", cache_dir=model_dir)
     vectors = class_text_vectors(encoder, model_dir)

@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import metrics, served_index  # noqa: E402
+from eval_text_methods import index_for, metrics  # noqa: E402
 from eval_text_phrases import load_phrases  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
@@ -41,7 +41,9 @@ class Memo(ClassSpace):
 
 def main() -> None:
     """Print the served setting's row and the ten best settings on the even half."""
-    labels, stored = served_index(sys.argv[sys.argv.index("--database") + 1])
+    if "--database" not in sys.argv:
+        raise SystemExit("usage: eval_text_grid.py --database URL (a demo home's database)")
+    labels, stored = index_for(sys.argv)
     encoder = load_encoder("minilm", device="cpu", cache_dir=Config().model_dir)
     vectors = class_text_vectors(encoder, Config().model_dir)
     phrases = load_phrases()

@@ -111,7 +111,10 @@ def served_index(url: str) -> tuple[list[str], np.ndarray]:
     index a demo home serves (its encoder, its smoothing), instead of this script's Lite0 cache."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
+    from marconi.config import Config
+    from marconi.db import make_engine
+
+    engine = make_engine(Config(), url=url)
     with engine.connect() as conn:
         labels = dict(conn.execute(sa.text(
             "SELECT id, coalesce(label, '') FROM images i "
@@ -124,6 +127,15 @@ def served_index(url: str) -> tuple[list[str], np.ndarray]:
     for image_id, c, score in rows:
         stored[row[image_id], c] = score
     return [labels[i] for i in ids], stored
+
+
+def index_for(argv: list[str]) -> tuple[list[str], np.ndarray]:
+    """(label per image, stored class scores (N, 1000)): the serving index of ``--database URL`` when ``argv`` has
+    it (:func:`served_index`), else this script's Lite0 cache scored as the index stores it."""
+    if "--database" in argv:
+        return served_index(argv[argv.index("--database") + 1])
+    labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
+    return labels, stored_class_scores(probs, feats)
 
 
 def top_k(probs: np.ndarray, k: int) -> np.ndarray:

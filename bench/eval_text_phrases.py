@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_text_methods import DATA, encode_images, metrics, served_index, stored_class_scores  # noqa: E402
+from eval_text_methods import index_for, metrics  # noqa: E402
 
 from marconi.config import Config  # noqa: E402
 from marconi.encoders import load_encoder  # noqa: E402
@@ -81,11 +81,7 @@ def load_phrases() -> list[tuple[str, set[str]]]:
 
 
 def main() -> None:
-    if "--database" in sys.argv:
-        labels, stored = served_index(sys.argv[sys.argv.index("--database") + 1])
-    else:
-        labels, feats, probs = encode_images(DATA, Path("/tmp/marconi-eval-text"), "cpu")
-        stored = stored_class_scores(probs, feats)
+    labels, stored = index_for(sys.argv)
     labels = np.array(labels)
     phrases = load_phrases()
     n_phrases = len(phrases)
